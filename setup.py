@@ -1,0 +1,45 @@
+"""Document-layout detection with a LayoutLMv3 backbone on detectron2.
+
+detectron2 itself is not installable from the package index under its own name; `scripts/install.sh`
+installs it (patched, without compiled ops) before this package. See README.md.
+"""
+
+from setuptools import find_packages, setup
+
+REQUIRES = [
+    "torch==2.14.1",
+    "torchvision==0.29.1",
+    "transformers>=4.40",
+    "tokenizers>=0.19",
+    "sentencepiece>=0.2",
+    "safetensors>=0.4",
+    "timm>=0.9",
+    "numpy>=1.24",
+    "Pillow>=10",
+    "opencv-python-headless>=4.8",
+    "shapely>=2.0",
+    "pycocotools>=2.0.7",
+    "faster-coco-eval>=1.6",
+    "tqdm>=4.60",
+    "tensorboard>=2.14",
+    "matplotlib>=3.7",
+]
+
+EXTRAS = {
+    # Default OCR engine: its PP-OCR models ship inside the wheel, so it works offline.
+    # onnxruntime is what it runs on but is not a declared dependency of rapidocr.
+    "ocr": ["rapidocr==3.10.0", "onnxruntime>=1.17"],
+    "paddle": ["paddleocr>=2.7", "paddlepaddle==3.2.2"],
+    "tesseract": ["pytesseract>=0.3.10"],
+    "dev": ["pytest>=8", "pytest-timeout>=2.2", "ruff>=0.6"],
+}
+
+setup(
+    name="layoutlmv3-ditod",
+    version="0.1.0",
+    description="Document layout detection: LayoutLMv3 backbone, text fusion, Cascade R-CNN on detectron2",
+    python_requires=">=3.10",
+    packages=find_packages(include=["layoutlmv3", "layoutlmv3.*", "ditod", "ditod.*"]),
+    install_requires=REQUIRES,
+    extras_require=EXTRAS,
+)
