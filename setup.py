@@ -37,7 +37,7 @@ EXTRAS = {
 setup(
     name="layoutlmv3-ditod",
     version="0.1.0",
-    description="Document layout detection: LayoutLMv3 backbone, text fusion, Cascade R-CNN on detectron2",
+    description="Document layout detection: LayoutLMv3 + text fusion + Cascade R-CNN (detectron2)",
     python_requires=">=3.10",
     packages=find_packages(include=["layoutlmv3", "layoutlmv3.*", "ditod", "ditod.*"]),
     install_requires=REQUIRES,

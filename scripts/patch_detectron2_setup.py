@@ -9,9 +9,12 @@
 import sys
 from pathlib import Path
 
+MODEL_ZOO_CONFIGS = '["configs/**/*.yaml", "configs/**/*.py"]'
 REPLACEMENTS = {
     "ext_modules=get_extensions(),": "ext_modules=[],",
-    'package_data={"detectron2.model_zoo": get_model_zoo_configs()},': 'package_data={"detectron2.model_zoo": ["configs/**/*.yaml", "configs/**/*.py"]},',
+    'package_data={"detectron2.model_zoo": get_model_zoo_configs()},': (
+        'package_data={"detectron2.model_zoo": ' + MODEL_ZOO_CONFIGS + "},"
+    ),
 }
 
 
