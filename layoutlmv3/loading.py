@@ -1,0 +1,168 @@
+"""Load LayoutLMv3 weights from transformers folders, single weight files and unilm checkpoints.
+
+Checkpoint keys are mapped onto the model's by stripping whatever prefix sits in front of the
+LayoutLMv3 names (``layoutlmv3.`` in hub checkpoints, ``backbone.bottom_up.backbone.`` in unilm's
+detectron2 checkpoints, none in a saved ``LayoutLMv3Model``); the prefix is found, not guessed
+from a list. Files are read with ``torch.load(weights_only=True)`` or safetensors.
+"""
+
+import json
+import logging
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file as load_safetensors
+from transformers import LayoutLMv3Config
+
+__all__ = [
+    "IncompatibleWeights",
+    "find_weights_file",
+    "load_pretrained",
+    "load_state_dict",
+    "match_state_dict",
+]
+
+logger = logging.getLogger(__name__)
+
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+# A key every LayoutLMv3 checkpoint has, whatever prefix sits in front of it.
+ANCHOR_KEYS = ("encoder.layer.0.attention.self.query.weight",)
+# Buffers transformers keeps but this model derives (position ids, 224×224 visual boxes).
+DERIVED_BUFFERS = ("embeddings.position_ids", "visual_bbox")
+
+
+class IncompatibleWeights(RuntimeError):
+    """Checkpoint keys do not match the model (raised in strict mode)."""
+
+
+def find_weights_file(folder: Path) -> Path:
+    for name in WEIGHT_FILES:
+        if (folder / name).is_file():
+            return folder / name
+    raise FileNotFoundError(
+        f"{folder}: no weights file ({' or '.join(WEIGHT_FILES)}); expected a folder saved by "
+        "transformers' save_pretrained or downloaded from the hub"
+    )
+
+
+def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Tensors of a ``.safetensors`` file, or of a torch pickle loaded with ``weights_only=True``
+    (the weights may sit under a ``model`` or ``state_dict`` key, as detectron2 and others save)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: weights file not found")
+    if path.suffix == ".safetensors":
+        return load_safetensors(str(path))
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(
+            f"{path}: not a weights-only torch checkpoint ({error.__class__.__name__}: "
+            f"{str(error).splitlines()[0]}). Checkpoints that need arbitrary code to unpickle are "
+            "refused; re-save the state dict with torch.save(model.state_dict(), ...)"
+        ) from error
+    for key in ("model", "state_dict", "module"):
+        if isinstance(checkpoint, dict) and isinstance(checkpoint.get(key), dict):
+            checkpoint = checkpoint[key]
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f"{path}: holds a {type(checkpoint).__name__}, not a state dict")
+    return {k: v for k, v in checkpoint.items() if isinstance(v, torch.Tensor)}
+
+
+def _checkpoint_prefix(keys, source) -> str:
+    for key in keys:
+        for anchor in ANCHOR_KEYS:
+            if key.endswith(anchor):
+                return key[: -len(anchor)]
+    raise IncompatibleWeights(
+        f"{source}: no LayoutLMv3 encoder weights in this checkpoint (no key ending in "
+        f"'{ANCHOR_KEYS[0]}'); is it a checkpoint of another model?"
+    )
+
+
+def match_state_dict(model_state: dict, checkpoint: dict, source: str = "checkpoint"):
+    """Map checkpoint keys onto ``model_state``'s.
+
+    Returns ``(matched, missing, unexpected, mismatched)``: the tensors to load, model keys with no
+    checkpoint tensor, checkpoint keys with no model parameter, and ``(key, checkpoint shape, model
+    shape)`` of keys present in both with different shapes.
+    """
+    prefix = _checkpoint_prefix(checkpoint, source)
+    stripped = {
+        key[len(prefix) :]: value for key, value in checkpoint.items() if key.startswith(prefix)
+    }
+    unexpected = sorted(
+        k
+        for k in checkpoint
+        if not k.startswith(prefix) or k[len(prefix) :] not in model_state
+        if not k.endswith(DERIVED_BUFFERS)
+    )
+    matched, mismatched = {}, []
+    for key, value in stripped.items():
+        if key not in model_state:
+            continue
+        if value.shape != model_state[key].shape:
+            mismatched.append((key, tuple(value.shape), tuple(model_state[key].shape)))
+        else:
+            matched[key] = value
+    missing = sorted(k for k in model_state if k not in stripped)
+    return matched, missing, unexpected, mismatched
+
+
+def format_report(source, loaded, missing, unexpected, mismatched) -> str:
+    lines = [f"Loaded {loaded} tensors from {source}."]
+    if missing:
+        lines.append(f"Missing in the checkpoint ({len(missing)}, left at their init):")
+        lines += [f"  {k}" for k in missing]
+    if unexpected:
+        lines.append(f"Unexpected in the checkpoint ({len(unexpected)}, ignored):")
+        lines += [f"  {k}" for k in unexpected]
+    if mismatched:
+        lines.append(f"Shape mismatch ({len(mismatched)}, left at their init):")
+        lines += [f"  {k}: checkpoint {a} vs model {b}" for k, a, b in mismatched]
+    return "\n".join(lines)
+
+
+def load_into(model: torch.nn.Module, checkpoint: dict, source: str, strict: bool = False):
+    """Load ``checkpoint`` into ``model`` with prefix mapping; log one report block.
+
+    Returns ``(missing, unexpected, mismatched)``; raises :class:`IncompatibleWeights` in strict
+    mode when any is non-empty.
+    """
+    model_state = model.state_dict()
+    matched, missing, unexpected, mismatched = match_state_dict(model_state, checkpoint, source)
+    report = format_report(source, len(matched), missing, unexpected, mismatched)
+    if strict and (missing or unexpected or mismatched):
+        raise IncompatibleWeights(report)
+    model.load_state_dict(matched, strict=False)
+    if missing or unexpected or mismatched:
+        logger.warning(report)
+    else:
+        logger.info(report)
+    return missing, unexpected, mismatched
+
+
+def _read_config(config, weights_path: Path) -> LayoutLMv3Config:
+    if isinstance(config, LayoutLMv3Config):
+        return config
+    config_path = Path(config) if config is not None else weights_path.parent / "config.json"
+    if config_path.is_dir():
+        config_path = config_path / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(
+            f"{weights_path}: no config given and no {config_path.name} beside it; pass "
+            "config=LayoutLMv3Config(...) or the path of the checkpoint's config.json"
+        )
+    with open(config_path) as f:
+        return LayoutLMv3Config(**json.load(f))
+
+
+def load_pretrained(cls, path, config=None, strict: bool = False, **model_kwargs):
+    """Build ``cls(config, **model_kwargs)`` and load weights from ``path`` (see
+    ``LayoutLMv3Model.from_pretrained``)."""
+    path = Path(path)
+    weights = find_weights_file(path) if path.is_dir() else path
+    config = _read_config(config, weights)
+    model = cls(config, **model_kwargs)
+    load_into(model, load_state_dict(weights), str(weights), strict=strict)
+    return model

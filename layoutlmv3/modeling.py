@@ -1,0 +1,505 @@
+"""LayoutLMv3 for document layout detection.
+
+Parameter names equal ``transformers.LayoutLMv3Model``'s, so hub checkpoints load with a plain
+prefix strip. Unlike transformers' model it takes pages of any size divisible by the patch size
+(the 14×14 ``pos_embed`` is resized bicubically), attends through
+``torch.nn.functional.scaled_dot_product_attention`` with text padding masked and the relative
+(1-D) and spatial (2-D) biases as trainable additive masks, and has gradient checkpointing and
+stochastic depth. With ``detection=True`` it returns a 4-level feature pyramid (strides 4/8/16/32)
+from the patch tokens of ``out_features`` layers, plus the text tokens' hidden states there.
+"""
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from timm.layers import DropPath
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+from transformers import LayoutLMv3Config
+from transformers.activations import ACT2FN
+from transformers.modeling_outputs import BaseModelOutput
+from transformers.utils import ModelOutput
+
+__all__ = ["LayoutLMv3DetectionOutput", "LayoutLMv3Model", "relative_position_bucket"]
+
+DEFAULT_OUT_FEATURES = ("layer3", "layer5", "layer7", "layer11")
+PYRAMID_STRIDES = (4, 8, 16, 32)
+
+
+@dataclass
+class LayoutLMv3DetectionOutput(ModelOutput):
+    """Output of ``LayoutLMv3Model(detection=True)``.
+
+    Args:
+        feature_maps: ``{name: (B, D, H_s, W_s)}`` for each of ``out_features``, in order, at
+            strides 4, 8, 16 and 32 of the input image.
+        text_hidden_states: ``{name: (B, L_text, D)}`` hidden states of the text tokens at the same
+            layers (empty when no text was given).
+    """
+
+    feature_maps: dict[str, torch.Tensor] | None = None
+    text_hidden_states: dict[str, torch.Tensor] | None = None
+
+
+def relative_position_bucket(
+    relative_position: torch.Tensor, num_buckets: int = 32, max_distance: int = 128
+) -> torch.Tensor:
+    """T5-style bidirectional bucketing of signed distances, as LayoutLMv3 uses.
+
+    Half of the buckets per direction are exact, the rest logarithmic up to ``max_distance``.
+    """
+    num_buckets //= 2
+    bucket = (relative_position > 0).long() * num_buckets
+    distance = relative_position.abs()
+    max_exact = num_buckets // 2
+    is_small = distance < max_exact
+    log_ratio = torch.log(distance.float().clamp(min=1) / max_exact) / math.log(
+        max_distance / max_exact
+    )
+    if_large = (max_exact + log_ratio * (num_buckets - max_exact)).long()
+    if_large = if_large.clamp(max=num_buckets - 1)
+    return bucket + torch.where(is_small, distance, if_large)
+
+
+class LayoutLMv3PatchEmbeddings(nn.Module):
+    """Image → patch tokens, with the pre-training position embedding resized to the page."""
+
+    def __init__(self, config: LayoutLMv3Config):
+        super().__init__()
+        self.patch_size = config.patch_size
+        self.proj = nn.Conv2d(
+            config.num_channels, config.hidden_size, config.patch_size, stride=config.patch_size
+        )
+
+    def forward(self, pixel_values: torch.Tensor, pos_embed: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W), pos_embed (1, S*S, D) → (B, Hp*Wp, D)."""
+        embeddings = self.proj(pixel_values)
+        height, width = embeddings.shape[-2:]
+        side = math.isqrt(pos_embed.shape[1])
+        grid = pos_embed.reshape(1, side, side, -1).permute(0, 3, 1, 2)
+        if (height, width) != (side, side):
+            grid = F.interpolate(grid, size=(height, width), mode="bicubic", align_corners=False)
+        return (embeddings + grid).flatten(2).transpose(1, 2)
+
+
+class LayoutLMv3TextEmbeddings(nn.Module):
+    """RoBERTa word/position/type embeddings plus the 2-D layout embeddings of each token box."""
+
+    def __init__(self, config: LayoutLMv3Config):
+        super().__init__()
+        hidden, pad = config.hidden_size, config.pad_token_id
+        self.padding_idx = pad
+        self.word_embeddings = nn.Embedding(config.vocab_size, hidden, padding_idx=pad)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, hidden)
+        self.position_embeddings = nn.Embedding(
+            config.max_position_embeddings, hidden, padding_idx=pad
+        )
+        positions = config.max_2d_position_embeddings
+        self.x_position_embeddings = nn.Embedding(positions, config.coordinate_size)
+        self.y_position_embeddings = nn.Embedding(positions, config.coordinate_size)
+        self.h_position_embeddings = nn.Embedding(positions, config.shape_size)
+        self.w_position_embeddings = nn.Embedding(positions, config.shape_size)
+        self.LayerNorm = nn.LayerNorm(hidden, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def spatial_embeddings(self, bbox: torch.Tensor) -> torch.Tensor:
+        """(B, L, 4) boxes in 0..1000 → (B, L, 4*coordinate_size + 2*shape_size)."""
+        limit = self.x_position_embeddings.num_embeddings
+        if bbox.numel() and (bbox.min() < 0 or bbox.max() >= limit):
+            raise ValueError(
+                f"bbox coordinates must lie in [0, {limit - 1}] (normalised 0..1000 boxes); got "
+                f"min {int(bbox.min())}, max {int(bbox.max())}"
+            )
+        height = (bbox[..., 3] - bbox[..., 1]).clamp(0, limit - 1)
+        width = (bbox[..., 2] - bbox[..., 0]).clamp(0, limit - 1)
+        return torch.cat(
+            [
+                self.x_position_embeddings(bbox[..., 0]),
+                self.y_position_embeddings(bbox[..., 1]),
+                self.x_position_embeddings(bbox[..., 2]),
+                self.y_position_embeddings(bbox[..., 3]),
+                self.h_position_embeddings(height),
+                self.w_position_embeddings(width),
+            ],
+            dim=-1,
+        )
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None,
+        bbox: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Token ids (B, L) or embeddings (B, L, D), boxes (B, L, 4) → (B, L, D)."""
+        if inputs_embeds is None:
+            inputs_embeds = self.word_embeddings(input_ids)
+        batch, length = inputs_embeds.shape[:2]
+        if position_ids is None:
+            if input_ids is not None:  # RoBERTa: real tokens count up from padding_idx + 1
+                real = input_ids.ne(self.padding_idx).long()
+                position_ids = real.cumsum(1) * real + self.padding_idx
+            else:
+                position_ids = torch.arange(length, device=inputs_embeds.device)
+                position_ids = (position_ids + self.padding_idx + 1).expand(batch, length)
+        if token_type_ids is None:
+            token_type_ids = torch.zeros(batch, length, dtype=torch.long, device=bbox.device)
+        embeddings = (
+            inputs_embeds
+            + self.token_type_embeddings(token_type_ids)
+            + self.position_embeddings(position_ids)
+            + self.spatial_embeddings(bbox)
+        )
+        return self.dropout(self.LayerNorm(embeddings))
+
+
+class LayoutLMv3SelfAttention(nn.Module):
+    def __init__(self, config: LayoutLMv3Config):
+        super().__init__()
+        if config.hidden_size % config.num_attention_heads:
+            raise ValueError(
+                f"hidden_size {config.hidden_size} is not a multiple of num_attention_heads "
+                f"{config.num_attention_heads}"
+            )
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.hidden_size // config.num_attention_heads
+        self.query = nn.Linear(config.hidden_size, config.hidden_size)
+        self.key = nn.Linear(config.hidden_size, config.hidden_size)
+        self.value = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dropout_prob = config.attention_probs_dropout_prob
+
+    def forward(self, hidden_states: torch.Tensor, attn_bias: torch.Tensor | None) -> torch.Tensor:
+        """(B, L, D), additive bias broadcastable to (B, heads, L, L) → (B, L, D)."""
+        batch, length, _ = hidden_states.shape
+
+        def heads(x):
+            return x.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)
+
+        context = F.scaled_dot_product_attention(
+            heads(self.query(hidden_states)),
+            heads(self.key(hidden_states)),
+            heads(self.value(hidden_states)),
+            attn_mask=attn_bias,
+            dropout_p=self.dropout_prob if self.training else 0.0,
+        )
+        return context.transpose(1, 2).reshape(batch, length, -1)
+
+
+class LayoutLMv3SelfOutput(nn.Module):
+    def __init__(self, config: LayoutLMv3Config, drop_path: float):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def forward(self, hidden_states: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        hidden_states = self.drop_path(self.dropout(self.dense(hidden_states)))
+        return self.LayerNorm(hidden_states + residual)
+
+
+class LayoutLMv3Attention(nn.Module):
+    def __init__(self, config: LayoutLMv3Config, drop_path: float):
+        super().__init__()
+        self.self = LayoutLMv3SelfAttention(config)
+        self.output = LayoutLMv3SelfOutput(config, drop_path)
+
+    def forward(self, hidden_states: torch.Tensor, attn_bias: torch.Tensor | None) -> torch.Tensor:
+        return self.output(self.self(hidden_states, attn_bias), hidden_states)
+
+
+class LayoutLMv3Intermediate(nn.Module):
+    def __init__(self, config: LayoutLMv3Config):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.intermediate_act_fn = ACT2FN[config.hidden_act]
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.intermediate_act_fn(self.dense(hidden_states))
+
+
+class LayoutLMv3Output(nn.Module):
+    def __init__(self, config: LayoutLMv3Config, drop_path: float):
+        super().__init__()
+        self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def forward(self, hidden_states: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        hidden_states = self.drop_path(self.dropout(self.dense(hidden_states)))
+        return self.LayerNorm(hidden_states + residual)
+
+
+class LayoutLMv3Layer(nn.Module):
+    def __init__(self, config: LayoutLMv3Config, drop_path: float = 0.0):
+        super().__init__()
+        self.attention = LayoutLMv3Attention(config, drop_path)
+        self.intermediate = LayoutLMv3Intermediate(config)
+        self.output = LayoutLMv3Output(config, drop_path)
+
+    def forward(self, hidden_states: torch.Tensor, attn_bias: torch.Tensor | None) -> torch.Tensor:
+        attention_output = self.attention(hidden_states, attn_bias)
+        return self.output(self.intermediate(attention_output), attention_output)
+
+
+class LayoutLMv3Encoder(nn.Module):
+    """The transformer layers and the (trainable) relative-position bias tables."""
+
+    def __init__(self, config: LayoutLMv3Config, drop_path_rate: float = 0.0):
+        super().__init__()
+        rates = torch.linspace(0, drop_path_rate, config.num_hidden_layers).tolist()
+        self.layer = nn.ModuleList(LayoutLMv3Layer(config, rate) for rate in rates)
+        self.has_relative_attention_bias = config.has_relative_attention_bias
+        self.has_spatial_attention_bias = config.has_spatial_attention_bias
+        self.rel_pos_bins, self.max_rel_pos = config.rel_pos_bins, config.max_rel_pos
+        self.rel_2d_pos_bins, self.max_rel_2d_pos = config.rel_2d_pos_bins, config.max_rel_2d_pos
+        heads = config.num_attention_heads
+        if self.has_relative_attention_bias:
+            self.rel_pos_bias = nn.Linear(config.rel_pos_bins, heads, bias=False)
+        if self.has_spatial_attention_bias:
+            self.rel_pos_x_bias = nn.Linear(config.rel_2d_pos_bins, heads, bias=False)
+            self.rel_pos_y_bias = nn.Linear(config.rel_2d_pos_bins, heads, bias=False)
+        self.gradient_checkpointing = False
+
+    @staticmethod
+    def _bias(table: nn.Linear, coords: torch.Tensor, bins: int, max_distance: int):
+        """Coordinates (B, L) → bias (B, heads, L, L) from the bucketed pairwise differences."""
+        buckets = relative_position_bucket(
+            coords[:, None, :] - coords[:, :, None], bins, max_distance
+        )
+        return F.embedding(buckets, table.weight.t()).permute(0, 3, 1, 2)
+
+    def attention_bias(
+        self, position_ids: torch.Tensor | None, bbox: torch.Tensor | None
+    ) -> torch.Tensor | None:
+        """Relative 1-D (from ``position_ids`` (B, L)) + spatial 2-D (from ``bbox`` (B, L, 4): x0
+        and y1) biases, scaled for SDPA's 1/sqrt(d) → (B, heads, L, L), or None when both are off."""
+        bias = None
+        if self.has_relative_attention_bias:
+            bias = self._bias(self.rel_pos_bias, position_ids, self.rel_pos_bins, self.max_rel_pos)
+        if self.has_spatial_attention_bias:
+            args = (self.rel_2d_pos_bins, self.max_rel_2d_pos)
+            spatial = self._bias(self.rel_pos_x_bias, bbox[..., 0], *args) + self._bias(
+                self.rel_pos_y_bias, bbox[..., 3], *args
+            )
+            bias = spatial if bias is None else bias + spatial
+        if bias is None:
+            return None
+        head_dim = self.layer[0].attention.self.head_dim
+        return bias / math.sqrt(head_dim)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attn_bias: torch.Tensor | None,
+        tap_layers: Sequence[int] = (),
+    ) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+        """(B, L, D) → last hidden states (B, L, D) and ``{i: output of layer i}`` for tap_layers."""
+        taps = {}
+        for index, layer in enumerate(self.layer):
+            if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
+                hidden_states = checkpoint(layer, hidden_states, attn_bias, use_reentrant=False)
+            else:
+                hidden_states = layer(hidden_states, attn_bias)
+            if index in tap_layers:
+                taps[index] = hidden_states
+            if tap_layers and index >= max(tap_layers):
+                break
+        return hidden_states, taps
+
+
+class LayoutLMv3Model(nn.Module):
+    """LayoutLMv3 transformer over OCR text tokens and image patches.
+
+    Args:
+        config: ``transformers.LayoutLMv3Config``.
+        detection: return the feature pyramid of ``out_features`` instead of hidden states.
+        out_features: names ``layer<i>`` (0-based layer index) of the four pyramid levels, mapped
+            in order to strides 4, 8, 16 and 32.
+        drop_path_rate: stochastic depth, linearly increasing to this rate at the last layer.
+        gradient_checkpointing: recompute each layer in the backward pass.
+    """
+
+    def __init__(
+        self,
+        config: LayoutLMv3Config,
+        detection: bool = False,
+        out_features: Sequence[str] = DEFAULT_OUT_FEATURES,
+        drop_path_rate: float = 0.0,
+        gradient_checkpointing: bool = False,
+    ):
+        super().__init__()
+        self.config = config
+        self.detection = detection
+        if config.text_embed:
+            self.embeddings = LayoutLMv3TextEmbeddings(config)
+        if config.visual_embed:
+            grid = config.input_size // config.patch_size
+            self.patch_embed = LayoutLMv3PatchEmbeddings(config)
+            self.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
+            self.pos_embed = nn.Parameter(torch.zeros(1, grid * grid + 1, config.hidden_size))
+            self.norm = nn.LayerNorm(config.hidden_size, eps=1e-6)
+            self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+            self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.encoder = LayoutLMv3Encoder(config, drop_path_rate)
+        self.encoder.gradient_checkpointing = gradient_checkpointing
+
+        if detection:
+            if len(out_features) != len(PYRAMID_STRIDES):
+                raise ValueError(f"out_features needs 4 layers (strides 4/8/16/32): {out_features}")
+            self.out_features = tuple(out_features)
+            self.out_indices = tuple(int(name.removeprefix("layer")) for name in out_features)
+            if max(self.out_indices) >= config.num_hidden_layers:
+                raise ValueError(
+                    f"out_features {out_features} name a layer beyond the model's "
+                    f"{config.num_hidden_layers} layers (0-based)"
+                )
+            dim = config.hidden_size
+            self.fpn1 = nn.Sequential(
+                nn.ConvTranspose2d(dim, dim, kernel_size=2, stride=2),
+                nn.BatchNorm2d(dim),
+                nn.GELU(),
+                nn.ConvTranspose2d(dim, dim, kernel_size=2, stride=2),
+            )
+            self.fpn2 = nn.Sequential(nn.ConvTranspose2d(dim, dim, kernel_size=2, stride=2))
+            self.fpn3 = nn.Identity()
+            self.fpn4 = nn.MaxPool2d(kernel_size=2, stride=2)
+        self.init_weights()
+
+    @classmethod
+    def from_pretrained(cls, path, config=None, strict: bool = False, **kwargs):
+        """Load a transformers folder, a ``.bin``/``.safetensors``/``.pth`` file plus ``config``
+        (a ``LayoutLMv3Config`` or ``config.json`` path; default: ``config.json`` beside the file),
+        with or without the ``layoutlmv3.`` prefix, or a unilm detection checkpoint. ``kwargs`` go
+        to the constructor. Missing / unexpected / mismatched keys are logged in one block; with
+        ``strict=True`` they raise."""
+        from .loading import load_pretrained
+
+        return load_pretrained(cls, path, config=config, strict=strict, **kwargs)
+
+    @property
+    def gradient_checkpointing(self) -> bool:
+        return self.encoder.gradient_checkpointing
+
+    @gradient_checkpointing.setter
+    def gradient_checkpointing(self, enabled: bool) -> None:
+        self.encoder.gradient_checkpointing = enabled
+
+    @torch.no_grad()
+    def init_weights(self) -> None:
+        """transformers' initialisation: normal(0, initializer_range), zero biases, unit norms."""
+        std = self.config.initializer_range
+        for module in self.modules():
+            if isinstance(module, nn.Linear | nn.Conv2d | nn.ConvTranspose2d):
+                module.weight.normal_(0.0, std)
+                if module.bias is not None:
+                    module.bias.zero_()
+            elif isinstance(module, nn.Embedding):
+                module.weight.normal_(0.0, std)
+                if module.padding_idx is not None:
+                    module.weight[module.padding_idx].zero_()
+            elif isinstance(module, nn.LayerNorm | nn.BatchNorm2d):
+                module.weight.fill_(1.0)
+                module.bias.zero_()
+
+    @staticmethod
+    def visual_bbox(height: int, width: int, device=None) -> torch.Tensor:
+        """Boxes (1 + height*width, 4) in 0..1000 of the cls token and each patch, row-major."""
+        xs = torch.arange(0, 1000 * (width + 1), 1000, device=device) // width
+        ys = torch.arange(0, 1000 * (height + 1), 1000, device=device) // height
+        grid_y, grid_x = torch.meshgrid(ys[:-1], xs[:-1], indexing="ij")
+        grid_y1, grid_x1 = torch.meshgrid(ys[1:], xs[1:], indexing="ij")
+        patches = torch.stack([grid_x, grid_y, grid_x1, grid_y1], dim=-1).view(-1, 4)
+        cls_box = torch.tensor([[1, 1, 999, 999]], device=device)
+        return torch.cat([cls_box, patches])
+
+    def embed_image(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) → cls + patch tokens (B, 1 + Hp*Wp, D), position-embedded and normed."""
+        patches = self.patch_embed(pixel_values, self.pos_embed[:, 1:])
+        cls = (self.cls_token + self.pos_embed[:, :1]).expand(len(patches), -1, -1)
+        return self.norm(torch.cat([cls, patches], dim=1))
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        bbox: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+    ) -> BaseModelOutput | LayoutLMv3DetectionOutput:
+        """Text ``input_ids`` (B, L) with ``bbox`` (B, L, 4) in 0..1000 and ``attention_mask``
+        (B, L) (0 = padding), and/or ``pixel_values`` (B, 3, H, W), H and W divisible by the patch
+        size. Returns ``last_hidden_state`` (B, L + 1 + Hp*Wp, D), text first; in detection mode a
+        :class:`LayoutLMv3DetectionOutput`."""
+        has_text = input_ids is not None or inputs_embeds is not None
+        if not has_text and pixel_values is None:
+            raise ValueError("give input_ids (or inputs_embeds), pixel_values, or both")
+        if self.detection and pixel_values is None:
+            raise ValueError("detection mode needs pixel_values")
+        segments, masks, boxes, positions = [], [], [], []
+
+        if has_text:
+            reference = input_ids if input_ids is not None else inputs_embeds[..., 0]
+            batch, length = reference.shape
+            device = reference.device
+            if bbox is None:
+                bbox = torch.zeros(batch, length, 4, dtype=torch.long, device=device)
+            if attention_mask is None:
+                attention_mask = torch.ones(batch, length, dtype=torch.long, device=device)
+            segments.append(
+                self.embeddings(input_ids, bbox, token_type_ids, position_ids, inputs_embeds)
+            )
+            masks.append(attention_mask.bool())
+            boxes.append(bbox)
+            positions.append(torch.arange(length, device=device).expand(batch, length))
+
+        if pixel_values is not None:
+            patch = self.config.patch_size
+            height, width = pixel_values.shape[-2:]
+            if height % patch or width % patch:
+                raise ValueError(f"image size {height}x{width} is not divisible by patch {patch}")
+            grid_h, grid_w = height // patch, width // patch
+            visual = self.embed_image(pixel_values)
+            batch, length = visual.shape[:2]
+            segments.append(visual)
+            masks.append(torch.ones(batch, length, dtype=torch.bool, device=visual.device))
+            vbox = self.visual_bbox(grid_h, grid_w, device=visual.device)
+            boxes.append(vbox.expand(batch, -1, -1))
+            positions.append(torch.arange(length, device=visual.device).expand(batch, length))
+
+        hidden_states = torch.cat(segments, dim=1)
+        if pixel_values is not None:
+            hidden_states = self.dropout(self.LayerNorm(hidden_states))
+        key_mask = torch.cat(masks, dim=1)
+        attn_bias = self.encoder.attention_bias(
+            torch.cat(positions, dim=1), torch.cat(boxes, dim=1).long()
+        )
+        if not bool(key_mask.all()):
+            padding = torch.zeros(key_mask.shape, dtype=hidden_states.dtype, device=key_mask.device)
+            padding.masked_fill_(~key_mask, torch.finfo(hidden_states.dtype).min)
+            padding = padding[:, None, None, :]
+            attn_bias = padding if attn_bias is None else attn_bias + padding
+
+        if not self.detection:
+            last, _ = self.encoder(hidden_states, attn_bias)
+            return BaseModelOutput(last_hidden_state=last)
+
+        _, taps = self.encoder(hidden_states, attn_bias, tap_layers=self.out_indices)
+        text_length = segments[0].shape[1] if has_text else 0
+        feature_maps, text_states = {}, {}
+        pyramid = (self.fpn1, self.fpn2, self.fpn3, self.fpn4)
+        for name, index, op in zip(self.out_features, self.out_indices, pyramid):
+            tokens = taps[index]
+            patches = tokens[:, text_length + 1 :]
+            grid = patches.transpose(1, 2).reshape(len(tokens), -1, grid_h, grid_w)
+            feature_maps[name] = op(grid.contiguous())
+            if has_text:
+                text_states[name] = tokens[:, :text_length]
+        return LayoutLMv3DetectionOutput(feature_maps=feature_maps, text_hidden_states=text_states)
