@@ -48,7 +48,7 @@ def scatter_text_to_grid(token_feats, token_boxes, token_mask, image_sizes, grid
     Returns:
         (B, C, H, W) text map in ``token_feats``' dtype.
     """
-    batch, num_tokens, channels = token_feats.shape
+    batch, _, channels = token_feats.shape
     height, width = grid_hw
     c0, r0, c1, r1 = box_cells(token_boxes, image_sizes, grid_hw, stride).unbind(-1)
     # Difference array in channels-last layout, one trash row for padding tokens and for corners

@@ -278,7 +278,8 @@ class LayoutLMv3Encoder(nn.Module):
         self, position_ids: torch.Tensor | None, bbox: torch.Tensor | None
     ) -> torch.Tensor | None:
         """Relative 1-D (from ``position_ids`` (B, L)) + spatial 2-D (from ``bbox`` (B, L, 4): x0
-        and y1) biases, scaled for SDPA's 1/sqrt(d) → (B, heads, L, L), or None when both are off."""
+        and y1) biases, scaled for SDPA's 1/sqrt(d) → (B, heads, L, L); None when both are off.
+        """
         bias = None
         if self.has_relative_attention_bias:
             bias = self._bias(self.rel_pos_bias, position_ids, self.rel_pos_bins, self.max_rel_pos)
@@ -299,7 +300,7 @@ class LayoutLMv3Encoder(nn.Module):
         attn_bias: torch.Tensor | None,
         tap_layers: Sequence[int] = (),
     ) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
-        """(B, L, D) → last hidden states (B, L, D) and ``{i: output of layer i}`` for tap_layers."""
+        """(B, L, D) → last hidden states (B, L, D), ``{i: output of layer i}`` for tap_layers."""
         taps = {}
         for index, layer in enumerate(self.layer):
             if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
