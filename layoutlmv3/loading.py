@@ -83,20 +83,19 @@ def _checkpoint_prefix(keys, source) -> str:
 def match_state_dict(model_state: dict, checkpoint: dict, source: str = "checkpoint"):
     """Map checkpoint keys onto ``model_state``'s.
 
-    Returns ``(matched, missing, unexpected, mismatched)``: the tensors to load, model keys with no
-    checkpoint tensor, checkpoint keys with no model parameter, and ``(key, checkpoint shape, model
-    shape)`` of keys present in both with different shapes.
+    Returns ``(matched, missing, unexpected, mismatched, other)``: the tensors to load, model keys
+    with no checkpoint tensor, checkpoint keys under the LayoutLMv3 prefix with no model parameter,
+    ``(key, checkpoint shape, model shape)`` of keys in both with different shapes, and the keys
+    outside the prefix (task heads, detector parts), which are not the backbone's to load.
     """
     prefix = _checkpoint_prefix(checkpoint, source)
     stripped = {
         key[len(prefix) :]: value for key, value in checkpoint.items() if key.startswith(prefix)
     }
     unexpected = sorted(
-        k
-        for k in checkpoint
-        if not k.startswith(prefix) or k[len(prefix) :] not in model_state
-        if not k.endswith(DERIVED_BUFFERS)
+        key for key in stripped if key not in model_state and not key.endswith(DERIVED_BUFFERS)
     )
+    other = sorted(key for key in checkpoint if not key.startswith(prefix))
     matched, mismatched = {}, []
     for key, value in stripped.items():
         if key not in model_state:
@@ -106,11 +105,13 @@ def match_state_dict(model_state: dict, checkpoint: dict, source: str = "checkpo
         else:
             matched[key] = value
     missing = sorted(k for k in model_state if k not in stripped)
-    return matched, missing, unexpected, mismatched
+    return matched, missing, unexpected, mismatched, other
 
 
-def format_report(source, loaded, missing, unexpected, mismatched) -> str:
-    lines = [f"Loaded {loaded} tensors from {source}."]
+def format_report(source, prefix, loaded, missing, unexpected, mismatched, other) -> str:
+    lines = [f"Loaded {loaded} tensors from {source} (key prefix '{prefix}')."]
+    if other:
+        lines.append(f"Not LayoutLMv3 weights ({len(other)} keys outside the prefix, ignored).")
     if missing:
         lines.append(f"Missing in the checkpoint ({len(missing)}, left at their init):")
         lines += [f"  {k}" for k in missing]
@@ -130,8 +131,11 @@ def load_into(model: torch.nn.Module, checkpoint: dict, source: str, strict: boo
     mode when any is non-empty.
     """
     model_state = model.state_dict()
-    matched, missing, unexpected, mismatched = match_state_dict(model_state, checkpoint, source)
-    report = format_report(source, len(matched), missing, unexpected, mismatched)
+    matched, missing, unexpected, mismatched, other = match_state_dict(
+        model_state, checkpoint, source
+    )
+    prefix = _checkpoint_prefix(checkpoint, source)
+    report = format_report(source, prefix, len(matched), missing, unexpected, mismatched, other)
     if strict and (missing or unexpected or mismatched):
         raise IncompatibleWeights(report)
     model.load_state_dict(matched, strict=False)
