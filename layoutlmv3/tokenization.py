@@ -1,0 +1,161 @@
+"""OCR page → LayoutLMv3 text tokens with segment-level boxes (DESIGN §3).
+
+A page is the OCR JSON the preprocessing step writes: ``{"bbox": [[x, y, w, h], ...],
+"words": [...], "W": width, "H": height}``, one entry per text segment (line). Every token of a
+segment carries the segment's box, normalised to 0..1000 of the page.
+"""
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+__all__ = ["EncodedPage", "OCRPageTokenizer", "normalize_box"]
+
+logger = logging.getLogger(__name__)
+
+SPIECE_UNDERLINE = "▁"
+MAX_TEXT_TOKENS = 510  # 512 positions less <s> and </s>
+
+
+def normalize_box(box, width: float, height: float) -> list[int]:
+    """``[x, y, w, h]`` in pixels → ``[x0, y0, x1, y1]`` in 0..1000 of the page, clamped, with
+    x1 >= x0 and y1 >= y0 (a negative width or height is read as extending the other way)."""
+    x, y, w, h = (float(v) for v in box)
+    x0, x1 = sorted((x, x + w))
+    y0, y1 = sorted((y, y + h))
+
+    def scale(value, size):
+        return min(max(round(1000 * value / size), 0), 1000)
+
+    return [scale(x0, width), scale(y0, height), scale(x1, width), scale(y1, height)]
+
+
+@dataclass
+class EncodedPage:
+    """Text tokens of one page.
+
+    Attributes:
+        input_ids: (L,) ``<s> tokens </s>``, or (0,) for a page without text.
+        bbox: (L, 4) token boxes in 0..1000; ``[0, 0, 0, 0]`` for ``<s>`` and ``</s>``.
+        attention_mask: (L,) ones.
+        skipped_segments: segments dropped for a non-finite box.
+    """
+
+    input_ids: torch.Tensor
+    bbox: torch.Tensor
+    attention_mask: torch.Tensor
+    skipped_segments: int = 0
+
+
+class OCRPageTokenizer:
+    """Tokenize OCR pages for LayoutLMv3.
+
+    Args:
+        tokenizer: a transformers tokenizer (RoBERTa-BPE ``LayoutLMv3Tokenizer`` for
+            layoutlmv3-base, XLM-R sentencepiece for layoutlmv3-base-chinese), or the path of a
+            local folder holding one.
+        tokens_per_segment: keep the first k tokens of each segment (0 = all; seed's WE-F3: 3).
+        drop_leading_space: drop a lone leading "▁" piece of a segment that has more pieces.
+        drop_unknown: drop ``<unk>`` tokens.
+        max_tokens: cap on the page's text tokens, ``<s>``/``</s>`` not counted (at most 510).
+    """
+
+    def __init__(
+        self,
+        tokenizer: PreTrainedTokenizerBase | str | Path,
+        tokens_per_segment: int = 0,
+        drop_leading_space: bool = False,
+        drop_unknown: bool = False,
+        max_tokens: int = 300,
+    ):
+        if isinstance(tokenizer, str | Path):
+            tokenizer = load_tokenizer(tokenizer)
+        if not 0 < max_tokens <= MAX_TEXT_TOKENS:
+            raise ValueError(f"max_tokens must be in 1..{MAX_TEXT_TOKENS}, got {max_tokens}")
+        if tokens_per_segment < 0:
+            raise ValueError(f"tokens_per_segment must be >= 0 (0 = all), got {tokens_per_segment}")
+        self.tokenizer = tokenizer
+        self.tokens_per_segment = tokens_per_segment
+        self.drop_leading_space = drop_leading_space
+        self.drop_unknown = drop_unknown
+        self.max_tokens = max_tokens
+
+    @property
+    def pad_token_id(self) -> int:
+        return self.tokenizer.pad_token_id
+
+    def check_vocab_size(self, vocab_size: int, source: str = "the model") -> None:
+        """Raise if the tokenizer can emit ids the model's embedding table does not have."""
+        if len(self.tokenizer) > vocab_size:
+            raise ValueError(
+                f"tokenizer {self.tokenizer.name_or_path or type(self.tokenizer).__name__} has "
+                f"{len(self.tokenizer)} tokens but {source} has a vocabulary of {vocab_size}: "
+                "tokenizer and weights do not belong together (layoutlmv3-base uses RoBERTa BPE, "
+                "50265; layoutlmv3-base-chinese uses XLM-R sentencepiece, 250002)"
+            )
+
+    def segment_ids(self, text: str) -> list[int]:
+        """Token ids of one segment after the per-segment rules."""
+        pieces = self.tokenizer.tokenize(text)
+        if self.drop_leading_space and len(pieces) > 1 and pieces[0] == SPIECE_UNDERLINE:
+            pieces = pieces[1:]
+        ids = self.tokenizer.convert_tokens_to_ids(pieces)
+        if self.drop_unknown:
+            ids = [i for i in ids if i != self.tokenizer.unk_token_id]
+        if self.tokens_per_segment:
+            ids = ids[: self.tokens_per_segment]
+        return ids
+
+    def __call__(self, page: dict, source: str = "page") -> EncodedPage:
+        """Encode one OCR page dict; ``source`` (e.g. its JSON path) names it in errors."""
+        words, boxes = page.get("words", []), page.get("bbox", [])
+        if len(words) != len(boxes):
+            raise ValueError(
+                f"{source}: 'words' and 'bbox' have different lengths "
+                f"({len(words)} vs {len(boxes)})"
+            )
+        width, height = page.get("W"), page.get("H")
+        if words and not (width and height and width > 0 and height > 0):
+            raise ValueError(f"{source}: page size W={width}, H={height} is not positive")
+
+        ids, token_boxes, skipped = [], [], 0
+        for text, box in zip(words, boxes):
+            if len(ids) >= self.max_tokens:
+                break
+            if len(box) != 4 or not all(math.isfinite(float(v)) for v in box):
+                skipped += 1
+                continue
+            segment = self.segment_ids(str(text))[: self.max_tokens - len(ids)]
+            ids += segment
+            token_boxes += [normalize_box(box, width, height)] * len(segment)
+        if skipped:
+            logger.warning("%s: skipped %d OCR segments with a non-finite box", source, skipped)
+        if not ids:
+            empty = torch.zeros(0, dtype=torch.long)
+            return EncodedPage(empty, torch.zeros(0, 4, dtype=torch.long), empty, skipped)
+        special = [0, 0, 0, 0]
+        input_ids = [self.tokenizer.cls_token_id, *ids, self.tokenizer.sep_token_id]
+        return EncodedPage(
+            input_ids=torch.tensor(input_ids),
+            bbox=torch.tensor([special, *token_boxes, special]),
+            attention_mask=torch.ones(len(input_ids), dtype=torch.long),
+            skipped_segments=skipped,
+        )
+
+
+def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
+    """A tokenizer from a local folder (as downloaded from the hub); never goes online."""
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"tokenizer folder {path} does not exist; download microsoft/layoutlmv3-base (or "
+            "-base-chinese) to a local folder and point MODEL.LAYOUTLMV3.TOKENIZER at it"
+        )
+    try:
+        return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: cannot load a tokenizer from this folder: {error}") from error

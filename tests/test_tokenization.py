@@ -1,0 +1,149 @@
+"""OCR page tokenization with real tokenizers built in-process (RoBERTa BPE and XLM-R spm)."""
+
+import io
+import json
+import logging
+
+import pytest
+import sentencepiece as spm
+import torch
+from tokenizers import ByteLevelBPETokenizer
+from transformers import LayoutLMv3Config, LayoutLMv3Tokenizer
+
+from layoutlmv3 import LayoutLMv3Model, OCRPageTokenizer, normalize_box
+
+CORPUS_EN = ["Figure 3: results of the model", "Table 2: accuracy per class", "Introduction"] * 20
+CORPUS_ZH = ["模型结果图表准确率", "表格图像模型", "Figure results"] * 30
+
+
+@pytest.fixture(scope="module")
+def bpe_folder(tmp_path_factory):
+    """A layoutlmv3-base style folder: byte-level BPE wrapped as LayoutLMv3Tokenizer."""
+    folder = tmp_path_factory.mktemp("bpe")
+    trainer = ByteLevelBPETokenizer(add_prefix_space=True)
+    special = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    trainer.train_from_iterator(CORPUS_EN, vocab_size=300, min_frequency=1, special_tokens=special)
+    trainer.save_model(str(folder))
+    tokenizer = LayoutLMv3Tokenizer(
+        vocab=str(folder / "vocab.json"), merges=str(folder / "merges.txt")
+    )
+    tokenizer.save_pretrained(folder / "tokenizer")
+    return folder / "tokenizer"
+
+
+@pytest.fixture(scope="module")
+def xlmr_folder(tmp_path_factory):
+    """A layoutlmv3-base-chinese style folder: sentencepiece.bpe.model + tokenizer_config.json."""
+    folder = tmp_path_factory.mktemp("xlmr")
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(CORPUS_ZH), model_writer=model, vocab_size=30,
+        model_type="unigram", character_coverage=1.0, hard_vocab_limit=False, minloglevel=3,
+    )  # fmt: skip
+    (folder / "sentencepiece.bpe.model").write_bytes(model.getvalue())
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps({"tokenizer_class": "XLMRobertaTokenizer"})
+    )
+    return folder
+
+
+def page(words, boxes, width=1000, height=800):
+    return {"words": words, "bbox": boxes, "W": width, "H": height}
+
+
+def test_bpe_page_has_specials_and_segment_boxes(bpe_folder):
+    tokenizer = OCRPageTokenizer(bpe_folder)
+    words = ["Figure 3: results", "Table 2"]
+    encoded = tokenizer(page(words, [[100, 80, 300, 40], [500, 400, 100, 20]]))
+    hf = tokenizer.tokenizer
+    expected = [hf.convert_tokens_to_ids(hf.tokenize(w)) for w in words]
+    flat = [i for ids in expected for i in ids]
+    assert encoded.input_ids.tolist() == [hf.cls_token_id, *flat, hf.sep_token_id]
+    boxes = encoded.bbox.tolist()
+    assert boxes[0] == boxes[-1] == [0, 0, 0, 0]
+    assert boxes[1 : 1 + len(expected[0])] == [[100, 100, 400, 150]] * len(expected[0])
+    assert boxes[1 + len(expected[0]) : -1] == [[500, 500, 600, 525]] * len(expected[1])
+    assert encoded.attention_mask.tolist() == [1] * len(boxes)
+
+
+def test_tokens_per_segment_caps_each_segment(bpe_folder):
+    words = ["Introduction to the model results", "Figure 3: results of the model"]
+    boxes = [[0, 0, 10, 10], [0, 20, 10, 10]]
+    every = OCRPageTokenizer(bpe_folder, tokens_per_segment=0)(page(words, boxes))
+    three = OCRPageTokenizer(bpe_folder, tokens_per_segment=3)(page(words, boxes))
+    assert len(every.input_ids) > 2 + 6
+    assert len(three.input_ids) == 2 + 3 + 3
+    segment_of = [tuple(b) for b in three.bbox.tolist()[1:-1]]
+    assert segment_of == [(0, 0, 10, 12)] * 3 + [(0, 25, 10, 38)] * 3  # round half to even
+
+
+def test_total_cap(bpe_folder):
+    words = ["Figure 3: results of the model"] * 50
+    encoded = OCRPageTokenizer(bpe_folder, max_tokens=37)(page(words, [[0, 0, 5, 5]] * 50))
+    assert len(encoded.input_ids) == 37 + 2
+    with pytest.raises(ValueError, match=r"max_tokens must be in 1\.\.510"):
+        OCRPageTokenizer(bpe_folder, max_tokens=600)
+
+
+def test_xlmr_leading_space_drop(xlmr_folder):
+    keep = OCRPageTokenizer(xlmr_folder)
+    drop = OCRPageTokenizer(xlmr_folder, drop_leading_space=True)
+    spm_tokenizer = keep.tokenizer
+    assert spm_tokenizer.tokenize("表格")[0] == "▁"  # the case the rule is for
+    lone = spm_tokenizer.convert_tokens_to_ids("▁")
+    assert keep.segment_ids("表格")[0] == lone
+    assert drop.segment_ids("表格") == spm_tokenizer.convert_tokens_to_ids(["表", "格"])
+
+
+def test_drop_unknown(xlmr_folder):
+    tokenizer = OCRPageTokenizer(xlmr_folder, drop_unknown=True, drop_leading_space=True)
+    unk = tokenizer.tokenizer.unk_token_id
+    assert unk in OCRPageTokenizer(xlmr_folder).segment_ids("表格Ω")
+    assert unk not in tokenizer.segment_ids("表格Ω")
+
+
+def test_empty_page_has_no_tokens(bpe_folder):
+    encoded = OCRPageTokenizer(bpe_folder)(page([], []))
+    assert encoded.input_ids.shape == (0,) and encoded.bbox.shape == (0, 4)
+    assert OCRPageTokenizer(bpe_folder)({"words": [], "bbox": []}).input_ids.numel() == 0
+
+
+def test_boxes_outside_the_page_are_clamped_and_nan_skipped(bpe_folder, caplog):
+    assert normalize_box([-50, 700, 2000, 300], 1000, 800) == [0, 875, 1000, 1000]
+    assert normalize_box([300, 100, -100, -50], 1000, 800) == [200, 62, 300, 125]
+    words = ["Figure", "Table", "Introduction"]
+    boxes = [[-50, 700, 2000, 300], [float("nan"), 0, 10, 10], [10, 10, 10, 10]]
+    with caplog.at_level(logging.WARNING):
+        encoded = OCRPageTokenizer(bpe_folder)(page(words, boxes), source="p1.json")
+    assert encoded.skipped_segments == 1 and "p1.json: skipped 1 OCR segments" in caplog.text
+    assert encoded.bbox.min() >= 0 and encoded.bbox.max() <= 1000
+    assert [0, 875, 1000, 1000] in encoded.bbox.tolist()
+
+
+def test_mismatched_words_and_boxes_name_the_source(bpe_folder):
+    with pytest.raises(
+        ValueError, match=r"p7\.json: 'words' and 'bbox' have different lengths \(2 vs 1\)"
+    ):
+        OCRPageTokenizer(bpe_folder)(page(["a", "b"], [[0, 0, 1, 1]]), source="p7.json")
+
+
+def test_missing_folder_and_vocab_mismatch_are_clear(bpe_folder, tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"tokenizer folder .*nope does not exist"):
+        OCRPageTokenizer(tmp_path / "nope")
+    with pytest.raises(ValueError, match="has 300 tokens but the model has a vocabulary of 100"):
+        OCRPageTokenizer(bpe_folder).check_vocab_size(100)
+    OCRPageTokenizer(bpe_folder).check_vocab_size(300)
+
+
+def test_encoded_page_runs_through_the_model(bpe_folder):
+    encoded = OCRPageTokenizer(bpe_folder)(page(["Figure 3: results"], [[10, 10, 200, 30]]))
+    config = LayoutLMv3Config(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        vocab_size=300, coordinate_size=4, shape_size=8,
+    )  # fmt: skip
+    model = LayoutLMv3Model(config).eval()
+    out = model(
+        input_ids=encoded.input_ids[None], bbox=encoded.bbox[None],
+        attention_mask=encoded.attention_mask[None], pixel_values=torch.zeros(1, 3, 64, 96),
+    )  # fmt: skip
+    assert out.last_hidden_state.shape == (1, len(encoded.input_ids) + 1 + 4 * 6, 32)
