@@ -1,0 +1,103 @@
+"""ditod.fusion against a naive per-box loop (x → columns, y → rows, each page's own size)."""
+
+import math
+
+import pytest
+import torch
+
+from ditod.fusion import TextFusion, scatter_text_to_grid
+
+
+def naive_text_map(feats, boxes, mask, sizes, grid_hw, stride):
+    batch, num_tokens, channels = feats.shape
+    height, width = grid_hw
+    out = torch.zeros(batch, channels, height, width, dtype=torch.float64)
+    for b in range(batch):
+        page_h, page_w = sizes[b]
+        for n in range(num_tokens):
+            if not mask[b, n]:
+                continue
+            x0, y0, x1, y1 = boxes[b, n].tolist()
+
+            def cell(value, size, limit):
+                return min(max(math.floor(value / 1000 * size / stride), 0), limit - 1)
+
+            c0, c1 = cell(x0, page_w, width), cell(x1, page_w, width)
+            r0, r1 = cell(y0, page_h, height), cell(y1, page_h, height)
+            out[b, :, r0 : r1 + 1, c0 : c1 + 1] += feats[b, n].double()[:, None, None]
+    return out.float()
+
+
+def random_batch(seed=0, batch=3, tokens=40, channels=8):
+    generator = torch.Generator().manual_seed(seed)
+    x0 = torch.randint(0, 1000, (batch, tokens), generator=generator)
+    y0 = torch.randint(0, 1000, (batch, tokens), generator=generator)
+    boxes = torch.stack(
+        [x0, y0, (x0 + torch.randint(0, 400, (batch, tokens), generator=generator)).clamp(max=1000),
+         (y0 + torch.randint(0, 80, (batch, tokens), generator=generator)).clamp(max=1000)], -1
+    )  # fmt: skip
+    boxes[0, 0] = torch.tensor([0, 0, 1000, 1000])  # whole page
+    boxes[1, 0] = torch.tensor([999, 999, 1000, 1000])  # the far corner
+    boxes[2, 0] = torch.tensor([0, 500, 0, 500])  # degenerate: one cell
+    mask = torch.ones(batch, tokens, dtype=torch.bool)
+    mask[1, 30:] = False  # padding
+    feats = torch.randn(batch, tokens, channels, generator=generator)
+    feats[1, 30:] = 1e6  # padding carries garbage that must not leak
+    sizes = [(800, 608), (704, 544), (480, 320)]  # different pages, one padded batch
+    return feats, boxes, mask, sizes
+
+
+def test_scatter_equals_the_naive_loop():
+    feats, boxes, mask, sizes = random_batch()
+    grid_hw, stride = (25, 19), 32
+    expected = naive_text_map(feats, boxes, mask, sizes, grid_hw, stride)
+    got = scatter_text_to_grid(feats, boxes, mask, sizes, grid_hw, stride)
+    assert got.shape == (3, 8, 25, 19)
+    assert (got - expected).abs().max().item() <= 1e-4
+    # the small page reaches at most one cell past its own size (x = 1000 lands on cell size/stride)
+    outside = torch.cat(
+        [got[2, :, 480 // 32 + 1 :].flatten(), got[2, :, :, 320 // 32 + 1 :].flatten()]
+    )
+    assert outside.abs().max() <= 1e-5
+
+
+def test_axes_are_not_swapped():
+    feats = torch.ones(1, 1, 1)
+    wide_box = torch.tensor([[[0, 0, 1000, 10]]])  # a full-width line at the top
+    got = scatter_text_to_grid(
+        feats, wide_box, torch.ones(1, 1, dtype=torch.bool), [(320, 640)], (10, 20), 32
+    )
+    assert got[0, 0, 0].tolist() == [1.0] * 20 and got[0, 0, 1:].sum() == 0
+
+
+@pytest.mark.parametrize("stride", [4, 8, 16, 32])
+def test_scatter_every_stride(stride):
+    feats, boxes, mask, sizes = random_batch(seed=stride)
+    grid_hw = (800 // stride, 608 // stride)
+    expected = naive_text_map(feats, boxes, mask, sizes, grid_hw, stride)
+    got = scatter_text_to_grid(feats, boxes, mask, sizes, grid_hw, stride)
+    assert (got - expected).abs().max().item() <= 1e-4
+
+
+@pytest.mark.parametrize("fusion_type", ["add", "gated", "concat"])
+def test_fusion_modules_against_the_naive_text_map(fusion_type):
+    torch.manual_seed(0)
+    feats, boxes, mask, sizes = random_batch()
+    feature_map = torch.randn(3, 8, 25, 19)
+    fusion = TextFusion(fusion_type, channels=8, stride=32)
+    got = fusion(feature_map, feats, boxes, mask, sizes)
+    text_map = naive_text_map(feats, boxes, mask, sizes, (25, 19), 32)
+    if fusion_type == "add":
+        expected = feature_map + text_map
+    elif fusion_type == "gated":
+        gate = torch.sigmoid(fusion.gate(torch.cat([feature_map, text_map], 1)))
+        expected = gate * feature_map + (1 - gate) * text_map
+        assert 0.0 < gate.min() < 0.5 < gate.max() < 1.0  # no ReLU before the sigmoid
+    else:
+        expected = feature_map  # the projection starts as the identity on the image features
+    assert (got - expected).abs().max().item() <= 1e-3 * max(1.0, expected.abs().max().item())
+
+
+def test_fusion_rejects_unknown_type():
+    with pytest.raises(ValueError, match="fusion type 'sum' is not one of"):
+        TextFusion("sum", channels=8, stride=32)
