@@ -1,8 +1,9 @@
 """Backbone forward+backward: SDPA attention vs plain matmul-softmax-matmul (the seed's way).
 
 Base size (768 hidden, 12 layers), one 800×608 page with 300 text tokens, detection mode, no
-gradient checkpointing. Both variants share the same weights; each runs in its own subprocess so
-that peak memory (CUDA: max allocated; CPU: peak RSS growth) is measured separately, in one run.
+gradient checkpointing, dropout off. Both variants share the same weights; each runs in its own
+subprocess so that peak memory (CUDA: max allocated; CPU: peak RSS growth) is measured
+separately, in one run.
 
     python benchmarks/backbone_attention.py [--device cuda] [--repeats 3] [--out results.json]
 """
@@ -56,7 +57,12 @@ def build_inputs(device, tokens=300, height=800, width=608, seed=0):
 
 def build_model(device):
     torch.manual_seed(0)
-    config = LayoutLMv3Config(has_relative_attention_bias=False, has_spatial_attention_bias=False)
+    # Detection settings (biases off, as unilm). Dropout off so both variants compute the same
+    # function and SDPA can take its fused kernels (CPU flash attention has no dropout).
+    config = LayoutLMv3Config(
+        has_relative_attention_bias=False, has_spatial_attention_bias=False,
+        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+    )  # fmt: skip
     return LayoutLMv3Model(config, detection=True).to(device)
 
 
