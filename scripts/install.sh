@@ -14,6 +14,7 @@ EXTRAS=${EXTRAS:-ocr,dev}
 PYTHON=${PYTHON:-python3}
 D2_SDIST=pb1-detectron2==0.6
 D2_SHA256=5d2e9e51e523ec72f6a31cca04b0a515492e9514b773a3d134cedc0677170b29
+SETUPTOOLS="setuptools<80.9"
 
 step() { printf '\n==> %s\n' "$*"; }
 die() { printf '\nINSTALL FAILED: %s\n' "$*" >&2; exit 1; }
@@ -28,12 +29,13 @@ else
   step "virtual environment $VENV"
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
   PY=$VENV/bin/python
-  # pip >= 26.3 refuses the detectron2 sdist's direct-URL extra; setuptools >= 80.9 warns (UserWarning) on and 82 drops
-  # pkg_resources, which detectron2.model_zoo imports.
-  "$PY" -m pip install -q --disable-pip-version-check "pip<26.3" wheel "setuptools<80.9"
+  # pip >= 26.3 refuses the detectron2 sdist's direct-URL extra; setuptools >= 80.9 warns
+  # (UserWarning) on, and 82 drops, pkg_resources, which detectron2.model_zoo imports. The
+  # setuptools pin is repeated in every step so that no later resolution upgrades it.
+  "$PY" -m pip install -q --disable-pip-version-check "pip<26.3" wheel "$SETUPTOOLS"
 
   step "torch"
-  "$PY" -m pip install -q torch==2.14.1 torchvision==0.29.1
+  "$PY" -m pip install -q torch==2.14.1 torchvision==0.29.1 "$SETUPTOOLS"
 
   step "detectron2 (from $D2_SDIST, python only)"
   if "$PY" - <<'PY' 2>/dev/null
@@ -52,12 +54,12 @@ PY
     tar -xzf "$sdist" -C "$work"
     src=$(ls -d "$work"/*/ | head -1)
     "$PY" scripts/patch_detectron2_setup.py "$src/setup.py"
-    "$PY" -m pip install -q --no-build-isolation "$src"
+    "$PY" -m pip install -q --no-build-isolation "$src" "$SETUPTOOLS"
     rm -rf "$work"
   fi
 
   step "layoutlmv3-ditod [$EXTRAS]"
-  "$PY" -m pip install -q --no-build-isolation -e ".[$EXTRAS]"
+  "$PY" -m pip install -q --no-build-isolation -e ".[$EXTRAS]" "$SETUPTOOLS"
   echo "$stamp_key" > "$stamp"
 fi
 
@@ -81,7 +83,7 @@ assert pathlib.Path(cfg).is_file(), cfg
 n = len(list(pathlib.Path(detectron2.__file__).parent.glob("model_zoo/configs/**/*.yaml")))
 assert n > 50, f"only {n} model-zoo configs packaged"
 print(f"detectron2 {detectron2.__version__} ({n} model-zoo configs)")
-for name in ["torch", "torchvision", "transformers", "tokenizers", "timm", "faster-coco-eval",
+for name in ["setuptools", "torch", "torchvision", "transformers", "tokenizers", "timm", "faster-coco-eval",
              "pycocotools", "opencv-python-headless", "rapidocr", "onnxruntime", "pytest", "ruff"]:
     try:
         print(f"{name} {md.version(name)}")
