@@ -83,7 +83,8 @@ def _checkpoint_prefix(keys, source) -> str:
 def match_state_dict(model_state: dict, checkpoint: dict, source: str = "checkpoint"):
     """Map checkpoint keys onto ``model_state``'s.
 
-    Returns ``(matched, missing, unexpected, mismatched, other)``: the tensors to load, model keys
+    Returns ``(prefix, matched, missing, unexpected, mismatched, other)``: the checkpoint's key
+    prefix, the tensors to load, model keys
     with no checkpoint tensor, checkpoint keys under the LayoutLMv3 prefix with no model parameter,
     ``(key, checkpoint shape, model shape)`` of keys in both with different shapes, and the keys
     outside the prefix (task heads, detector parts), which are not the backbone's to load.
@@ -105,7 +106,7 @@ def match_state_dict(model_state: dict, checkpoint: dict, source: str = "checkpo
         else:
             matched[key] = value
     missing = sorted(k for k in model_state if k not in stripped)
-    return matched, missing, unexpected, mismatched, other
+    return prefix, matched, missing, unexpected, mismatched, other
 
 
 def format_report(source, prefix, loaded, missing, unexpected, mismatched, other) -> str:
@@ -131,10 +132,9 @@ def load_into(model: torch.nn.Module, checkpoint: dict, source: str, strict: boo
     mode when any is non-empty.
     """
     model_state = model.state_dict()
-    matched, missing, unexpected, mismatched, other = match_state_dict(
+    prefix, matched, missing, unexpected, mismatched, other = match_state_dict(
         model_state, checkpoint, source
     )
-    prefix = _checkpoint_prefix(checkpoint, source)
     report = format_report(source, prefix, len(matched), missing, unexpected, mismatched, other)
     if strict and (missing or unexpected or mismatched):
         raise IncompatibleWeights(report)

@@ -189,10 +189,12 @@ class LayoutLMv3SelfAttention(nn.Module):
         return context.transpose(1, 2).reshape(batch, length, -1)
 
 
-class LayoutLMv3SelfOutput(nn.Module):
-    def __init__(self, config: LayoutLMv3Config, drop_path: float):
+class LayoutLMv3ResidualOutput(nn.Module):
+    """Post-LN residual block end: ``LayerNorm(drop_path(dropout(dense(x))) + residual)``."""
+
+    def __init__(self, config: LayoutLMv3Config, input_size: int, drop_path: float):
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dense = nn.Linear(input_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
@@ -206,7 +208,7 @@ class LayoutLMv3Attention(nn.Module):
     def __init__(self, config: LayoutLMv3Config, drop_path: float):
         super().__init__()
         self.self = LayoutLMv3SelfAttention(config)
-        self.output = LayoutLMv3SelfOutput(config, drop_path)
+        self.output = LayoutLMv3ResidualOutput(config, config.hidden_size, drop_path)
 
     def forward(self, hidden_states: torch.Tensor, attn_bias: torch.Tensor | None) -> torch.Tensor:
         return self.output(self.self(hidden_states, attn_bias), hidden_states)
@@ -222,25 +224,12 @@ class LayoutLMv3Intermediate(nn.Module):
         return self.intermediate_act_fn(self.dense(hidden_states))
 
 
-class LayoutLMv3Output(nn.Module):
-    def __init__(self, config: LayoutLMv3Config, drop_path: float):
-        super().__init__()
-        self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
-        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
-
-    def forward(self, hidden_states: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        hidden_states = self.drop_path(self.dropout(self.dense(hidden_states)))
-        return self.LayerNorm(hidden_states + residual)
-
-
 class LayoutLMv3Layer(nn.Module):
     def __init__(self, config: LayoutLMv3Config, drop_path: float = 0.0):
         super().__init__()
         self.attention = LayoutLMv3Attention(config, drop_path)
         self.intermediate = LayoutLMv3Intermediate(config)
-        self.output = LayoutLMv3Output(config, drop_path)
+        self.output = LayoutLMv3ResidualOutput(config, config.intermediate_size, drop_path)
 
     def forward(self, hidden_states: torch.Tensor, attn_bias: torch.Tensor | None) -> torch.Tensor:
         attention_output = self.attention(hidden_states, attn_bias)
