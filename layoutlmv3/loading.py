@@ -84,10 +84,9 @@ def match_state_dict(model_state: dict, checkpoint: dict, source: str = "checkpo
     """Map checkpoint keys onto ``model_state``'s.
 
     Returns ``(prefix, matched, missing, unexpected, mismatched, other)``: the checkpoint's key
-    prefix, the tensors to load, model keys
-    with no checkpoint tensor, checkpoint keys under the LayoutLMv3 prefix with no model parameter,
-    ``(key, checkpoint shape, model shape)`` of keys in both with different shapes, and the keys
-    outside the prefix (task heads, detector parts), which are not the backbone's to load.
+    prefix, the tensors to load, model keys with no checkpoint tensor, checkpoint keys under the
+    prefix with no model parameter, ``(key, checkpoint shape, model shape)`` of keys in both with
+    different shapes, and the keys outside the prefix (task heads, detector parts).
     """
     prefix = _checkpoint_prefix(checkpoint, source)
     stripped = {
