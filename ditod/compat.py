@@ -7,13 +7,16 @@ Applied once, by ``import ditod``, before anything imports detectron2 (DESIGN §
   the op; ``torch.ops.detectron2.nms_rotated``, the one op detectron2 reaches through the torch
   dispatcher, is registered to raise the same error. A real compiled ``_C`` always wins: the stub
   is installed only when none is importable.
+- ``COCOEvaluator``'s fast path (``COCOeval_opt``) is C++ in ``_C``; with the stub it is
+  faster-coco-eval's ``COCOeval_faster`` (same API, pycocotools-identical stats, ~10× faster).
 - ``PIL.Image.LINEAR``: removed in Pillow 10; detectron2's transforms still name it.
 - ``numpy.int/float/str/object``: removed in NumPy 1.24/2.0; detectron2 and fvcore still use them.
 - ``torch.jit.script`` at import time (fvcore's focal loss, detectron2's box regression) raises a
   FutureWarning on torch 2.14 that says nothing actionable to a user of this project; those two
   modules are imported once with exactly that warning filtered. Any other warning still shows.
 
-Every shim only adds what is missing; none replaces something that exists.
+Every shim only adds what is missing or stands in for the missing compiled ops; none replaces
+working code.
 """
 
 import importlib
@@ -40,8 +43,8 @@ def _unavailable(name: str) -> CompiledOpUnavailable:
     return CompiledOpUnavailable(
         f"detectron2._C.{name} is a compiled op, and this detectron2 build has no compiled ops "
         "(installed without its C++/CUDA extension by scripts/install.sh). Use a pure-PyTorch "
-        "path instead (e.g. COCOEvaluator(use_fast_impl=False), axis-aligned boxes instead of "
-        "rotated ones), or install a detectron2 built with its extension."
+        "path instead (e.g. axis-aligned boxes instead of rotated ones), or install a "
+        "detectron2 built with its extension."
     )
 
 
@@ -92,6 +95,15 @@ def _register_dispatcher_stubs() -> None:
     _dispatcher_stubs.append(lib)
 
 
+def _use_faster_coco_eval() -> None:
+    if importlib.util.find_spec("faster_coco_eval") is None:
+        return
+    from detectron2.evaluation import coco_evaluation
+    from faster_coco_eval import COCOeval_faster
+
+    coco_evaluation.COCOeval_opt = COCOeval_faster
+
+
 def _has_real_compiled_ops() -> bool:
     if "detectron2._C" in sys.modules:
         return True
@@ -122,3 +134,5 @@ def apply_shims() -> None:
         for module in _JIT_SCRIPT_AT_IMPORT:
             if importlib.util.find_spec(module.split(".")[0]) is not None:
                 importlib.import_module(module)
+    if isinstance(sys.modules.get("detectron2._C"), _CompiledOpsStub):
+        _use_faster_coco_eval()

@@ -62,8 +62,11 @@ def scatter_text_to_grid(token_feats, token_boxes, token_mask, image_sizes, grid
         index = torch.where(inside, first + rows * width + cols, cells)
         grid.index_add_(0, index.view(-1), feats, alpha=sign)
     grid = grid[:cells].view(batch, height, width, channels)
-    torch.cumsum(grid, 1, out=grid)
-    torch.cumsum(grid, 2, out=grid)
+    if grid.requires_grad:
+        grid = grid.cumsum(1).cumsum(2)
+    else:  # in place: no second copy of the map
+        torch.cumsum(grid, 1, out=grid)
+        torch.cumsum(grid, 2, out=grid)
     return grid.permute(0, 3, 1, 2)
 
 

@@ -16,6 +16,7 @@ from transformers import LayoutLMv3Config
 
 __all__ = [
     "IncompatibleWeights",
+    "checkpoint_prefix",
     "find_weights_file",
     "load_pretrained",
     "load_state_dict",
@@ -69,7 +70,7 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return {k: v for k, v in checkpoint.items() if isinstance(v, torch.Tensor)}
 
 
-def _checkpoint_prefix(keys, source) -> str:
+def checkpoint_prefix(keys, source) -> str:
     for key in keys:
         for anchor in ANCHOR_KEYS:
             if key.endswith(anchor):
@@ -88,7 +89,7 @@ def match_state_dict(model_state: dict, checkpoint: dict, source: str = "checkpo
     prefix with no model parameter, ``(key, checkpoint shape, model shape)`` of keys in both with
     different shapes, and the keys outside the prefix (task heads, detector parts).
     """
-    prefix = _checkpoint_prefix(checkpoint, source)
+    prefix = checkpoint_prefix(checkpoint, source)
     stripped = {
         key[len(prefix) :]: value for key, value in checkpoint.items() if key.startswith(prefix)
     }

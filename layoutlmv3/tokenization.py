@@ -10,10 +10,13 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-__all__ = ["EncodedPage", "OCRPageTokenizer", "normalize_box"]
+from .reading_order import READING_ORDERS, column_reading_order
+
+__all__ = ["EncodedPage", "OCRPageTokenizer", "TokenizedSegments", "normalize_box"]
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +35,25 @@ def normalize_box(box, width: float, height: float) -> list[int]:
         return min(max(round(1000 * value / size), 0), 1000)
 
     return [scale(x0, width), scale(y0, height), scale(x1, width), scale(y1, height)]
+
+
+@dataclass
+class TokenizedSegments:
+    """Token ids of one page's OCR segments, before crops and the page cap.
+
+    Attributes:
+        ids: per kept segment, its token ids after the per-segment rules (segments that yield
+            no token are dropped).
+        boxes: (S, 4) float64 ``x0, y0, x1, y1`` of each kept segment in pixels of the OCR page.
+        width, height: the OCR page's ``W`` and ``H``.
+        skipped: segments dropped for a malformed box.
+    """
+
+    ids: list[list[int]]
+    boxes: np.ndarray
+    width: float
+    height: float
+    skipped: int = 0
 
 
 @dataclass
@@ -62,6 +84,8 @@ class OCRPageTokenizer:
         drop_leading_space: drop a lone leading "▁" piece of a segment that has more pieces.
         drop_unknown: drop ``<unk>`` tokens.
         max_tokens: cap on the page's text tokens, ``<s>``/``</s>`` not counted (at most 510).
+        reading_order: "ocr" (as the OCR returned the segments) or "columns" (see
+            :func:`layoutlmv3.reading_order.column_reading_order`); applied before the caps.
     """
 
     def __init__(
@@ -71,6 +95,7 @@ class OCRPageTokenizer:
         drop_leading_space: bool = False,
         drop_unknown: bool = False,
         max_tokens: int = 300,
+        reading_order: str = "ocr",
     ):
         if isinstance(tokenizer, str | Path):
             tokenizer = load_tokenizer(tokenizer)
@@ -78,7 +103,12 @@ class OCRPageTokenizer:
             raise ValueError(f"max_tokens must be in 1..{MAX_TEXT_TOKENS}, got {max_tokens}")
         if tokens_per_segment < 0:
             raise ValueError(f"tokens_per_segment must be >= 0 (0 = all), got {tokens_per_segment}")
+        if reading_order not in READING_ORDERS:
+            raise ValueError(
+                f"reading_order must be one of {READING_ORDERS}, got '{reading_order}'"
+            )
         self.tokenizer = tokenizer
+        self.reading_order = reading_order
         self.tokens_per_segment = tokens_per_segment
         self.drop_leading_space = drop_leading_space
         self.drop_unknown = drop_unknown
@@ -110,8 +140,10 @@ class OCRPageTokenizer:
             ids = ids[: self.tokens_per_segment]
         return ids
 
-    def __call__(self, page: dict, source: str = "page") -> EncodedPage:
-        """Encode one OCR page dict; ``source`` (e.g. its JSON path) names it in errors."""
+    def tokenize_segments(self, page: dict, source: str = "page", limit: int | None = None):
+        """Per-segment token ids of one OCR page dict, in the configured reading order, before
+        any crop and the page cap (``limit``: stop once this many tokens are collected).
+        ``source`` (e.g. its JSON path) names the page in errors."""
         words, boxes = page.get("words", []), page.get("bbox", [])
         if len(words) != len(boxes):
             raise ValueError(
@@ -119,32 +151,78 @@ class OCRPageTokenizer:
                 f"({len(words)} vs {len(boxes)})"
             )
         width, height = page.get("W"), page.get("H")
-        if words and not (width and height and width > 0 and height > 0):
+        if words and not (
+            isinstance(width, int | float) and isinstance(height, int | float)
+            and width > 0 and height > 0
+        ):  # fmt: skip
             raise ValueError(f"{source}: page size W={width}, H={height} is not positive")
 
-        ids, token_boxes, skipped = [], [], 0
+        kept, skipped = [], 0
         for text, box in zip(words, boxes):
-            if len(ids) >= self.max_tokens:
-                break
-            if len(box) != 4 or not all(math.isfinite(float(v)) for v in box):
+            try:
+                x, y, w, h = (float(v) for v in box)
+            except (TypeError, ValueError):
+                x = float("nan")
+            if not all(math.isfinite(v) for v in (x, y, w, h)):
                 skipped += 1
                 continue
-            segment = self.segment_ids(str(text))[: self.max_tokens - len(ids)]
-            ids += segment
-            token_boxes += [normalize_box(box, width, height)] * len(segment)
+            x0, x1 = sorted((x, x + w))
+            y0, y1 = sorted((y, y + h))
+            kept.append((str(text), (x0, y0, x1, y1)))
         if skipped:
-            logger.warning("%s: skipped %d OCR segments with a non-finite box", source, skipped)
+            logger.warning("%s: skipped %d OCR segments with a malformed box", source, skipped)
+        if self.reading_order == "columns" and kept:
+            order = column_reading_order([box for _, box in kept], width)
+            kept = [kept[i] for i in order]
+
+        segment_ids, segment_boxes, total = [], [], 0
+        for text, box in kept:
+            if limit is not None and total >= limit:
+                break
+            ids = self.segment_ids(text)
+            if ids:
+                segment_ids.append(ids)
+                segment_boxes.append(box)
+                total += len(ids)
+        return TokenizedSegments(
+            ids=segment_ids,
+            boxes=np.asarray(segment_boxes, dtype=np.float64).reshape(-1, 4),
+            width=float(width or 0),
+            height=float(height or 0),
+            skipped=skipped,
+        )
+
+    def encode(self, segment_ids, segment_boxes) -> EncodedPage:
+        """Assemble ``<s> tokens </s>`` from per-segment ids and their (S, 4) boxes already in
+        0..1000, keeping the page cap; no segments → an empty page."""
+        ids, token_boxes = [], []
+        for segment, box in zip(segment_ids, segment_boxes):
+            segment = list(segment)[: self.max_tokens - len(ids)]
+            ids += segment
+            token_boxes += [[int(v) for v in box]] * len(segment)
+            if len(ids) >= self.max_tokens:
+                break
         if not ids:
             empty = torch.zeros(0, dtype=torch.long)
-            return EncodedPage(empty, torch.zeros(0, 4, dtype=torch.long), empty, skipped)
+            return EncodedPage(empty, torch.zeros(0, 4, dtype=torch.long), empty)
         special = [0, 0, 0, 0]
         input_ids = [self.tokenizer.cls_token_id, *ids, self.tokenizer.sep_token_id]
         return EncodedPage(
             input_ids=torch.tensor(input_ids),
             bbox=torch.tensor([special, *token_boxes, special]),
             attention_mask=torch.ones(len(input_ids), dtype=torch.long),
-            skipped_segments=skipped,
         )
+
+    def __call__(self, page: dict, source: str = "page") -> EncodedPage:
+        """Encode one OCR page dict; ``source`` (e.g. its JSON path) names it in errors."""
+        segments = self.tokenize_segments(page, source, limit=self.max_tokens)
+        boxes = [
+            normalize_box((x0, y0, x1 - x0, y1 - y0), segments.width, segments.height)
+            for x0, y0, x1, y1 in segments.boxes
+        ]
+        encoded = self.encode(segments.ids, boxes)
+        encoded.skipped_segments = segments.skipped
+        return encoded
 
 
 def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:

@@ -1,11 +1,15 @@
-"""Shared fixtures: tiny synthetic COCO datasets built in-process."""
+"""Shared fixtures: tiny tokenizers and synthetic COCO datasets built in-process."""
 
+import io
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+import sentencepiece as spm
 from PIL import Image
+from tokenizers import ByteLevelBPETokenizer
+from transformers import LayoutLMv3Tokenizer
 
 
 def write_rectangle_coco(root: Path, num_images: int = 4, size=(160, 128), seed: int = 0) -> Path:
@@ -55,3 +59,75 @@ def write_rectangle_coco(root: Path, num_images: int = 4, size=(160, 128), seed:
 @pytest.fixture
 def rectangle_coco(tmp_path):
     return write_rectangle_coco(tmp_path)
+
+
+CORPUS_EN = [
+    "Figure 3: results of the model", "Table 2: accuracy per class", "Introduction",
+    "text title list table figure line 0 1 2 3 4 5 6 7 8 9",
+] * 20  # fmt: skip
+CORPUS_ZH = ["模型结果图表准确率", "表格图像模型", "Figure results"] * 30
+
+
+@pytest.fixture(scope="session")
+def bpe_folder(tmp_path_factory):
+    """A layoutlmv3-base style folder: byte-level BPE wrapped as LayoutLMv3Tokenizer."""
+    folder = tmp_path_factory.mktemp("bpe")
+    trainer = ByteLevelBPETokenizer(add_prefix_space=True)
+    special = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    trainer.train_from_iterator(CORPUS_EN, vocab_size=300, min_frequency=1, special_tokens=special)
+    trainer.save_model(str(folder))
+    tokenizer = LayoutLMv3Tokenizer(
+        vocab=str(folder / "vocab.json"), merges=str(folder / "merges.txt")
+    )
+    tokenizer.save_pretrained(folder / "tokenizer")
+    return folder / "tokenizer"
+
+
+@pytest.fixture(scope="session")
+def xlmr_folder(tmp_path_factory):
+    """A layoutlmv3-base-chinese style folder: sentencepiece.bpe.model + tokenizer_config.json."""
+    folder = tmp_path_factory.mktemp("xlmr")
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(CORPUS_ZH), model_writer=model, vocab_size=30,
+        model_type="unigram", character_coverage=1.0, hard_vocab_limit=False, minloglevel=3,
+    )  # fmt: skip
+    (folder / "sentencepiece.bpe.model").write_bytes(model.getvalue())
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps({"tokenizer_class": "XLMRobertaTokenizer"})
+    )
+    return folder
+
+
+PUBLAYNET_SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "publaynet-samples"
+
+
+def write_annotation_ocr(coco_json: Path, ocr_root: Path, line_height: int = 24) -> None:
+    """OCR JSON per page derived from the annotations: each box split into lines of
+    ``line_height`` pixels whose words name the class ("title line 2")."""
+    coco = json.loads(coco_json.read_text())
+    names = {c["id"]: c["name"] for c in coco["categories"]}
+    ocr_root.mkdir(parents=True, exist_ok=True)
+    for image in coco["images"]:
+        boxes, words = [], []
+        for ann in coco["annotations"]:
+            if ann["image_id"] != image["id"]:
+                continue
+            x, y, w, h = ann["bbox"]
+            for k, top in enumerate(np.arange(y, y + h, line_height)):
+                boxes.append([x, float(top), w, float(min(line_height, y + h - top))])
+                words.append(f"{names[ann['category_id']]} line {k}")
+        page = {"bbox": boxes, "words": words, "W": image["width"], "H": image["height"]}
+        name = Path(image["file_name"]).with_suffix(".json")
+        (ocr_root / name).write_text(json.dumps(page))
+
+
+@pytest.fixture(scope="session")
+def publaynet_samples(tmp_path_factory):
+    """(json, image_root, ocr_root) of the 20 shared PubLayNet pages, OCR from annotations."""
+    if not PUBLAYNET_SAMPLES.is_dir():
+        pytest.skip(f"{PUBLAYNET_SAMPLES} not found")
+    ocr_root = tmp_path_factory.mktemp("publaynet") / "OCR"
+    coco_json = PUBLAYNET_SAMPLES / "samples.json"
+    write_annotation_ocr(coco_json, ocr_root)
+    return coco_json, PUBLAYNET_SAMPLES, ocr_root

@@ -61,6 +61,18 @@ def test_scatter_equals_the_naive_loop():
     assert outside.abs().max() <= 1e-5
 
 
+def test_scatter_gradient_equals_the_naive_loop():
+    feats, boxes, mask, sizes = random_batch(seed=1)
+    feats[1, 30:] = 0.0
+    weight = torch.randn(3, 8, 25, 19, generator=torch.Generator().manual_seed(2))
+    ours = feats.clone().requires_grad_(True)
+    (scatter_text_to_grid(ours, boxes, mask, sizes, (25, 19), 32) * weight).sum().backward()
+    reference = feats.clone().requires_grad_(True)
+    (naive_text_map(reference, boxes, mask, sizes, (25, 19), 32) * weight).sum().backward()
+    assert (ours.grad - reference.grad).abs().max().item() <= 1e-4
+    assert ours.grad[1, 30:].abs().max() == 0  # padding gets no gradient
+
+
 def test_axes_are_not_swapped():
     feats = torch.ones(1, 1, 1)
     wide_box = torch.tensor([[[0, 0, 1000, 10]]])  # a full-width line at the top

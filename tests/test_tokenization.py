@@ -1,50 +1,12 @@
 """OCR page tokenization with real tokenizers built in-process (RoBERTa BPE and XLM-R spm)."""
 
-import io
-import json
 import logging
 
 import pytest
-import sentencepiece as spm
 import torch
-from tokenizers import ByteLevelBPETokenizer
-from transformers import LayoutLMv3Config, LayoutLMv3Tokenizer
+from transformers import LayoutLMv3Config
 
 from layoutlmv3 import LayoutLMv3Model, OCRPageTokenizer, normalize_box
-
-CORPUS_EN = ["Figure 3: results of the model", "Table 2: accuracy per class", "Introduction"] * 20
-CORPUS_ZH = ["模型结果图表准确率", "表格图像模型", "Figure results"] * 30
-
-
-@pytest.fixture(scope="module")
-def bpe_folder(tmp_path_factory):
-    """A layoutlmv3-base style folder: byte-level BPE wrapped as LayoutLMv3Tokenizer."""
-    folder = tmp_path_factory.mktemp("bpe")
-    trainer = ByteLevelBPETokenizer(add_prefix_space=True)
-    special = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-    trainer.train_from_iterator(CORPUS_EN, vocab_size=300, min_frequency=1, special_tokens=special)
-    trainer.save_model(str(folder))
-    tokenizer = LayoutLMv3Tokenizer(
-        vocab=str(folder / "vocab.json"), merges=str(folder / "merges.txt")
-    )
-    tokenizer.save_pretrained(folder / "tokenizer")
-    return folder / "tokenizer"
-
-
-@pytest.fixture(scope="module")
-def xlmr_folder(tmp_path_factory):
-    """A layoutlmv3-base-chinese style folder: sentencepiece.bpe.model + tokenizer_config.json."""
-    folder = tmp_path_factory.mktemp("xlmr")
-    model = io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(CORPUS_ZH), model_writer=model, vocab_size=30,
-        model_type="unigram", character_coverage=1.0, hard_vocab_limit=False, minloglevel=3,
-    )  # fmt: skip
-    (folder / "sentencepiece.bpe.model").write_bytes(model.getvalue())
-    (folder / "tokenizer_config.json").write_text(
-        json.dumps({"tokenizer_class": "XLMRobertaTokenizer"})
-    )
-    return folder
 
 
 def page(words, boxes, width=1000, height=800):

@@ -1,0 +1,197 @@
+"""LayoutLMv3 as a detectron2 backbone: the transformer's 4-level pyramid, optional text fusion,
+then detectron2's FPN (p2..p6)."""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from detectron2.layers import ShapeSpec
+from detectron2.modeling import BACKBONE_REGISTRY, FPN, Backbone
+from detectron2.modeling.backbone.fpn import LastLevelMaxPool
+from transformers import LayoutLMv3Config
+
+from layoutlmv3 import LayoutLMv3Model
+from layoutlmv3.modeling import PYRAMID_STRIDES
+
+from .fusion import FUSION_TYPES, TextFusion
+
+__all__ = [
+    "LAYOUTLMV3_SIZES",
+    "LayoutLMv3Backbone",
+    "PageBatch",
+    "build_layoutlmv3_config",
+    "build_layoutlmv3_fpn_backbone",
+]
+
+LAYOUTLMV3_SIZES = {
+    # coordinate_size × 4 + shape_size × 2 = hidden_size (the 2-D position embedding widths).
+    "base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                 intermediate_size=3072, vocab_size=50265, coordinate_size=128, shape_size=128),
+    "base-chinese": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                         intermediate_size=3072, vocab_size=250002, coordinate_size=128,
+                         shape_size=128),
+    "large": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+                  intermediate_size=4096, vocab_size=50265, coordinate_size=171, shape_size=170),
+    "tiny": dict(hidden_size=96, num_hidden_layers=4, num_attention_heads=3,
+                 intermediate_size=192, vocab_size=50265, coordinate_size=16, shape_size=16),
+}  # fmt: skip
+
+
+@dataclass
+class PageBatch:
+    """A padded batch of pages for the backbone.
+
+    Attributes:
+        pixel_values: (B, 3, H, W) normalised, padded images.
+        image_sizes: B pairs ``(h_i, w_i)``, each page's unpadded size.
+        input_ids: (B, L) text token ids, padded with the pad id; None for no text.
+        bbox: (B, L, 4) token boxes in 0..1000 of each page's unpadded size.
+        attention_mask: (B, L) 1 for real tokens, 0 for padding.
+    """
+
+    pixel_values: torch.Tensor
+    image_sizes: list[tuple[int, int]]
+    input_ids: torch.Tensor | None = None
+    bbox: torch.Tensor | None = None
+    attention_mask: torch.Tensor | None = None
+
+
+def build_layoutlmv3_config(cfg) -> LayoutLMv3Config:
+    """``LayoutLMv3Config`` from ``MODEL.LAYOUTLMV3.CONFIG`` (a config.json or a folder holding
+    one) or else the ``SIZE`` preset; attention-bias switches from the YAML."""
+    node = cfg.MODEL.LAYOUTLMV3
+    if node.CONFIG:
+        path = Path(node.CONFIG)
+        path = path / "config.json" if path.is_dir() else path
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"MODEL.LAYOUTLMV3.CONFIG: {path} does not exist (give a config.json or the "
+                "folder of a downloaded LayoutLMv3 checkpoint)"
+            )
+        with open(path) as f:
+            values = json.load(f)
+    elif node.SIZE in LAYOUTLMV3_SIZES:
+        values = dict(LAYOUTLMV3_SIZES[node.SIZE])
+    else:
+        raise ValueError(
+            f"MODEL.LAYOUTLMV3.SIZE '{node.SIZE}' is not one of {sorted(LAYOUTLMV3_SIZES)}; "
+            "or set MODEL.LAYOUTLMV3.CONFIG to a config.json"
+        )
+    values.update(
+        has_relative_attention_bias=node.RELATIVE_ATTENTION_BIAS,
+        has_spatial_attention_bias=node.SPATIAL_ATTENTION_BIAS,
+        visual_embed=True,
+        text_embed=not node.IMAGE_ONLY,
+    )
+    return LayoutLMv3Config(**values)
+
+
+class LayoutLMv3Backbone(Backbone):
+    """LayoutLMv3 feature pyramid (strides 4/8/16/32) with text fused into chosen levels.
+
+    Args:
+        model: a ``LayoutLMv3Model`` in detection mode.
+        fusion_type: "" (none), "add", "gated" or "concat".
+        fusion_layers: names among the model's ``out_features`` to fuse text into.
+    """
+
+    def __init__(self, model: LayoutLMv3Model, fusion_type: str = "", fusion_layers=()):
+        super().__init__()
+        if not model.detection:
+            raise ValueError("LayoutLMv3Backbone needs a LayoutLMv3Model built with detection=True")
+        self.backbone = model
+        config = model.config
+        self._out_features = list(model.out_features)
+        self._out_feature_strides = dict(zip(model.out_features, PYRAMID_STRIDES))
+        self._out_feature_channels = {name: config.hidden_size for name in model.out_features}
+        self.special_token_ids = (config.bos_token_id, config.eos_token_id, config.pad_token_id)
+        self.fusions = torch.nn.ModuleDict()
+        if fusion_type:
+            if fusion_type not in FUSION_TYPES:
+                raise ValueError(
+                    f"MODEL.LAYOUTLMV3.FUSION.TYPE '{fusion_type}' is not one of "
+                    f"{FUSION_TYPES} (or empty for no fusion)"
+                )
+            if not config.text_embed:
+                raise ValueError(
+                    f"text fusion '{fusion_type}' needs text: set MODEL.LAYOUTLMV3.IMAGE_ONLY False"
+                )
+            for name in fusion_layers:
+                if name not in self._out_feature_strides:
+                    raise ValueError(
+                        f"MODEL.LAYOUTLMV3.FUSION.LAYERS: '{name}' is not one of the backbone's "
+                        f"out features {self._out_features}"
+                    )
+                self.fusions[name] = TextFusion(
+                    fusion_type, config.hidden_size, self._out_feature_strides[name]
+                )
+
+    @property
+    def size_divisibility(self) -> int:
+        return max(PYRAMID_STRIDES)
+
+    def forward(self, x: torch.Tensor | PageBatch) -> dict[str, torch.Tensor]:
+        """Images (B, 3, H, W) or a :class:`PageBatch` → ``{name: (B, D, H/s, W/s)}``."""
+        batch = x if isinstance(x, PageBatch) else PageBatch(x, [tuple(x.shape[-2:])] * len(x))
+        has_text = (
+            batch.input_ids is not None
+            and batch.input_ids.shape[1] > 0
+            and self.backbone.config.text_embed
+        )
+        output = self.backbone(
+            input_ids=batch.input_ids if has_text else None,
+            bbox=batch.bbox if has_text else None,
+            attention_mask=batch.attention_mask if has_text else None,
+            pixel_values=batch.pixel_values,
+        )
+        features = dict(output.feature_maps)
+        if has_text and self.fusions:
+            special = torch.isin(
+                batch.input_ids,
+                torch.tensor(self.special_token_ids, device=batch.input_ids.device),
+            )
+            token_mask = batch.attention_mask.bool() & ~special
+            for name, fusion in self.fusions.items():
+                features[name] = fusion(
+                    features[name],
+                    output.text_hidden_states[name],
+                    batch.bbox,
+                    token_mask,
+                    batch.image_sizes,
+                )
+        return features
+
+    def output_shape(self) -> dict[str, ShapeSpec]:
+        return {
+            name: ShapeSpec(
+                channels=self._out_feature_channels[name],
+                stride=self._out_feature_strides[name],
+            )
+            for name in self._out_features
+        }
+
+
+def build_layoutlmv3_backbone(cfg) -> LayoutLMv3Backbone:
+    node = cfg.MODEL.LAYOUTLMV3
+    model = LayoutLMv3Model(
+        build_layoutlmv3_config(cfg),
+        detection=True,
+        out_features=node.OUT_FEATURES,
+        drop_path_rate=node.DROP_PATH,
+        gradient_checkpointing=node.GRADIENT_CHECKPOINTING,
+    )
+    return LayoutLMv3Backbone(model, node.FUSION.TYPE, node.FUSION.LAYERS)
+
+
+@BACKBONE_REGISTRY.register()
+def build_layoutlmv3_fpn_backbone(cfg, input_shape: ShapeSpec) -> FPN:
+    """LayoutLMv3 pyramid + detectron2 FPN with a max-pooled top level: p2..p6."""
+    return FPN(
+        bottom_up=build_layoutlmv3_backbone(cfg),
+        in_features=cfg.MODEL.FPN.IN_FEATURES,
+        out_channels=cfg.MODEL.FPN.OUT_CHANNELS,
+        norm=cfg.MODEL.FPN.NORM,
+        top_block=LastLevelMaxPool(),
+        fuse_type=cfg.MODEL.FPN.FUSE_TYPE,
+    )

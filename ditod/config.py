@@ -1,0 +1,71 @@
+"""Config keys of the LayoutLMv3 detector, added to detectron2's defaults."""
+
+from detectron2.config import CfgNode as CN
+
+__all__ = ["add_layoutlmv3_config"]
+
+
+def add_layoutlmv3_config(cfg: CN) -> None:
+    """Add the keys this project reads to ``cfg`` (in place); every one has a working default."""
+    _C = cfg
+
+    _C.MODEL.LAYOUTLMV3 = CN()
+    # A config.json (or the folder holding one, e.g. a hub download). Empty: the SIZE preset.
+    _C.MODEL.LAYOUTLMV3.CONFIG = ""
+    # Preset when CONFIG is empty: "base", "base-chinese", "large" or "tiny" (tests and the demo).
+    _C.MODEL.LAYOUTLMV3.SIZE = "base"
+    # Pyramid taps (0-based layer names) for strides 4, 8, 16 and 32.
+    _C.MODEL.LAYOUTLMV3.OUT_FEATURES = ["layer3", "layer5", "layer7", "layer11"]
+    # True: image-only detector, OCR text is neither read nor passed to the model.
+    _C.MODEL.LAYOUTLMV3.IMAGE_ONLY = True
+    _C.MODEL.LAYOUTLMV3.DROP_PATH = 0.1
+    _C.MODEL.LAYOUTLMV3.GRADIENT_CHECKPOINTING = False
+    # Relative 1-D / spatial 2-D attention biases (unilm turns them off for detection).
+    _C.MODEL.LAYOUTLMV3.RELATIVE_ATTENTION_BIAS = False
+    _C.MODEL.LAYOUTLMV3.SPATIAL_ATTENTION_BIAS = False
+    # Fail when MODEL.WEIGHTS does not fit the model (missing, unexpected or mis-shaped keys).
+    _C.MODEL.LAYOUTLMV3.STRICT_WEIGHTS = False
+
+    _C.MODEL.LAYOUTLMV3.TEXT = CN()
+    # Folder of a transformers tokenizer (the hub folder of the pretrained weights).
+    _C.MODEL.LAYOUTLMV3.TEXT.TOKENIZER = ""
+    # Keep the first k tokens of each OCR segment (0 = all; the seed's WE-F3 is 3).
+    _C.MODEL.LAYOUTLMV3.TEXT.TOKENS_PER_SEGMENT = 0
+    # Drop a lone leading "▁" piece of a segment (XLM-R tokenizers; the seed's removeStart).
+    _C.MODEL.LAYOUTLMV3.TEXT.DROP_LEADING_SPACE = False
+    _C.MODEL.LAYOUTLMV3.TEXT.DROP_UNKNOWN = False
+    # Text tokens per page, <s> and </s> not counted (at most 510).
+    _C.MODEL.LAYOUTLMV3.TEXT.MAX_TOKENS = 300
+    # Order of OCR segments before the token cap: "ocr" (as returned) or "columns" (one- vs
+    # two-column pages detected, left column top to bottom before the right one).
+    _C.MODEL.LAYOUTLMV3.TEXT.READING_ORDER = "ocr"
+    # A page without OCR JSON: "error", or "image_only" (no text for it, counted and logged).
+    _C.MODEL.LAYOUTLMV3.TEXT.MISSING_OCR = "error"
+
+    _C.MODEL.LAYOUTLMV3.FUSION = CN()
+    # "" (none), "add", "gated" or "concat".
+    _C.MODEL.LAYOUTLMV3.FUSION.TYPE = ""
+    _C.MODEL.LAYOUTLMV3.FUSION.LAYERS = ["layer11"]
+
+    # Data root of the built-in datasets (publaynet_*, cdla_*, doclaynet_*); the environment
+    # variable DITOD_DATASETS wins when this is empty.
+    _C.DATASETS.ROOT = ""
+    # Extra COCO datasets: a list of [name, json_file, image_root, ocr_root] ("" = sibling OCR/).
+    _C.DATASETS.EXTRA = []
+
+    # DETR-style augmentation: with probability 1/2, resize to a short side of 400/500/600 and
+    # crop 384..600 before the usual ResizeShortestEdge.
+    _C.AUG = CN()
+    _C.AUG.DETR = False
+
+    _C.SOLVER.OPTIMIZER = "ADAMW"
+    _C.SOLVER.BETAS = (0.9, 0.999)
+    # LR multiplier of the LayoutLMv3 backbone's parameters.
+    _C.SOLVER.BACKBONE_MULTIPLIER = 1.0
+    # Layer-wise LR decay of the transformer (1.0 = off): layer i gets decay ** (depth - i).
+    _C.SOLVER.LAYER_DECAY = 1.0
+    # Micro-batches per optimizer step; an iteration (MAX_ITER, LR schedule) is one step.
+    _C.SOLVER.ACCUMULATION_STEPS = 1
+    # "float16" (CUDA, with a GradScaler) or "bfloat16" (CUDA or CPU).
+    _C.SOLVER.AMP.DTYPE = "float16"
+    # SOLVER.CLIP_GRADIENTS.CLIP_TYPE also takes "full_model": one norm over all gradients.

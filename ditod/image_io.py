@@ -1,0 +1,39 @@
+"""Reading page images the way the detector sees them."""
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+__all__ = ["read_page_image"]
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        full_scale = 65535.0 if values.max(initial=0) > 255 else 255.0
+        gray = np.clip(np.round(values / full_scale * 255), 0, 255).astype(np.uint8)
+        return Image.fromarray(gray, mode="L").convert("RGB")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        paper = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        return Image.alpha_composite(paper, image.convert("RGBA")).convert("RGB")
+    return image.convert("RGB")
+
+
+def read_page_image(path, format: str = "RGB") -> np.ndarray:
+    """A page as an (H, W, 3) uint8 array in ``format`` ("RGB" or "BGR").
+
+    EXIF orientation is applied (W and H are those of the upright page); grayscale, palette,
+    16-bit, CMYK and transparent images are converted (transparency onto white paper). A missing,
+    truncated or unreadable file raises ``OSError``/``ValueError`` naming it.
+    """
+    if format not in ("RGB", "BGR"):
+        raise ValueError(f"image format must be RGB or BGR, got {format}")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            upright = ImageOps.exif_transpose(image)
+            array = np.asarray(_to_rgb(upright))
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"{path}: image file not found") from error
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise ValueError(f"{path}: cannot read image ({error})") from error
+    return array[:, :, ::-1].copy() if format == "BGR" else array

@@ -1,0 +1,192 @@
+"""Dataset mapper: page image + annotations + OCR text → model inputs (DESIGN §1, §3)."""
+
+import copy
+import json
+import logging
+from collections import OrderedDict
+
+import numpy as np
+import torch
+from detectron2.config import configurable
+from detectron2.data import DatasetMapper
+from detectron2.data import detection_utils as utils
+from detectron2.data import transforms as T
+
+from layoutlmv3 import EncodedPage, OCRPageTokenizer
+
+from .image_io import read_page_image
+
+__all__ = ["LayoutDatasetMapper", "build_page_tokenizer", "read_ocr_json"]
+
+logger = logging.getLogger(__name__)
+
+MISSING_OCR_POLICIES = ("error", "image_only")
+
+
+def read_ocr_json(path) -> dict:
+    """One page's OCR JSON; a missing, unreadable or malformed file raises naming it."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            page = json.load(f)
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"{path}: OCR JSON not found") from error
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: OCR JSON is not valid JSON ({error})") from error
+    if not isinstance(page, dict) or not {"words", "bbox"} <= page.keys():
+        raise ValueError(f"{path}: OCR JSON needs 'words', 'bbox', 'W' and 'H' keys")
+    return page
+
+
+def build_page_tokenizer(cfg) -> OCRPageTokenizer | None:
+    """The OCR-page tokenizer of ``MODEL.LAYOUTLMV3.TEXT``; None for image-only models."""
+    if cfg.MODEL.LAYOUTLMV3.IMAGE_ONLY:
+        return None
+    text = cfg.MODEL.LAYOUTLMV3.TEXT
+    if not text.TOKENIZER:
+        raise ValueError(
+            "MODEL.LAYOUTLMV3.TEXT.TOKENIZER is empty but the model reads text "
+            "(MODEL.LAYOUTLMV3.IMAGE_ONLY False): set it to the folder of the pretrained "
+            "checkpoint's tokenizer, e.g. a local copy of microsoft/layoutlmv3-base"
+        )
+    return OCRPageTokenizer(
+        text.TOKENIZER,
+        tokens_per_segment=text.TOKENS_PER_SEGMENT,
+        drop_leading_space=text.DROP_LEADING_SPACE,
+        drop_unknown=text.DROP_UNKNOWN,
+        max_tokens=text.MAX_TOKENS,
+        reading_order=text.READING_ORDER,
+    )
+
+
+def build_layout_augmentation(cfg, is_train: bool) -> list:
+    """detectron2's resize (+ flip) augmentation; in training with ``AUG.DETR`` the DETR-style
+    resize-crop-resize half of the time."""
+    augmentations = utils.build_augmentation(cfg, is_train)
+    if is_train and cfg.AUG.DETR:
+        resize_crop = T.AugmentationList(
+            [
+                T.ResizeShortestEdge([400, 500, 600], sample_style="choice"),
+                T.RandomCrop("absolute_range", (384, 600)),
+            ]
+        )
+        augmentations.insert(0, T.RandomApply(resize_crop, prob=0.5))
+    return augmentations
+
+
+class LayoutDatasetMapper(DatasetMapper):
+    """``DatasetMapper`` that also turns the page's OCR JSON (``dataset_dict["ocr_file"]``) into
+    text tokens whose boxes follow the image through every augmentation.
+
+    Adds to each mapped dict ``input_ids`` (L,) and ``bbox`` (L, 4) in 0..1000 of the augmented,
+    unpadded image; segments cropped out of the image are dropped before the page's token cap.
+    Each page is tokenized once per worker process (an LRU cache of ``cache_size`` pages);
+    augmentations then only move boxes.
+
+    Args:
+        tokenizer: OCR-page tokenizer, or None for an image-only model (no text read).
+        missing_ocr: "error", or "image_only" to give a page whose OCR JSON is missing or
+            unreadable no text (counted, logged).
+        cache_size: pages whose tokens are kept per process.
+    """
+
+    @configurable
+    def __init__(
+        self,
+        is_train: bool = True,
+        *,
+        tokenizer: OCRPageTokenizer | None = None,
+        missing_ocr: str = "error",
+        cache_size: int = 20000,
+        **kwargs,
+    ):
+        super().__init__(is_train, **kwargs)
+        if missing_ocr not in MISSING_OCR_POLICIES:
+            raise ValueError(
+                f"MODEL.LAYOUTLMV3.TEXT.MISSING_OCR must be one of {MISSING_OCR_POLICIES}, "
+                f"got '{missing_ocr}'"
+            )
+        self.tokenizer = tokenizer
+        self.missing_ocr = missing_ocr
+        self.cache_size = cache_size
+        self._segments_cache = OrderedDict()
+        self.pages_without_ocr = 0
+
+    @classmethod
+    def from_config(cls, cfg, is_train: bool = True):
+        config = super().from_config(cfg, is_train)
+        config["augmentations"] = build_layout_augmentation(cfg, is_train)
+        if is_train and cfg.INPUT.CROP.ENABLED:
+            crop = T.RandomCrop(cfg.INPUT.CROP.TYPE, cfg.INPUT.CROP.SIZE)
+            config["augmentations"].insert(0, crop)
+        config["tokenizer"] = build_page_tokenizer(cfg)
+        config["missing_ocr"] = cfg.MODEL.LAYOUTLMV3.TEXT.MISSING_OCR
+        return config
+
+    def _page_segments(self, dataset_dict):
+        """Cached per-segment tokens of the page, or None when it has no usable OCR."""
+        path = dataset_dict.get("ocr_file")
+        if path in self._segments_cache:
+            self._segments_cache.move_to_end(path)
+            return self._segments_cache[path]
+        try:
+            if not path:
+                raise FileNotFoundError(f"{dataset_dict['file_name']}: no OCR file registered")
+            segments = self.tokenizer.tokenize_segments(read_ocr_json(path), source=str(path))
+        except (OSError, ValueError) as error:
+            if self.missing_ocr == "error":
+                raise type(error)(
+                    f"{error} [page {dataset_dict['file_name']}; run the OCR preprocessing "
+                    "for it, or set MODEL.LAYOUTLMV3.TEXT.MISSING_OCR image_only]"
+                ) from error
+            self.pages_without_ocr += 1
+            log = logger.warning if self.pages_without_ocr <= 10 else logger.debug
+            log("page without text (%d so far in this process): %s", self.pages_without_ocr, error)
+            segments = None
+        if path:
+            self._segments_cache[path] = segments
+            if len(self._segments_cache) > self.cache_size:
+                self._segments_cache.popitem(last=False)
+        return segments
+
+    def page_text(self, dataset_dict, transforms, original_hw, augmented_hw) -> EncodedPage:
+        """Tokens of the page with boxes moved by ``transforms`` and normalised to 0..1000 of
+        the augmented image ``augmented_hw``."""
+        segments = self._page_segments(dataset_dict)
+        if segments is None or not segments.ids:
+            return self.tokenizer.encode([], [])
+        height, width = original_hw
+        scale = np.array([width / segments.width, height / segments.height] * 2)
+        boxes = transforms.apply_box(segments.boxes * scale)
+        height, width = augmented_hw
+        inside = (
+            (boxes[:, 0] < width) & (boxes[:, 2] > 0) & (boxes[:, 1] < height) & (boxes[:, 3] > 0)
+        )
+        size = np.array([width, height, width, height], dtype=np.float64)
+        normalized = np.clip(np.round(np.clip(boxes, 0, size) / size * 1000), 0, 1000)
+        kept = np.flatnonzero(inside)
+        return self.tokenizer.encode([segments.ids[i] for i in kept], normalized[kept])
+
+    def __call__(self, dataset_dict):
+        """A detectron2 dataset dict → ``{"image", "instances", "input_ids", "bbox", ...}``."""
+        dataset_dict = copy.deepcopy(dataset_dict)
+        image = read_page_image(dataset_dict["file_name"], format=self.image_format)
+        utils.check_image_size(dataset_dict, image)
+        original_hw = image.shape[:2]
+
+        aug_input = T.AugInput(image)
+        transforms = self.augmentations(aug_input)
+        image = aug_input.image
+        augmented_hw = image.shape[:2]
+        dataset_dict["image"] = torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))
+
+        if self.tokenizer is not None:
+            text = self.page_text(dataset_dict, transforms, original_hw, augmented_hw)
+            dataset_dict["input_ids"] = text.input_ids
+            dataset_dict["bbox"] = text.bbox
+
+        if not self.is_train:
+            dataset_dict.pop("annotations", None)
+            return dataset_dict
+        if "annotations" in dataset_dict:
+            self._transform_annotations(dataset_dict, transforms, augmented_hw)
+        return dataset_dict

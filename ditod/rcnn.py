@@ -1,0 +1,86 @@
+"""Generalized R-CNN whose backbone also sees each page's OCR text tokens."""
+
+import torch
+from detectron2.config import configurable
+from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN
+from detectron2.utils.events import get_event_storage
+
+from .backbone import PageBatch
+
+__all__ = ["VLGeneralizedRCNN"]
+
+
+@META_ARCH_REGISTRY.register()
+class VLGeneralizedRCNN(GeneralizedRCNN):
+    """``GeneralizedRCNN`` that pads the batch's text and passes it with the images to the
+    backbone. Inputs may carry ``input_ids`` (L,) and ``bbox`` (L, 4) in 0..1000 of the augmented,
+    unpadded page (from :class:`ditod.mapper.LayoutDatasetMapper`); pages without them, and every
+    page when the model is image-only, get no text.
+
+    Args:
+        pad_token_id: id used to pad ``input_ids`` (RoBERTa and XLM-R: 1).
+        use_text: pass text to the backbone.
+    """
+
+    @configurable
+    def __init__(self, *, pad_token_id: int = 1, use_text: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.pad_token_id = pad_token_id
+        self.use_text = use_text
+
+    @classmethod
+    def from_config(cls, cfg):
+        config = super().from_config(cfg)
+        config["use_text"] = not cfg.MODEL.LAYOUTLMV3.IMAGE_ONLY
+        return config
+
+    def page_batch(self, images, batched_inputs) -> PageBatch:
+        """Images (an ``ImageList``) + text padded to the batch's longest page."""
+        batch = PageBatch(images.tensor, list(images.image_sizes))
+        lengths = [len(x.get("input_ids", ())) for x in batched_inputs]
+        if not self.use_text or max(lengths) == 0:
+            return batch
+        size = (len(batched_inputs), max(lengths))
+        batch.input_ids = torch.full(size, self.pad_token_id, dtype=torch.long)
+        batch.bbox = torch.zeros(*size, 4, dtype=torch.long)
+        batch.attention_mask = torch.zeros(size, dtype=torch.long)
+        for i, (inputs, length) in enumerate(zip(batched_inputs, lengths)):
+            if length:
+                batch.input_ids[i, :length] = inputs["input_ids"]
+                batch.bbox[i, :length] = inputs["bbox"]
+                batch.attention_mask[i, :length] = 1
+        batch.input_ids = batch.input_ids.to(self.device)
+        batch.bbox = batch.bbox.to(self.device)
+        batch.attention_mask = batch.attention_mask.to(self.device)
+        return batch
+
+    def forward(self, batched_inputs):
+        """Training: a dict of losses; inference: see :meth:`inference`."""
+        if not self.training:
+            return self.inference(batched_inputs)
+        images = self.preprocess_image(batched_inputs)
+        gt_instances = [x["instances"].to(self.device) for x in batched_inputs]
+        features = self.backbone(self.page_batch(images, batched_inputs))
+        proposals, proposal_losses = self.proposal_generator(images, features, gt_instances)
+        _, detector_losses = self.roi_heads(images, features, proposals, gt_instances)
+        if self.vis_period > 0:
+            storage = get_event_storage()
+            if storage.iter % self.vis_period == 0:
+                self.visualize_training(batched_inputs, proposals)
+        return {**proposal_losses, **detector_losses}
+
+    def inference(self, batched_inputs, detected_instances=None, do_postprocess=True):
+        """Per page ``{"instances": Instances}`` in input pixels (raw outputs when
+        ``do_postprocess`` is False)."""
+        assert not self.training
+        images = self.preprocess_image(batched_inputs)
+        features = self.backbone(self.page_batch(images, batched_inputs))
+        if detected_instances is None:
+            proposals, _ = self.proposal_generator(images, features, None)
+            results, _ = self.roi_heads(images, features, proposals, None)
+        else:
+            detected_instances = [x.to(self.device) for x in detected_instances]
+            results = self.roi_heads.forward_with_given_boxes(features, detected_instances)
+        if do_postprocess:
+            return GeneralizedRCNN._postprocess(results, batched_inputs, images.image_sizes)
+        return results

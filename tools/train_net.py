@@ -1,0 +1,91 @@
+#!/usr/bin/env python
+"""Train or evaluate a LayoutLMv3 Cascade R-CNN layout detector.
+
+    python tools/train_net.py --config-file configs/publaynet/cascade_layoutlmv3_image.yaml \
+        --num-gpus 8 MODEL.WEIGHTS /path/to/layoutlmv3-base OUTPUT_DIR output/publaynet
+    python tools/train_net.py --config-file ... --eval-only MODEL.WEIGHTS output/model_final.pth
+    python tools/train_net.py --config-file ... --resume
+
+Arguments and ``KEY VALUE`` overrides are detectron2's (``default_argument_parser``).
+"""
+
+import json
+import logging
+import os
+
+import torch
+from detectron2.config import get_cfg
+from detectron2.engine import default_argument_parser, default_setup
+from detectron2.evaluation import verify_results
+from detectron2.utils import comm
+
+import ditod  # noqa: F401  (shims, registrations)
+from ditod import (
+    LayoutCheckpointer,
+    LayoutTrainer,
+    add_layoutlmv3_config,
+    launch,
+    register_layout_datasets,
+)
+
+logger = logging.getLogger("ditod")
+
+
+def setup(args):
+    cfg = get_cfg()
+    add_layoutlmv3_config(cfg)
+    cfg.merge_from_file(args.config_file)
+    cfg.merge_from_list(args.opts)
+    if cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit(
+            f"MODEL.DEVICE is {cfg.MODEL.DEVICE} but this machine has no CUDA device; "
+            "add MODEL.DEVICE cpu to the command line"
+        )
+    cfg.freeze()
+    default_setup(cfg, args)
+    register_layout_datasets(cfg)
+    return cfg
+
+
+def append_metrics(cfg, iteration: int, results) -> None:
+    """Append evaluation results to ``OUTPUT_DIR/metrics.json`` as the training writer does."""
+    flat = {"iteration": iteration}
+    for dataset, tasks in results.items() if isinstance(results, dict) else ():
+        for task, metrics in tasks.items() if isinstance(tasks, dict) else ():
+            for name, value in metrics.items() if isinstance(metrics, dict) else ():
+                flat[f"{dataset}/{task}/{name}"] = value
+    with open(os.path.join(cfg.OUTPUT_DIR, "metrics.json"), "a") as f:
+        f.write(json.dumps(flat, sort_keys=True) + "\n")
+
+
+def main(args):
+    cfg = setup(args)
+    if args.eval_only:
+        model = LayoutTrainer.build_model(cfg)
+        checkpoint = LayoutCheckpointer(
+            model, save_dir=cfg.OUTPUT_DIR, strict=cfg.MODEL.LAYOUTLMV3.STRICT_WEIGHTS
+        ).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
+        results = LayoutTrainer.test(cfg, model)
+        if comm.is_main_process():
+            per_dataset = (
+                {cfg.DATASETS.TEST[0]: results} if len(cfg.DATASETS.TEST) == 1 else results
+            )
+            append_metrics(cfg, checkpoint.get("iteration", -1), per_dataset)
+            verify_results(cfg, results)
+        return results
+
+    trainer = LayoutTrainer(cfg)
+    trainer.resume_or_load(resume=args.resume)
+    return trainer.train()
+
+
+if __name__ == "__main__":
+    args = default_argument_parser().parse_args()
+    launch(
+        main,
+        args.num_gpus,
+        num_machines=args.num_machines,
+        machine_rank=args.machine_rank,
+        dist_url=args.dist_url,
+        args=(args,),
+    )
