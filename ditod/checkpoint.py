@@ -125,10 +125,8 @@ class LayoutCheckpointer(DetectionCheckpointer):
         return {DETECTOR_PREFIX + key: value for key, value in matched.items()}
 
     def _load_model(self, checkpoint):
+        from_detector = "__author__" not in checkpoint  # not converted from pretrained weights
         incompatible = super()._load_model(checkpoint)
-        from_detector = any(k.startswith(DETECTOR_PREFIX) for k in checkpoint["model"]) and (
-            "__author__" not in checkpoint
-        )
         if self.strict and from_detector and incompatible is not None:
             problems = [
                 *(f"  missing: {k}" for k in incompatible.missing_keys),

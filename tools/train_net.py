@@ -9,8 +9,10 @@
 Arguments and ``KEY VALUE`` overrides are detectron2's (``default_argument_parser``).
 """
 
+import ditod  # noqa: F401  (its shims must apply before detectron2 is imported)
+
+# isort: split
 import json
-import logging
 import os
 
 import torch
@@ -19,7 +21,6 @@ from detectron2.engine import default_argument_parser, default_setup
 from detectron2.evaluation import verify_results
 from detectron2.utils import comm
 
-import ditod  # noqa: F401  (shims, registrations)
 from ditod import (
     LayoutCheckpointer,
     LayoutTrainer,
@@ -27,8 +28,6 @@ from ditod import (
     launch,
     register_layout_datasets,
 )
-
-logger = logging.getLogger("ditod")
 
 
 def setup(args):

@@ -1,0 +1,135 @@
+"""End to end through tools/train_net.py on the 20 shared PubLayNet pages (OCR derived from the
+annotations), tiny text-fused model on CPU: train, eval-only, resume, two processes over gloo."""
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "configs" / "tiny" / "cascade_layoutlmv3_tiny.yaml"
+
+pytestmark = pytest.mark.slow
+
+
+def dataset_opts(samples, tokenizer):
+    coco_json, image_root, ocr_root = samples
+    extra = json.dumps([["samples", str(coco_json), str(image_root), str(ocr_root)]])
+    return [
+        "DATASETS.EXTRA", extra, "DATASETS.TRAIN", '("samples",)', "DATASETS.TEST",
+        '("samples",)', "MODEL.LAYOUTLMV3.TEXT.TOKENIZER", str(tokenizer),
+        "MODEL.ROI_HEADS.NUM_CLASSES", "5", "SEED", "7",
+    ]  # fmt: skip
+
+
+def train_net(*args, timeout=600):
+    command = [sys.executable, str(ROOT / "tools" / "train_net.py"), *map(str, args)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout + result.stderr
+
+
+def metrics(output_dir):
+    lines = (Path(output_dir) / "metrics.json").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, publaynet_samples, bpe_folder):
+    output = tmp_path_factory.mktemp("train")
+    opts = dataset_opts(publaynet_samples, bpe_folder)
+    log = train_net("--config-file", CONFIG, *opts, "OUTPUT_DIR", output, "SOLVER.MAX_ITER", 40)
+    return output, opts, log
+
+
+def test_training_lowers_the_loss(trained):
+    output, _, log = trained
+    losses = {m["iteration"]: m["total_loss"] for m in metrics(output) if "total_loss" in m}
+    assert set(losses) == {19, 39}, losses
+    assert losses[39] < 0.9 * losses[19], losses
+    assert (output / "model_final.pth").is_file()
+    assert (output / "last_checkpoint").read_text() == "model_final.pth"
+    assert list(output.glob("events.out.tfevents.*")), "no TensorBoard event file"
+
+
+def test_eval_only_prints_the_per_class_table(trained):
+    output, opts, _ = trained
+    log = train_net("--config-file", CONFIG, "--eval-only", *opts, "OUTPUT_DIR", output,
+                    "MODEL.WEIGHTS", output / "model_final.pth")  # fmt: skip
+    assert "Per-category bbox AP" in log
+    for name in ("text", "title", "list", "table", "figure"):
+        assert f"| {name}" in log
+    last = metrics(output)[-1]
+    assert last["iteration"] == 39 and 0 <= last["samples/bbox/AP"] <= 100
+    assert (output / "inference" / "samples" / "coco_instances_results.json").is_file()
+
+
+def test_resume_continues_at_the_saved_iteration(trained, tmp_path):
+    output, opts, _ = trained
+    log = train_net("--config-file", CONFIG, "--resume", *opts, "OUTPUT_DIR", output,
+                    "SOLVER.MAX_ITER", 45)  # fmt: skip
+    assert "Starting training from iteration 40" in log
+    assert "Loading from" in log and "model_final.pth" in log
+    trained_to = max(m["iteration"] for m in metrics(output) if "total_loss" in m)
+    assert trained_to == 44
+
+
+WORKER = textwrap.dedent(
+    """
+    import sys, torch
+    import ditod
+    from detectron2.config import get_cfg
+    from detectron2.utils import comm
+    from ditod import LayoutTrainer, add_layoutlmv3_config, launch, register_layout_datasets
+
+    def main(config_file, opts, out):
+        cfg = get_cfg()
+        add_layoutlmv3_config(cfg)
+        cfg.merge_from_file(config_file)
+        cfg.merge_from_list(opts)
+        register_layout_datasets(cfg)
+        trainer = LayoutTrainer(cfg)
+        model = trainer.model.module
+        before = torch.cat([p.detach().flatten() for p in model.parameters()])
+        trainer.train()
+        flat = torch.cat([p.detach().flatten() for p in model.parameters()])
+        gathered = comm.all_gather(flat)
+        if comm.is_main_process():
+            diff = max((g - gathered[0]).abs().max().item() for g in gathered)
+            moved = (flat - before).abs().max().item()
+            open(out, "w").write(f"{comm.get_world_size()} {diff} {moved} {trainer.iter}")
+
+    if __name__ == "__main__":
+        config_file, out, *opts = sys.argv[1:]
+        launch(main, 2, args=(config_file, opts, out))
+    """
+)
+
+
+def test_two_cpu_processes_agree_on_the_weights(tmp_path, publaynet_samples, bpe_folder):
+    script = tmp_path / "two_processes.py"
+    script.write_text(WORKER)
+    out = tmp_path / "result.txt"
+    opts = [*dataset_opts(publaynet_samples, bpe_folder), "OUTPUT_DIR", str(tmp_path / "o"),
+            "SOLVER.MAX_ITER", "2", "SOLVER.CHECKPOINT_PERIOD", "100"]  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, str(script), str(CONFIG), str(out), *opts],
+        capture_output=True, text=True, timeout=600, cwd=ROOT,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    world_size, diff, moved, iteration = out.read_text().split()
+    assert int(world_size) == 2 and int(iteration) == 2
+    assert float(moved) > 1e-6  # the (warm-up) steps changed the weights ...
+    assert float(diff) == 0.0  # ... identically in both processes
+
+
+def test_train_net_runs_two_processes(tmp_path, publaynet_samples, bpe_folder):
+    output = tmp_path / "ddp"
+    log = train_net("--config-file", CONFIG, "--num-gpus", 2,
+                    *dataset_opts(publaynet_samples, bpe_folder), "OUTPUT_DIR", output,
+                    "SOLVER.MAX_ITER", 2, "SOLVER.CHECKPOINT_PERIOD", 100)  # fmt: skip
+    assert "2 CPU processes over gloo" in log or (output / "model_final.pth").is_file()
+    assert (output / "model_final.pth").is_file()
