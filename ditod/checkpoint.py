@@ -26,7 +26,19 @@ logger = logging.getLogger(__name__)
 DETECTOR_PREFIX = "backbone.bottom_up.backbone."
 # Parts of the detection model a pretrained (non-detection) checkpoint cannot have.
 DETECTION_ONLY = ("fpn1.", "fpn2.", "fpn3.", "fpn4.")
-TEXT_ONLY = ("embeddings.",)
+
+
+def unused_by_config(config) -> tuple[str, ...]:
+    """Key prefixes of pretrained weights this configuration does not use: text embeddings of an
+    image-only model, attention-bias tables switched off (unilm's detection setting)."""
+    unused = []
+    if not config.text_embed:
+        unused.append("embeddings.")
+    if not config.has_relative_attention_bias:
+        unused.append("encoder.rel_pos_bias.")
+    if not config.has_spatial_attention_bias:
+        unused += ["encoder.rel_pos_x_bias.", "encoder.rel_pos_y_bias."]
+    return tuple(unused)
 
 
 def _atomic_torch_save(data, path: Path) -> None:
@@ -105,12 +117,12 @@ class LayoutCheckpointer(DetectionCheckpointer):
             backbone.state_dict(), state, str(path)
         )
         missing = [k for k in missing if not k.startswith(DETECTION_ONLY)]
-        if not backbone.config.text_embed:
-            unexpected = [k for k in unexpected if not k.startswith(TEXT_ONLY)]
-            ignored = [k for k in state if k[len(prefix) :].startswith(TEXT_ONLY)]
+        unused = unused_by_config(backbone.config)
+        if unused:
+            ignored = [k for k in unexpected if k.startswith(unused)]
+            unexpected = [k for k in unexpected if not k.startswith(unused)]
             if ignored:
-                logger.info("%s: %d text-embedding tensors unused (image-only model)",
-                            path, len(ignored))  # fmt: skip
+                logger.info("%s: %d tensors unused by this configuration", path, len(ignored))
         report = format_report(str(path), prefix, len(matched), missing, unexpected, mismatched,
                                other)  # fmt: skip
         if missing or unexpected or mismatched:

@@ -8,7 +8,7 @@ __all__ = ["READING_ORDERS", "column_reading_order", "find_column_split"]
 READING_ORDERS = ("ocr", "columns")
 
 
-def find_column_split(boxes: np.ndarray, width: float, max_crossing: float = 0.1):
+def find_column_split(boxes: np.ndarray, width: float, max_crossing: float = 0.2):
     """x of the gutter of a two-column page, or None for a one-column page.
 
     Args:

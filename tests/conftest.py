@@ -1,5 +1,8 @@
 """Shared fixtures: tiny tokenizers and synthetic COCO datasets built in-process."""
 
+import ditod  # noqa: F401  (detectron2 shims before any test imports detectron2)
+
+# isort: split
 import io
 import json
 from pathlib import Path

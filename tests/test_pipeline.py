@@ -46,7 +46,7 @@ def trained(tmp_path_factory, publaynet_samples, bpe_folder):
 
 
 def test_training_lowers_the_loss(trained):
-    output, _, log = trained
+    output, _, _ = trained
     losses = {m["iteration"]: m["total_loss"] for m in metrics(output) if "total_loss" in m}
     assert set(losses) == {19, 39}, losses
     assert losses[39] < 0.9 * losses[19], losses

@@ -1,0 +1,113 @@
+"""LayoutDatasetMapper: OCR token boxes follow the image through crops and resizes."""
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from detectron2.data import transforms as T
+from PIL import Image
+
+from ditod.mapper import LayoutDatasetMapper
+from layoutlmv3 import OCRPageTokenizer
+
+WORDS = ["Figure", "Table", "accuracy", "results", "model", "Introduction"]
+
+
+def write_page(tmp_path, seed=0, size=(480, 360), rows=6, cols=2):
+    """A white page with black word blocks in a grid; OCR JSON naming each block exactly."""
+    rng = np.random.default_rng(seed)
+    width, height = size
+    page = np.full((height, width, 3), 255, np.uint8)
+    boxes, words = [], []
+    for r in range(rows):
+        for c in range(cols):
+            x = 20 + c * (width // cols) + int(rng.integers(0, 30))
+            y = 20 + r * (height - 40) // rows
+            w, h = int(rng.integers(60, width // cols - 60)), 18
+            page[y : y + h, x : x + w] = 0
+            boxes.append([x, y, w, h])
+            words.append(WORDS[(r * cols + c) % len(WORDS)])
+    image = tmp_path / f"page{seed}.png"
+    Image.fromarray(page).save(image)
+    ocr = tmp_path / f"page{seed}.json"
+    ocr.write_text(json.dumps({"bbox": boxes, "words": words, "W": width, "H": height}))
+    record = {"file_name": str(image), "height": height, "width": width, "image_id": seed,
+              "ocr_file": str(ocr), "annotations": []}  # fmt: skip
+    return record, boxes
+
+
+def mapper(tokenizer, augmentations, **kwargs):
+    return LayoutDatasetMapper(
+        is_train=True, augmentations=augmentations, image_format="RGB", use_instance_mask=False,
+        instance_mask_format="polygon", use_keypoint=False, recompute_boxes=False,
+        tokenizer=tokenizer, **kwargs,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_token_boxes_stay_on_their_words_after_crop_and_resize(tmp_path, bpe_folder, seed):
+    record, _ = write_page(tmp_path, seed)
+    tokenizer = OCRPageTokenizer(bpe_folder, max_tokens=500)
+    augment = [
+        T.RandomCrop("absolute_range", (200, 240)),
+        T.ResizeShortestEdge([300], 600, "choice"),
+    ]
+    np.random.seed(seed)
+    out = mapper(tokenizer, augment)(record)
+    image = out["image"].float().mean(0)  # (h, w), words are 0, paper 255
+    height, width = image.shape
+    token_boxes = out["bbox"][1:-1].double() / 1000 * torch.tensor([width, height] * 2)
+    assert len(token_boxes) > 0
+    for x0, y0, x1, y1 in token_boxes.round().long().tolist():
+        inside = image[y0 : max(y1, y0 + 1), x0 : max(x1, x0 + 1)]
+        assert inside.mean() < 80, (x0, y0, x1, y1, inside.mean())  # on ink, not on paper
+    # every word still visible has its tokens; none of the cropped-out ones does
+    visible = (image < 128).sum().item()
+    covered = torch.zeros_like(image, dtype=torch.bool)
+    for x0, y0, x1, y1 in token_boxes.round().long().tolist():
+        covered[y0:y1, x0:x1] = True
+    assert ((image < 128) & covered).sum().item() >= 0.9 * visible
+
+
+def test_page_is_tokenized_once(tmp_path, bpe_folder, monkeypatch):
+    record, _ = write_page(tmp_path)
+    tokenizer = OCRPageTokenizer(bpe_folder)
+    calls = []
+    original = tokenizer.tokenize_segments
+    monkeypatch.setattr(
+        tokenizer, "tokenize_segments", lambda *a, **k: calls.append(1) or original(*a, **k)
+    )
+    m = mapper(tokenizer, [T.ResizeShortestEdge([200, 300], 600, "choice")])
+    first, second = m(record), m(record)
+    assert len(calls) == 1
+    assert torch.equal(first["input_ids"], second["input_ids"])
+
+
+def test_missing_ocr_is_an_error_naming_the_page_or_a_counted_skip(tmp_path, bpe_folder, caplog):
+    record, _ = write_page(tmp_path)
+    record["ocr_file"] = str(tmp_path / "nowhere.json")
+    tokenizer = OCRPageTokenizer(bpe_folder)
+    with pytest.raises(FileNotFoundError, match=r"nowhere.json.*page0.png.*MISSING_OCR"):
+        mapper(tokenizer, [])(record)
+    lenient = mapper(tokenizer, [], missing_ocr="image_only")
+    with caplog.at_level(logging.WARNING):
+        out = lenient(record)
+    assert out["input_ids"].numel() == 0 and lenient.pages_without_ocr == 1
+    assert "nowhere.json" in caplog.text
+
+
+def test_ocr_of_a_resized_copy_is_scaled_to_the_image(tmp_path, bpe_folder):
+    record, boxes = write_page(tmp_path)
+    ocr_file = Path(record["ocr_file"])
+    page = json.loads(ocr_file.read_text())
+    page["bbox"] = [[v / 2 for v in box] for box in page["bbox"]]  # OCR ran at half size
+    page["W"], page["H"] = page["W"] / 2, page["H"] / 2
+    ocr_file.write_text(json.dumps(page))
+    out = mapper(OCRPageTokenizer(bpe_folder, max_tokens=500), [])(record)
+    x, y, w, h = boxes[0]
+    expected = [round(1000 * x / 480), round(1000 * y / 360), round(1000 * (x + w) / 480),
+                round(1000 * (y + h) / 360)]  # fmt: skip
+    assert out["bbox"][1].tolist() == expected
