@@ -14,6 +14,7 @@ from layoutlmv3.loading import (
     checkpoint_prefix,
     find_weights_file,
     format_report,
+    load_checkpoint,
     match_state_dict,
 )
 
@@ -86,14 +87,7 @@ class LayoutCheckpointer(DetectionCheckpointer):
         if path.suffix == ".safetensors":
             loaded = {"model": load_safetensors(str(path))}
         else:
-            try:
-                loaded = torch.load(path, map_location="cpu", weights_only=True)
-            except Exception as error:
-                raise IncompatibleWeights(
-                    f"{path}: not a weights-only torch checkpoint ({type(error).__name__}: "
-                    f"{str(error).splitlines()[0]}). Checkpoints that need code to unpickle are "
-                    "refused; re-save the state dict with torch.save(model.state_dict(), ...)"
-                ) from error
+            loaded = load_checkpoint(path)
             if not isinstance(loaded, dict):
                 raise IncompatibleWeights(f"{path}: holds a {type(loaded).__name__}, not weights")
             if not isinstance(loaded.get("model"), dict):

@@ -16,8 +16,10 @@ from transformers import LayoutLMv3Config
 
 __all__ = [
     "IncompatibleWeights",
+    "UnsafeCheckpoint",
     "checkpoint_prefix",
     "find_weights_file",
+    "load_checkpoint",
     "load_pretrained",
     "load_state_dict",
     "match_state_dict",
@@ -46,6 +48,23 @@ def find_weights_file(folder: Path) -> Path:
     )
 
 
+class UnsafeCheckpoint(ValueError):
+    """A torch checkpoint that cannot be loaded with ``weights_only=True``."""
+
+
+def load_checkpoint(path: str | Path):
+    """``torch.load(path, weights_only=True)`` on CPU; a pickle that needs code raises
+    :class:`UnsafeCheckpoint` naming the file."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise UnsafeCheckpoint(
+            f"{path}: not a weights-only torch checkpoint ({error.__class__.__name__}: "
+            f"{str(error).splitlines()[0]}). Checkpoints that need arbitrary code to unpickle are "
+            "refused; re-save the state dict with torch.save(model.state_dict(), ...)"
+        ) from error
+
+
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Tensors of a ``.safetensors`` file, or of a torch pickle loaded with ``weights_only=True``
     (the weights may sit under a ``model`` or ``state_dict`` key, as detectron2 and others save)."""
@@ -54,14 +73,7 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise FileNotFoundError(f"{path}: weights file not found")
     if path.suffix == ".safetensors":
         return load_safetensors(str(path))
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise ValueError(
-            f"{path}: not a weights-only torch checkpoint ({error.__class__.__name__}: "
-            f"{str(error).splitlines()[0]}). Checkpoints that need arbitrary code to unpickle are "
-            "refused; re-save the state dict with torch.save(model.state_dict(), ...)"
-        ) from error
+    checkpoint = load_checkpoint(path)
     for key in ("model", "state_dict", "module"):
         if isinstance(checkpoint, dict) and isinstance(checkpoint.get(key), dict):
             checkpoint = checkpoint[key]

@@ -12,6 +12,7 @@ from detectron2.modeling import build_model
 
 from ditod import LayoutCheckpointer, add_layoutlmv3_config
 from layoutlmv3 import IncompatibleWeights
+from layoutlmv3.loading import UnsafeCheckpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(hidden_size=96, num_hidden_layers=4, num_attention_heads=3, intermediate_size=192,
@@ -110,7 +111,7 @@ def test_pickle_with_code_is_refused(hub_folder, tmp_path):
     folder, _ = hub_folder
     evil = tmp_path / "evil.pth"
     torch.save({"model": {}, "payload": os.system}, evil)
-    with pytest.raises(IncompatibleWeights, match=r"evil.pth: not a weights-only"):
+    with pytest.raises(UnsafeCheckpoint, match=r"evil.pth: not a weights-only"):
         LayoutCheckpointer(detector(folder)).load(str(evil))
 
 
