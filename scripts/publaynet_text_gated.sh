@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# configs/publaynet/cascade_layoutlmv3_text_gated.yaml on all GPUs of this machine.
+#   scripts/publaynet_text_gated.sh train [KEY VALUE ...]          (resumes from OUTPUT_DIR if it has a checkpoint)
+#   scripts/publaynet_text_gated.sh eval WEIGHTS [KEY VALUE ...]
+set -euo pipefail
+here=$(dirname "$0")
+mode=${1:?usage: $0 train|eval [WEIGHTS] [KEY VALUE ...]}
+shift
+case $mode in
+    train) exec "$here/train.sh" configs/publaynet/cascade_layoutlmv3_text_gated.yaml "$@" ;;
+    eval) exec "$here/eval.sh" configs/publaynet/cascade_layoutlmv3_text_gated.yaml "$@" ;;
+    *) echo "usage: $0 train|eval [WEIGHTS] [KEY VALUE ...]" >&2; exit 2 ;;
+esac
