@@ -2,11 +2,13 @@
 
 A token's box (0..1000 of its page's unpadded size) covers the map cells ``floor(px / stride)``
 from its first to its last corner, inclusive, clamped to the map. ``scatter_text_to_grid`` sums
-the features of all tokens covering each cell, with a 2-D difference array (four scatter-adds at
-the box corners, then two prefix sums): O(N·C + H·W·C), independent of the boxes' areas.
+the features of all tokens covering each cell as one ``embedding_bag`` over the (cell, token)
+pairs of the boxes, grouped by cell: a sparse product whose cost is the boxes' total area times C,
+with no dense (cells × tokens) mask and no Python loop.
 """
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["FUSION_TYPES", "TextFusion", "box_cells", "scatter_text_to_grid"]
@@ -46,28 +48,28 @@ def scatter_text_to_grid(token_feats, token_boxes, token_mask, image_sizes, grid
         stride: the map's stride in pixels.
 
     Returns:
-        (B, C, H, W) text map in ``token_feats``' dtype.
+        (B, C, H, W) text map in ``token_feats``' dtype (a channels-last view).
     """
-    batch, _, channels = token_feats.shape
+    batch, num_tokens, channels = token_feats.shape
     height, width = grid_hw
-    c0, r0, c1, r1 = box_cells(token_boxes, image_sizes, grid_hw, stride).unbind(-1)
-    # Difference array in channels-last layout, one trash row for padding tokens and for corners
-    # past the map's edge (they only affect cells outside it).
-    cells = batch * height * width
-    grid = token_feats.new_zeros(cells + 1, channels)
-    first = torch.arange(batch, device=grid.device)[:, None] * (height * width)
-    feats = token_feats.reshape(-1, channels)
-    for rows, cols, sign in ((r0, c0, 1), (r0, c1 + 1, -1), (r1 + 1, c0, -1), (r1 + 1, c1 + 1, 1)):
-        inside = token_mask & (rows < height) & (cols < width)
-        index = torch.where(inside, first + rows * width + cols, cells)
-        grid.index_add_(0, index.view(-1), feats, alpha=sign)
-    grid = grid[:cells].view(batch, height, width, channels)
-    if grid.requires_grad:
-        grid = grid.cumsum(1).cumsum(2)
-    else:  # in place: no second copy of the map
-        torch.cumsum(grid, 1, out=grid)
-        torch.cumsum(grid, 2, out=grid)
-    return grid.permute(0, 3, 1, 2)
+    device = token_feats.device
+    c0, r0, c1, r1 = box_cells(token_boxes, image_sizes, grid_hw, stride).view(-1, 4).unbind(-1)
+    # Every (token, covered cell) pair, grouped by cell: a sparse cell × token incidence.
+    box_width = c1 - c0 + 1
+    area = (r1 - r0 + 1) * box_width * token_mask.reshape(-1)
+    token = torch.repeat_interleave(area)
+    within = torch.arange(len(token), device=device) - (torch.cumsum(area, 0) - area)[token]
+    row = token // num_tokens * height + r0[token] + within // box_width[token]
+    cell = row * width + c0[token] + within % box_width[token]
+    counts = torch.bincount(cell, minlength=batch * height * width)
+    offsets = torch.cumsum(counts, 0) - counts
+    text_map = F.embedding_bag(
+        token[torch.argsort(cell, stable=True)],
+        token_feats.reshape(-1, channels),
+        offsets,
+        mode="sum",
+    )
+    return text_map.view(batch, height, width, channels).permute(0, 3, 1, 2)
 
 
 class TextFusion(nn.Module):

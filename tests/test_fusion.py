@@ -113,3 +113,10 @@ def test_fusion_modules_against_the_naive_text_map(fusion_type):
 def test_fusion_rejects_unknown_type():
     with pytest.raises(ValueError, match="fusion type 'sum' is not one of"):
         TextFusion("sum", channels=8, stride=32)
+
+
+def test_all_padding_gives_an_empty_map():
+    feats, boxes, _, sizes = random_batch(seed=3)
+    mask = torch.zeros(feats.shape[:2], dtype=torch.bool)
+    text_map = scatter_text_to_grid(feats, boxes, mask, sizes, (25, 19), 32)
+    assert text_map.shape == (3, 8, 25, 19) and text_map.abs().max() == 0
