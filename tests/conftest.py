@@ -5,6 +5,7 @@ import ditod  # noqa: F401  (detectron2 shims before any test imports detectron2
 # isort: split
 import io
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -102,7 +103,51 @@ def xlmr_folder(tmp_path_factory):
     return folder
 
 
-PUBLAYNET_SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "publaynet-samples"
+PUBLAYNET_SAMPLES = Path(
+    os.environ.get(
+        "DITOD_SAMPLES",
+        Path(__file__).resolve().parents[2] / "shared" / "data" / "publaynet-samples",
+    )
+)
+PUBLAYNET_CLASSES = ("text", "title", "list", "table", "figure")
+
+
+def write_block_pages(root: Path, num_images: int = 20, size=(596, 794), seed: int = 0) -> Path:
+    """PubLayNet-like stand-in pages: per class a block with its own texture (solid, outline,
+    stripes, grid, dots) at a random place. Writes ``root/*.png`` and ``root/pages.json``."""
+    rng = np.random.default_rng(seed)
+    width, height = size
+    root.mkdir(parents=True, exist_ok=True)
+    images, annotations = [], []
+    for image_id in range(1, num_images + 1):
+        page = np.full((height, width, 3), 255, np.uint8)
+        for category in range(1, len(PUBLAYNET_CLASSES) + 1):
+            w, h = int(rng.integers(120, 260)), int(rng.integers(40, 110))
+            x = int(rng.integers(10, width - w - 10))
+            y = 20 + (category - 1) * (height - 40) // len(PUBLAYNET_CLASSES)
+            block = page[y : y + h, x : x + w]
+            if category == 1:
+                block[::6] = 30
+            elif category == 2:
+                block[:] = 30
+            elif category == 3:
+                block[:, ::8] = 30
+            elif category == 4:
+                block[::10] = 30
+                block[:, ::10] = 30
+            else:
+                block[::4, ::4] = 30
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id,
+                                "category_id": category, "bbox": [x, y, w, h], "area": w * h,
+                                "iscrowd": 0})  # fmt: skip
+        name = f"page_{image_id:03d}.png"
+        Image.fromarray(page).save(root / name)
+        images.append({"id": image_id, "file_name": name, "width": width, "height": height})
+    categories = [{"id": i, "name": n} for i, n in enumerate(PUBLAYNET_CLASSES, start=1)]
+    path = root / "pages.json"
+    path.write_text(json.dumps({"images": images, "annotations": annotations,
+                                "categories": categories}))  # fmt: skip
+    return path
 
 
 def write_annotation_ocr(coco_json: Path, ocr_root: Path, line_height: int = 24) -> None:
@@ -127,10 +172,14 @@ def write_annotation_ocr(coco_json: Path, ocr_root: Path, line_height: int = 24)
 
 @pytest.fixture(scope="session")
 def publaynet_samples(tmp_path_factory):
-    """(json, image_root, ocr_root) of the 20 shared PubLayNet pages, OCR from annotations."""
-    if not PUBLAYNET_SAMPLES.is_dir():
-        pytest.skip(f"{PUBLAYNET_SAMPLES} not found")
-    ocr_root = tmp_path_factory.mktemp("publaynet") / "OCR"
-    coco_json = PUBLAYNET_SAMPLES / "samples.json"
-    write_annotation_ocr(coco_json, ocr_root)
-    return coco_json, PUBLAYNET_SAMPLES, ocr_root
+    """(json, image_root, ocr_root) of the 20 shared PubLayNet pages (``$DITOD_SAMPLES`` or
+    ``../shared/data/publaynet-samples``), or of 20 generated stand-in pages with the same
+    classes where those are not on this machine; OCR derived from the annotations."""
+    root = tmp_path_factory.mktemp("publaynet")
+    if (PUBLAYNET_SAMPLES / "samples.json").is_file():
+        coco_json, image_root = PUBLAYNET_SAMPLES / "samples.json", PUBLAYNET_SAMPLES
+    else:
+        coco_json = write_block_pages(root / "pages")
+        image_root = coco_json.parent
+    write_annotation_ocr(coco_json, root / "OCR")
+    return coco_json, image_root, root / "OCR"
