@@ -1,0 +1,244 @@
+#!/usr/bin/env python
+"""Render synthetic document pages with known layout and text: COCO json + one OCR JSON per page.
+
+    python datasets/synthetic_pages.py --out data/synthetic --pages 60 [--classes cdla|publaynet]
+        [--language en|zh] [--columns 1 2] [--seed 0] [--split-val 0.2]
+
+Writes ``<out>/images/*.png``, ``<out>/OCR/*.json`` (``{"bbox": [[x, y, w, h]], "words", "W",
+"H"}``, the exact rendered lines) and ``<out>/{train,val}.json`` (COCO). Figure and table
+captions look alike ("Figure 3: …" / "Table 2: …", same font, below their object or alone in the
+text flow), so only their text tells them apart. English uses DejaVu (matplotlib ships it);
+Chinese needs a CJK font (``apt-get install fonts-wqy-microhei``, or ``--font``).
+"""
+
+import argparse
+import json
+import os
+import random
+import sys
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+CDLA_CLASSES = ("Text", "Title", "Figure", "Figure caption", "Table", "Table caption", "Header",
+                "Footer", "Reference", "Equation")  # fmt: skip
+PUBLAYNET_CLASSES = ("text", "title", "list", "table", "figure")
+CJK_FONTS = (
+    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
+    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc",
+)
+ENGLISH_VOCABULARY = (
+    "layout detection document model page text region feature network training data results "
+    "method table figure accuracy baseline analysis section approach learning transformer image "
+    "token segment boxes evaluation"
+)
+CHINESE_VOCABULARY = (
+    "文档版面分析模型页面文本区域特征网络训练数据结果方法表格图像准确率基线实验识别检测"
+)
+WORDS = {"en": ENGLISH_VOCABULARY.split(" "), "zh": list(CHINESE_VOCABULARY)}
+PAGE_SIZE = (612, 792)
+MARGIN = 48
+
+
+def find_font(language: str, font: str | None = None) -> str:
+    """Path of a TrueType font for ``language``; raises naming what to install."""
+    if font:
+        if not Path(font).is_file():
+            raise FileNotFoundError(f"--font {font} does not exist")
+        return font
+    if language == "en":
+        import matplotlib
+
+        return str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf")
+    for path in CJK_FONTS:
+        if Path(path).is_file():
+            return path
+    raise FileNotFoundError(
+        "no CJK font found for Chinese pages (looked in " + ", ".join(CJK_FONTS) + "); install "
+        "one with `apt-get install fonts-wqy-microhei` or pass --font PATH"
+    )
+
+
+class PageWriter:
+    """Draws one page, recording layout boxes and OCR lines."""
+
+    def __init__(self, rng, font_path, language, classes):
+        self.rng, self.font_path, self.language, self.classes = rng, font_path, language, classes
+        self.image = Image.new("RGB", PAGE_SIZE, "white")
+        self.draw = ImageDraw.Draw(self.image)
+        self.boxes, self.ocr_boxes, self.ocr_words = [], [], []
+
+    def font(self, size):
+        return ImageFont.truetype(self.font_path, size)
+
+    def sentence(self, n):
+        words = [self.rng.choice(WORDS[self.language]) for _ in range(n)]
+        return ("" if self.language == "zh" else " ").join(words)
+
+    def line(self, x, y, text, size, width=None):
+        """Draw one text line (cut to ``width``); record it as an OCR segment; return its box."""
+        font = self.font(size)
+        while width and self.draw.textlength(text, font=font) > width and len(text) > 1:
+            text = text[:-1].rstrip()
+        self.draw.text((x, y), text, fill="black", font=font)
+        x0, y0, x1, y1 = self.draw.textbbox((x, y), text, font=font)
+        self.ocr_boxes.append([x0, y0, x1 - x0, y1 - y0])
+        self.ocr_words.append(text)
+        return x0, y0, x1, y1
+
+    def add(self, name, x0, y0, x1, y1):
+        mapped = {"Text": "text", "Title": "title", "Table": "table", "Figure": "figure"}
+        if self.classes is PUBLAYNET_CLASSES:
+            name = mapped.get(name, "text" if name in ("Reference", "Equation") else None)
+            if name is None:
+                return
+        self.boxes.append((name, [x0, y0, x1 - x0, y1 - y0]))
+
+    def paragraph(self, x, y, width, lines, size=11, name="Text", prefix=""):
+        top, bottom = y, y
+        for k in range(lines):
+            text = (prefix if k == 0 else "") + self.sentence(14 if self.language == "en" else 40)
+            _, _, _, bottom = self.line(x, y, text, size, width)
+            y += int(size * 1.5)
+        self.add(name, x, top, x + width, bottom)
+        return y + 8
+
+    def figure(self, x, y, width, number):
+        height = self.rng.randint(70, 120)
+        self.draw.rectangle([x, y, x + width, y + height], outline="black", width=2)
+        for _ in range(6):
+            px, py = self.rng.randint(x + 5, x + width - 5), self.rng.randint(y + 5, y + height - 5)
+            self.draw.ellipse([px - 4, py - 4, px + 4, py + 4], fill="gray")
+        self.draw.line([x + 5, y + height - 10, x + width - 5, y + 10], fill="black", width=2)
+        self.add("Figure", x, y, x + width + 1, y + height + 1)
+        return y + height + 6
+
+    def table(self, x, y, width, number):
+        rows, cols = self.rng.randint(3, 5), self.rng.randint(2, 4)
+        row_h, col_w = 16, width // cols
+        for r in range(rows):
+            for c in range(cols):
+                self.line(x + c * col_w + 3, y + r * row_h + 2, self.sentence(1), 9, col_w - 6)
+        for r in range(rows + 1):
+            self.draw.line([x, y + r * row_h, x + cols * col_w, y + r * row_h], fill="black")
+        self.add("Table", x, y, x + cols * col_w + 1, y + rows * row_h + 1)
+        return y + rows * row_h + 6
+
+    def caption(self, x, y, width, kind, number):
+        label = {
+            "en": f"{kind} {number}: ",
+            "zh": f"{'图' if kind == 'Figure' else '表'}{number}：",
+        }
+        x0, y0, x1, y1 = self.line(x, y, label[self.language] + self.sentence(6), 10, width)
+        self.add(f"{kind} caption", x0, y0, x1, y1)
+        return y1 + 10
+
+    def column(self, x, width, y, bottom, counters):
+        while y < bottom - 60:
+            kind = self.rng.choices(["Text", "Figure", "Table", "Caption", "Equation"],
+                                    [5, 1, 1, 1, 1])[0]  # fmt: skip
+            if kind == "Text":
+                y = self.paragraph(x, y, width, self.rng.randint(2, 5))
+            elif kind in ("Figure", "Table"):
+                counters[kind] += 1
+                draw = self.figure if kind == "Figure" else self.table
+                y = draw(x, y, width - self.rng.randint(0, 40), counters[kind])
+                y = self.caption(x, y, width, kind, counters[kind])
+            elif kind == "Caption":  # a caption alone in the text flow
+                which = self.rng.choice(["Figure", "Table"])
+                y = self.caption(x, y, width, which, self.rng.randint(1, 9))
+            else:
+                formula = "E = m c² + Σ x_i  (" + str(self.rng.randint(1, 20)) + ")"
+                x0, y0, x1, y1 = self.line(x + width // 4, y, formula, 12)
+                self.add("Equation", x0, y0, x1, y1)
+                y = y1 + 10
+        return y
+
+    def render(self, columns: int):
+        width = PAGE_SIZE[0] - 2 * MARGIN
+        x0, y0, x1, y1 = self.line(MARGIN, 16, self.sentence(5), 9, width)
+        self.add("Header", x0, y0, x1, y1)
+        y = self.paragraph(MARGIN, 44, width, 1, size=20, name="Title") + 6
+        bottom = PAGE_SIZE[1] - 100
+        counters = {"Figure": 0, "Table": 0}
+        if columns == 1:
+            self.column(MARGIN, width, y, bottom, counters)
+        else:
+            gutter = 24
+            col = (width - gutter) // 2
+            self.column(MARGIN, col, y, bottom, counters)
+            self.column(MARGIN + col + gutter, col, y, bottom, counters)
+        ref_y = bottom
+        ref_y = self.paragraph(MARGIN, ref_y, width, 2, size=9, name="Reference", prefix="[1] ")
+        x0, y0, x1, y1 = self.line(PAGE_SIZE[0] // 2 - 10, PAGE_SIZE[1] - 30,
+                                   str(self.rng.randint(1, 300)), 9)  # fmt: skip
+        self.add("Footer", x0, y0, x1, y1)
+
+
+def _write_json(path: Path, data) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, ensure_ascii=False))
+    os.replace(tmp, path)
+
+
+def generate(out, pages=40, classes="cdla", language="en", columns=(1, 2), seed=0,
+             split_val=0.2, font=None) -> dict:  # fmt: skip
+    """Render ``pages`` pages into ``out``; returns ``{"train": json_path, "val": json_path}``."""
+    out = Path(out)
+    names = CDLA_CLASSES if classes == "cdla" else PUBLAYNET_CLASSES
+    font_path = find_font(language, font)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "OCR").mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    categories = [{"id": i, "name": n} for i, n in enumerate(names, start=1)]
+    ids = {n: i for i, n in enumerate(names, start=1)}
+    splits = {"train": {"images": [], "annotations": []}, "val": {"images": [], "annotations": []}}
+    num_val = round(pages * split_val)
+    for index in range(pages):
+        page = PageWriter(rng, font_path, language, names)
+        page.render(rng.choice(list(columns)))
+        name = f"{language}_{index:05d}"
+        page.image.save(out / "images" / f"{name}.png")
+        _write_json(out / "OCR" / f"{name}.json", {"bbox": page.ocr_boxes,
+                    "words": page.ocr_words, "W": PAGE_SIZE[0], "H": PAGE_SIZE[1]})  # fmt: skip
+        split = splits["val" if index >= pages - num_val else "train"]
+        image_id = index + 1
+        split["images"].append({"id": image_id, "file_name": f"{name}.png",
+                                "width": PAGE_SIZE[0], "height": PAGE_SIZE[1]})  # fmt: skip
+        for label, box in page.boxes:
+            annotation = {"id": len(split["annotations"]) + 1, "image_id": image_id,
+                          "category_id": ids[label], "bbox": box, "area": box[2] * box[3],
+                          "iscrowd": 0}  # fmt: skip
+            split["annotations"].append(annotation)
+    paths = {}
+    for split, data in splits.items():
+        paths[split] = out / f"{split}.json"
+        _write_json(paths[split], {**data, "categories": categories})
+    return paths
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--pages", type=int, default=40)
+    parser.add_argument("--classes", choices=["cdla", "publaynet"], default="cdla")
+    parser.add_argument("--language", choices=["en", "zh"], default="en")
+    parser.add_argument("--columns", type=int, nargs="+", choices=[1, 2], default=[1, 2])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--split-val", type=float, default=0.2)
+    parser.add_argument("--font", help="a TrueType font to use instead of the default")
+    args = parser.parse_args(argv)
+    try:
+        paths = generate(args.out, args.pages, args.classes, args.language, tuple(args.columns),
+                         args.seed, args.split_val, args.font)  # fmt: skip
+    except FileNotFoundError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps({k: str(v) for k, v in paths.items()}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

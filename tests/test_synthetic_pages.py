@@ -1,0 +1,70 @@
+"""datasets/synthetic_pages.py: reproducible pages whose OCR lines and boxes are exact."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ditod.datasets import load_layout_coco_json
+
+SCRIPT = Path(__file__).resolve().parents[1] / "datasets" / "synthetic_pages.py"
+spec = importlib.util.spec_from_file_location("synthetic_pages", SCRIPT)
+synthetic_pages = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(synthetic_pages)
+
+
+@pytest.fixture(scope="module")
+def pages(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synthetic")
+    return out, synthetic_pages.generate(out, pages=5, seed=3, split_val=0.4)
+
+
+def test_same_seed_same_pages(pages, tmp_path):
+    out, paths = pages
+    again = synthetic_pages.generate(tmp_path, pages=5, seed=3, split_val=0.4)
+    assert paths["train"].read_text() == again["train"].read_text()
+    assert (out / "OCR" / "en_00001.json").read_text() == (
+        tmp_path / "OCR" / "en_00001.json"
+    ).read_text()
+
+
+def test_ocr_boxes_lie_on_the_rendered_text(pages):
+    out, _ = pages
+    for ocr_file in sorted((out / "OCR").glob("*.json")):
+        ocr = json.loads(ocr_file.read_text())
+        image = np.asarray(Image.open(out / "images" / f"{ocr_file.stem}.png").convert("L"))
+        assert (ocr["W"], ocr["H"]) == (image.shape[1], image.shape[0])
+        assert len(ocr["words"]) == len(ocr["bbox"]) > 20
+        for x, y, w, h in ocr["bbox"]:
+            region = image[y : y + h, x : x + w]
+            assert (region < 128).mean() > 0.05  # ink inside every line box
+
+
+def test_coco_splits_have_the_cdla_classes_and_load(pages):
+    out, paths = pages
+    train = load_layout_coco_json(paths["train"], out / "images", dataset_name="synthetic_test")
+    val = json.loads(paths["val"].read_text())
+    assert len(train) == 3 and len(val["images"]) == 2
+    names = [c["name"] for c in val["categories"]]
+    assert names == list(synthetic_pages.CDLA_CLASSES)
+    assert {a["category_id"] for d in train for a in d["annotations"]} >= {0, 1, 6, 7, 8}
+    assert Path(train[0]["ocr_file"]).is_file()
+
+
+def test_captions_are_told_apart_by_their_text_only(pages):
+    _, paths = pages
+    coco = json.loads(paths["train"].read_text())
+    names = {c["id"]: c["name"] for c in coco["categories"]}
+    captions = [a for a in coco["annotations"] if names[a["category_id"]].endswith("caption")]
+    heights = {names[a["category_id"]]: a["bbox"][3] for a in captions}
+    assert set(heights) == {"Figure caption", "Table caption"}
+    assert len(set(heights.values())) == 1  # same font, same line height
+
+
+def test_chinese_without_a_cjk_font_fails_clearly(monkeypatch):
+    monkeypatch.setattr(synthetic_pages, "CJK_FONTS", ("/nonexistent/font.ttc",))
+    with pytest.raises(FileNotFoundError, match="apt-get install fonts-wqy-microhei"):
+        synthetic_pages.find_font("zh")
