@@ -1,0 +1,310 @@
+"""OCR preprocessing: one JSON per page image, ``{"bbox": [[x, y, w, h], ...], "words": [...],
+"W": width, "H": height}`` plus ``scores``, ``polys`` and an ``engine`` record (DESIGN §3, §6).
+
+Engines sit behind one small interface (an image in, text lines out): ``rapidocr`` (default; its
+models ship in the wheel), ``paddleocr`` (2.x ``ocr`` and 3.x ``predict`` APIs) and ``tesseract``.
+Runs are resumable (pages whose JSON exists and is valid are skipped), parallel (one engine per
+worker process) and atomic (a JSON is written to a temporary file, then renamed).
+"""
+
+import importlib.metadata
+import json
+import logging
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .image_io import read_page_image
+
+__all__ = [
+    "ENGINES",
+    "EngineUnavailable",
+    "OCRSummary",
+    "build_engine",
+    "find_images",
+    "is_valid_ocr_json",
+    "ocr_page",
+    "run_ocr",
+]
+
+logger = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
+
+
+class EngineUnavailable(RuntimeError):
+    """An OCR engine is not installed or cannot load its models offline."""
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _line(poly, text, score):
+    poly = np.asarray(poly, dtype=np.float64).reshape(-1, 2)
+    x0, y0 = poly.min(0)
+    x1, y1 = poly.max(0)
+    box = [round(float(x0), 1), round(float(y0), 1), round(float(x1 - x0), 1),
+           round(float(y1 - y0), 1)]  # fmt: skip
+    return box, str(text), float(score), poly.round(1).tolist()
+
+
+class RapidOCREngine:
+    """RapidOCR (PP-OCR models in ONNX, shipped in the wheel; offline)."""
+
+    name = "rapidocr"
+
+    def __init__(self, use_angle_cls: bool = True, **_):
+        try:
+            from rapidocr import RapidOCR
+        except ImportError as error:
+            raise EngineUnavailable(
+                "rapidocr is not installed: pip install 'layoutlmv3-ditod[ocr]' "
+                "(rapidocr + onnxruntime)"
+            ) from error
+        logging.getLogger("RapidOCR").setLevel(logging.WARNING)
+        self.engine = RapidOCR()
+        self.use_angle_cls = use_angle_cls
+        self.version = _version("rapidocr")
+
+    def __call__(self, image: np.ndarray) -> list:
+        result = self.engine(image, use_cls=self.use_angle_cls)
+        if result.boxes is None or result.txts is None:
+            return []
+        return [_line(p, t, s) for p, t, s in zip(result.boxes, result.txts, result.scores)]
+
+
+class PaddleOCREngine:
+    """PaddleOCR 2.x (``ocr(image, cls=...)``) or 3.x (``predict``); model dirs passable."""
+
+    name = "paddleocr"
+
+    def __init__(self, use_angle_cls=True, lang="ch", det_model_dir=None, rec_model_dir=None,
+                 cls_model_dir=None, **_):  # fmt: skip
+        try:
+            import paddleocr
+        except ImportError as error:
+            raise EngineUnavailable(
+                "paddleocr is not installed: pip install 'layoutlmv3-ditod[paddle]', and pass "
+                "--det-model-dir/--rec-model-dir to run offline"
+            ) from error
+        self.version = _version("paddleocr")
+        self.major = int(self.version.split(".")[0]) if self.version[0].isdigit() else 2
+        self.use_angle_cls = use_angle_cls
+        try:
+            if self.major >= 3:
+                self.engine = paddleocr.PaddleOCR(
+                    use_textline_orientation=use_angle_cls, lang=lang,
+                    text_detection_model_dir=det_model_dir,
+                    text_recognition_model_dir=rec_model_dir,
+                )  # fmt: skip
+            else:
+                self.engine = paddleocr.PaddleOCR(
+                    use_angle_cls=use_angle_cls, lang=lang, det_model_dir=det_model_dir,
+                    rec_model_dir=rec_model_dir, cls_model_dir=cls_model_dir, show_log=False,
+                )  # fmt: skip
+        except Exception as error:
+            raise EngineUnavailable(
+                f"paddleocr {self.version} could not load its models ({error}); offline, pass "
+                "local --det-model-dir and --rec-model-dir (and --cls-model-dir)"
+            ) from error
+
+    def __call__(self, image: np.ndarray) -> list:
+        bgr = np.ascontiguousarray(image[:, :, ::-1])
+        if self.major >= 3:
+            lines = []
+            for page in self.engine.predict(bgr):
+                found = zip(page["rec_polys"], page["rec_texts"], page["rec_scores"])
+                lines += [_line(poly, text, score) for poly, text, score in found]
+            return lines
+        result = self.engine.ocr(bgr, cls=self.use_angle_cls)
+        page = (result or [None])[0] or []
+        return [_line(poly, text, score) for poly, (text, score) in page]
+
+
+class TesseractEngine:
+    """Tesseract through pytesseract; words grouped into lines."""
+
+    name = "tesseract"
+
+    def __init__(self, lang="eng", **_):
+        try:
+            import pytesseract
+
+            self.version = str(pytesseract.get_tesseract_version())
+        except ImportError as error:
+            raise EngineUnavailable(
+                "pytesseract is not installed: pip install 'layoutlmv3-ditod[tesseract]'"
+            ) from error
+        except Exception as error:
+            raise EngineUnavailable(
+                "the tesseract program is not installed: apt-get install tesseract-ocr "
+                "(tesseract-ocr-chi-sim for Chinese)"
+            ) from error
+        self.pytesseract, self.lang = pytesseract, lang
+
+    def __call__(self, image: np.ndarray) -> list:
+        data = self.pytesseract.image_to_data(
+            image, lang=self.lang, output_type=self.pytesseract.Output.DICT
+        )
+        lines = {}
+        for i, text in enumerate(data["text"]):
+            if not text.strip() or float(data["conf"][i]) < 0:
+                continue
+            key = (data["block_num"][i], data["par_num"][i], data["line_num"][i])
+            x, y, w, h = (data[k][i] for k in ("left", "top", "width", "height"))
+            lines.setdefault(key, []).append((x, y, x + w, y + h, text, float(data["conf"][i])))
+        result = []
+        for words in lines.values():
+            x0, y0 = min(w[0] for w in words), min(w[1] for w in words)
+            x1, y1 = max(w[2] for w in words), max(w[3] for w in words)
+            poly = [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]
+            text = " ".join(w[4] for w in words)
+            result.append(_line(poly, text, np.mean([w[5] for w in words]) / 100))
+        return result
+
+
+ENGINES = {e.name: e for e in (RapidOCREngine, PaddleOCREngine, TesseractEngine)}
+
+
+def build_engine(name: str, **options):
+    """An engine by name; :class:`EngineUnavailable` says what to install or pass."""
+    if name not in ENGINES:
+        raise ValueError(f"OCR engine '{name}' is not one of {sorted(ENGINES)}")
+    return ENGINES[name](**options)
+
+
+def ocr_page(engine, image_path) -> dict:
+    """OCR one page image into the JSON dict; W and H are the upright (EXIF-applied) size."""
+    image = read_page_image(image_path, format="RGB")
+    lines = engine(image)
+    return {
+        "bbox": [box for box, _, _, _ in lines],
+        "words": [text for _, text, _, _ in lines],
+        "W": int(image.shape[1]),
+        "H": int(image.shape[0]),
+        "scores": [round(score, 4) for _, _, score, _ in lines],
+        "polys": [poly for _, _, _, poly in lines],
+        "engine": {"name": engine.name, "version": engine.version},
+    }
+
+
+def is_valid_ocr_json(path) -> bool:
+    """A finished OCR JSON: parses, has the keys, equal-length ``words`` and ``bbox``."""
+    try:
+        page = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (
+        isinstance(page, dict)
+        and isinstance(page.get("words"), list)
+        and isinstance(page.get("bbox"), list)
+        and len(page["words"]) == len(page["bbox"])
+        and isinstance(page.get("W"), int | float)
+        and isinstance(page.get("H"), int | float)
+    )
+
+
+def write_json_atomic(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def find_images(folder) -> list[Path]:
+    """Page images under ``folder``, recursively, sorted."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: image folder not found")
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+@dataclass
+class OCRSummary:
+    done: int = 0
+    skipped: int = 0
+    failed: list = field(default_factory=list)
+
+
+_worker_engine = None
+
+
+def _init_worker(engine_name, options):
+    global _worker_engine
+    _worker_engine = build_engine(engine_name, **options)
+
+
+def _ocr_to_file(image_path: Path, out_path: Path):
+    try:
+        write_json_atomic(out_path, ocr_page(_worker_engine, image_path))
+        return image_path, None
+    except Exception as error:  # a bad page is reported and counted; the run goes on
+        return image_path, f"{type(error).__name__}: {error}"
+
+
+def run_ocr(images, image_root, out_root, engine="rapidocr", workers=1, **options) -> OCRSummary:
+    """OCR ``images`` (paths under ``image_root``) into ``out_root/<relative path>.json``.
+
+    Pages whose JSON exists and is valid are skipped; failures are logged, counted and listed in
+    ``out_root/ocr_failed.txt``.
+    """
+    image_root, out_root = Path(image_root), Path(out_root)
+    summary = OCRSummary()
+    pending = []
+    for image in images:
+        target = out_root / Path(image).relative_to(image_root).with_suffix(".json")
+        if is_valid_ocr_json(target):
+            summary.skipped += 1
+        else:
+            pending.append((Path(image), target))
+    logger.info("%d pages to OCR, %d already done", len(pending), summary.skipped)
+    if pending:
+        if workers <= 1:
+            _init_worker(engine, options)
+        else:
+            build_engine(engine, **options)  # fail here, once and clearly, not in every worker
+        start = time.perf_counter()
+        progress = tqdm(total=len(pending), unit="page", desc=f"OCR ({engine})")
+        if workers <= 1:
+            results = (_ocr_to_file(image, target) for image, target in pending)
+            _drain(results, summary, progress)
+        else:
+            with ProcessPoolExecutor(workers, initializer=_init_worker,
+                                     initargs=(engine, options)) as pool:  # fmt: skip
+                futures = [pool.submit(_ocr_to_file, image, t) for image, t in pending]
+                _drain((f.result() for f in as_completed(futures)), summary, progress)
+        progress.close()
+        elapsed = time.perf_counter() - start
+        logger.info("OCR: %d pages in %.1f s (%.2f pages/s)", len(pending), elapsed,
+                    len(pending) / max(elapsed, 1e-9))  # fmt: skip
+    failed_list = out_root / "ocr_failed.txt"
+    if summary.failed:
+        write_lines = "".join(f"{path}\t{error}\n" for path, error in summary.failed)
+        out_root.mkdir(parents=True, exist_ok=True)
+        failed_list.write_text(write_lines, encoding="utf-8")
+    else:
+        failed_list.unlink(missing_ok=True)
+    return summary
+
+
+def _drain(results, summary: OCRSummary, progress) -> None:
+    for image, error in results:
+        if error:
+            summary.failed.append((str(image), error))
+            logger.error("OCR failed for %s: %s", image, error)
+        else:
+            summary.done += 1
+        progress.update()

@@ -1,0 +1,128 @@
+"""OCR preprocessing with the default engine for real: recall and boxes on rendered pages,
+resume, kill -9, corrupt and blank pages, unavailable engines."""
+
+import importlib.util
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ditod.ocr import is_valid_ocr_json
+
+ROOT = Path(__file__).resolve().parents[1]
+CLI = ROOT / "tools" / "ocr_pages.py"
+spec = importlib.util.spec_from_file_location(
+    "synthetic_pages", ROOT / "datasets" / "synthetic_pages.py"
+)
+synthetic_pages = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(synthetic_pages)
+
+pytestmark = pytest.mark.slow
+
+
+def ocr_cli(*args, timeout=600):
+    return subprocess.run([sys.executable, str(CLI), *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, cwd=ROOT)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    """3 English pages with known lines (the generator's exact OCR kept aside as truth)."""
+    root = tmp_path_factory.mktemp("ocr")
+    synthetic_pages.generate(root, pages=3, seed=5, split_val=0.0, columns=(1,))
+    shutil.move(root / "OCR", root / "truth")
+    return root
+
+
+def iou(a, b):
+    ax0, ay0, aw, ah = a
+    bx0, by0, bw, bh = b
+    w = max(0.0, min(ax0 + aw, bx0 + bw) - max(ax0, bx0))
+    h = max(0.0, min(ay0 + ah, by0 + bh) - max(ay0, by0))
+    return w * h / (aw * ah + bw * bh - w * h)
+
+
+def test_default_engine_reads_the_words_where_they_are(rendered, tmp_path):
+    out = tmp_path / "OCR"
+    result = ocr_cli(rendered / "images", "--out", out, "--workers", 2)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "3 done, 0 skipped" in result.stdout
+    found_words, total_words, matched_lines, total_lines = 0, 0, 0, 0
+    for truth_file in sorted((rendered / "truth").glob("*.json")):
+        truth = json.loads(truth_file.read_text())
+        page = json.loads((out / truth_file.name).read_text())
+        assert (page["W"], page["H"]) == (truth["W"], truth["H"])
+        assert page["engine"]["name"] == "rapidocr"
+        ocr_words = set(" ".join(page["words"]).lower().split())
+        for text, box in zip(truth["words"], truth["bbox"]):
+            words = [w for w in text.lower().split() if len(w) > 3]
+            total_words += len(words)
+            found_words += sum(w in ocr_words for w in words)
+            if len(text) >= 20:  # full lines: a detected line box must sit on it
+                total_lines += 1
+                matched_lines += max((iou(box, b) for b in page["bbox"]), default=0) >= 0.5
+    assert found_words / total_words >= 0.8, (found_words, total_words)
+    assert matched_lines / total_lines >= 0.8, (matched_lines, total_lines)
+
+
+def test_rerun_redoes_only_missing_and_invalid_pages(rendered, tmp_path):
+    out = tmp_path / "OCR"
+    assert ocr_cli(rendered / "images", "--out", out, "--workers", 1).returncode == 0
+    first, second, third = sorted(out.glob("*.json"))
+    first.unlink()
+    second.write_text('{"words": ["a"], "bbox": [')  # truncated by a crash
+    before = third.stat().st_mtime_ns
+    result = ocr_cli(rendered / "images", "--out", out, "--workers", 1)
+    assert "2 done, 1 skipped" in result.stdout
+    assert is_valid_ocr_json(first) and is_valid_ocr_json(second)
+    assert third.stat().st_mtime_ns == before
+
+
+def test_kill_9_leaves_only_complete_files_and_resumes(rendered, tmp_path):
+    out = tmp_path / "OCR"
+    process = subprocess.Popen([sys.executable, str(CLI), str(rendered / "images"), "--out",
+                                str(out), "--workers", "1"], cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.time() + 300
+    while not list(out.glob("*.json")) and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    written = list(out.glob("*.json"))
+    assert 1 <= len(written) <= 3 and all(is_valid_ocr_json(p) for p in written)
+    assert not list(out.glob(".*.tmp"))
+    result = ocr_cli(rendered / "images", "--out", out, "--workers", 1)
+    assert f"{3 - len(written)} done, {len(written)} skipped" in result.stdout
+
+
+def test_corrupt_page_is_counted_and_blank_page_is_empty(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.new("RGB", (300, 200), "white").save(images / "blank.png")
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(images / "broken.jpg")
+    data = (images / "broken.jpg").read_bytes()
+    (images / "broken.jpg").write_bytes(data[: len(data) // 3])
+    result = ocr_cli(images, "--workers", 1)
+    assert result.returncode == 1
+    assert "1 done, 0 skipped" in result.stdout and "1 failed" in result.stdout
+    blank = json.loads((tmp_path / "OCR" / "blank.json").read_text())
+    assert blank["words"] == [] and blank["bbox"] == [] and (blank["W"], blank["H"]) == (300, 200)
+    failed = (tmp_path / "OCR" / "ocr_failed.txt").read_text()
+    assert "broken.jpg" in failed and "cannot read image" in failed
+
+
+def test_unavailable_engine_says_what_to_install(tmp_path):
+    (tmp_path / "images").mkdir()
+    Image.new("RGB", (50, 50), "white").save(tmp_path / "images" / "a.png")
+    if importlib.util.find_spec("paddleocr") is not None:
+        pytest.skip("paddleocr is installed here")
+    result = ocr_cli(tmp_path / "images", "--engine", "paddleocr", "--workers", 1)
+    assert result.returncode == 2
+    assert "pip install 'layoutlmv3-ditod[paddle]'" in result.stderr
