@@ -1,0 +1,144 @@
+"""Checks of a COCO layout dataset and its OCR JSON before training (``tools/check_dataset.py``).
+
+Errors are what would stop or corrupt training (missing images, sizes that disagree with the
+files, unknown categories, duplicate ids); warnings are what the loader fixes or skips (0-based or
+non-contiguous category ids, a background class, empty or out-of-page boxes, pages without OCR,
+OCR boxes outside the page).
+"""
+
+import json
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+from .datasets import BACKGROUND_NAMES, default_ocr_root
+
+__all__ = ["DatasetReport", "check_dataset"]
+
+EXIF_ORIENTATION = 0x0112
+ROTATED = (5, 6, 7, 8)  # EXIF orientations that swap width and height
+
+
+@dataclass
+class DatasetReport:
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    class_counts: dict[str, int] = field(default_factory=dict)
+
+
+def _upright_size(path: Path) -> tuple[int, int]:
+    with Image.open(path) as image:
+        width, height = image.size
+        if image.getexif().get(EXIF_ORIENTATION) in ROTATED:
+            width, height = height, width
+    return width, height
+
+
+def _check_ocr(path: Path, width, height, report: DatasetReport) -> None:
+    try:
+        page = json.loads(path.read_text(encoding="utf-8"))
+        words, boxes = page["words"], page["bbox"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        report.errors.append(f"{path}: unreadable OCR JSON ({type(error).__name__}: {error})")
+        return
+    if len(words) != len(boxes):
+        report.errors.append(f"{path}: {len(words)} words but {len(boxes)} boxes")
+        return
+    ocr_w, ocr_h = page.get("W") or width, page.get("H") or height
+    outside = 0
+    for box in boxes:
+        x, y, w, h = (float(v) for v in box)
+        if (
+            not all(map(math.isfinite, (x, y, w, h)))
+            or x < -1
+            or y < -1
+            or (x + w > ocr_w + 1 or y + h > ocr_h + 1)
+        ):
+            outside += 1
+    if outside:
+        report.warnings.append(f"{path}: {outside} OCR boxes outside the {ocr_w}x{ocr_h} page")
+
+
+def check_dataset(json_file, image_root, ocr_root=None, check_ocr: bool = True) -> DatasetReport:
+    """Check one COCO json, its images and (with ``check_ocr``) their OCR JSON."""
+    report = DatasetReport()
+    json_file, image_root = Path(json_file), Path(image_root)
+    ocr_root = Path(ocr_root) if ocr_root else default_ocr_root(image_root)
+    try:
+        coco = json.loads(json_file.read_text(encoding="utf-8"))
+        images, annotations, categories = coco["images"], coco["annotations"], coco["categories"]
+    except (OSError, ValueError, KeyError) as error:
+        report.errors.append(f"{json_file}: not a readable COCO json ({error})")
+        return report
+
+    for kind, items in (("image", images), ("annotation", annotations), ("category", categories)):
+        duplicates = sorted(i for i, n in Counter(x.get("id") for x in items).items() if n > 1)
+        if duplicates:
+            report.errors.append(f"{json_file}: duplicate {kind} ids {duplicates[:10]}")
+    ids = sorted(c["id"] for c in categories)
+    names = {c["id"]: c["name"] for c in categories}
+    background = [i for i in ids if names[i].strip().lower() in BACKGROUND_NAMES]
+    if background:
+        report.warnings.append(f"{json_file}: background category {background} (dropped on load)")
+    layout_ids = [i for i in ids if i not in background]
+    if layout_ids != list(range(1, len(layout_ids) + 1)):
+        report.warnings.append(
+            f"{json_file}: category ids {layout_ids} are 0-based or not contiguous "
+            "(mapped to 0..K-1 on load)"
+        )
+
+    sizes = {}
+    missing_ocr = 0
+    for image in images:
+        path = image_root / image["file_name"]
+        if not path.is_file():
+            report.errors.append(f"{path}: image missing on disk")
+            continue
+        try:
+            actual = _upright_size(path)
+        except OSError as error:
+            report.errors.append(f"{path}: cannot read image ({error})")
+            continue
+        declared = (image.get("width"), image.get("height"))
+        if actual != declared:
+            report.errors.append(
+                f"{path}: json says {declared[0]}x{declared[1]}, the file is "
+                f"{actual[0]}x{actual[1]}"
+            )
+        sizes[image["id"]] = declared
+        if check_ocr:
+            ocr_file = ocr_root / Path(image["file_name"]).with_suffix(".json")
+            if ocr_file.is_file():
+                _check_ocr(ocr_file, *declared, report)
+            else:
+                missing_ocr += 1
+    if missing_ocr:
+        report.warnings.append(f"{missing_ocr} pages without OCR JSON under {ocr_root}")
+
+    counts = Counter()
+    problems = Counter()
+    image_ids = {image["id"] for image in images}
+    for ann in annotations:
+        category = ann.get("category_id")
+        if category not in names:
+            report.errors.append(f"{json_file}: annotation {ann.get('id')} has unknown "
+                                 f"category_id {category}")  # fmt: skip
+            continue
+        if ann.get("image_id") not in image_ids:
+            report.errors.append(f"{json_file}: annotation {ann.get('id')} has unknown "
+                                 f"image_id {ann.get('image_id')}")  # fmt: skip
+            continue
+        counts[names[category]] += 1
+        x, y, w, h = ann["bbox"]
+        width, height = sizes.get(ann["image_id"], (math.inf, math.inf))
+        if w <= 0 or h <= 0:
+            problems["zero-area"] += 1
+        elif x < 0 or y < 0 or x + w > width or y + h > height:
+            problems["outside the image"] += 1
+    for problem, n in problems.items():
+        report.warnings.append(f"{json_file}: {n} annotations {problem} (clipped/skipped on load)")
+    report.class_counts = {names[i]: counts.get(names[i], 0) for i in ids}
+    return report

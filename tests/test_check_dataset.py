@@ -1,0 +1,85 @@
+"""tools/check_dataset.py: every problem it promises to find, and its exit status."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+from ditod.dataset_check import check_dataset
+
+CLI = Path(__file__).resolve().parents[1] / "tools" / "check_dataset.py"
+
+
+def build(tmp_path, categories=None, annotations=None, images=None, ocr=True):
+    (tmp_path / "images").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "OCR").mkdir(exist_ok=True)
+    Image.new("RGB", (100, 80), "white").save(tmp_path / "images" / "a.png")
+    Image.new("RGB", (100, 80), "white").save(tmp_path / "images" / "b.png")
+    if ocr:
+        page = {"words": ["x"], "bbox": [[1, 1, 5, 5]], "W": 100, "H": 80}
+        (tmp_path / "OCR" / "a.json").write_text(json.dumps(page))
+    coco = {
+        "images": images or [{"id": 1, "file_name": "a.png", "width": 100, "height": 80}],
+        "annotations": annotations or [{"id": 1, "image_id": 1, "category_id": 1,
+                                        "bbox": [1, 1, 10, 10]}],
+        "categories": categories or [{"id": 1, "name": "text"}, {"id": 2, "name": "title"}],
+    }  # fmt: skip
+    path = tmp_path / "ann.json"
+    path.write_text(json.dumps(coco))
+    return path
+
+
+def report_of(tmp_path, **kwargs):
+    return check_dataset(build(tmp_path, **kwargs), tmp_path / "images")
+
+
+def test_clean_dataset_has_no_findings_and_counts_classes(tmp_path):
+    report = report_of(tmp_path)
+    assert report.errors == [] and report.warnings == []
+    assert report.class_counts == {"text": 1, "title": 0}
+
+
+def test_errors(tmp_path):
+    images = [{"id": 1, "file_name": "a.png", "width": 100, "height": 80},
+              {"id": 1, "file_name": "b.png", "width": 90, "height": 80},
+              {"id": 3, "file_name": "gone.png", "width": 10, "height": 10}]  # fmt: skip
+    anns = [{"id": 1, "image_id": 1, "category_id": 9, "bbox": [1, 1, 5, 5]}]
+    errors = "\n".join(report_of(tmp_path, images=images, annotations=anns).errors)
+    assert "duplicate image ids [1]" in errors
+    assert "gone.png: image missing on disk" in errors
+    assert "b.png: json says 90x80, the file is 100x80" in errors
+    assert "annotation 1 has unknown category_id 9" in errors
+
+
+def test_warnings(tmp_path):
+    categories = [{"id": 0, "name": "_background_"}, {"id": 2, "name": "text"}]
+    anns = [{"id": 1, "image_id": 1, "category_id": 2, "bbox": [1, 1, 0, 5]},
+            {"id": 2, "image_id": 1, "category_id": 2, "bbox": [90, 70, 30, 30]}]  # fmt: skip
+    images = [{"id": 1, "file_name": "a.png", "width": 100, "height": 80},
+              {"id": 2, "file_name": "b.png", "width": 100, "height": 80}]  # fmt: skip
+    build(tmp_path, categories=categories, annotations=anns, images=images)
+    (tmp_path / "OCR" / "a.json").write_text(
+        json.dumps({"words": ["x"], "bbox": [[95, 70, 40, 40]], "W": 100, "H": 80})
+    )
+    report = check_dataset(tmp_path / "ann.json", tmp_path / "images")
+    warnings = "\n".join(report.warnings)
+    assert report.errors == []
+    assert "background category [0]" in warnings
+    assert "category ids [2] are 0-based or not contiguous" in warnings
+    assert "1 annotations zero-area" in warnings and "1 annotations outside the image" in warnings
+    assert "1 pages without OCR JSON" in warnings
+    assert "a.json: 1 OCR boxes outside the 100x80 page" in warnings
+
+
+def test_exit_status(tmp_path):
+    clean = build(tmp_path / "clean")
+    ok = subprocess.run([sys.executable, str(CLI), str(clean), str(tmp_path / "clean" / "images")],
+                        capture_output=True, text=True)  # fmt: skip
+    assert ok.returncode == 0 and "0 errors, 0 warnings" in ok.stdout and "text" in ok.stdout
+    broken = build(tmp_path / "broken", images=[{"id": 1, "file_name": "zz.png", "width": 1,
+                                                 "height": 1}])  # fmt: skip
+    bad = subprocess.run([sys.executable, str(CLI), str(broken), str(tmp_path / "broken/images")],
+                         capture_output=True, text=True)  # fmt: skip
+    assert bad.returncode == 1 and "zz.png: image missing on disk" in bad.stdout
