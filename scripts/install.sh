@@ -63,6 +63,19 @@ PY
   echo "$stamp_key" > "$stamp"
 fi
 
+# A CJK font for Chinese synthetic pages (datasets/synthetic_pages.py --language zh). Optional:
+# without root or apt, Chinese pages fail with a message naming the package; nothing else needs it.
+if ! ls /usr/share/fonts/truetype/wqy/wqy-microhei.ttc >/dev/null 2>&1; then
+  step "CJK font (fonts-wqy-microhei, optional)"
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get install -y -q fonts-wqy-microhei >/dev/null 2>&1 \
+      || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q fonts-wqy-microhei >/dev/null 2>&1) \
+      || echo "  could not install fonts-wqy-microhei; Chinese synthetic pages need a CJK font"
+  else
+    echo "  not root or no apt-get: install fonts-wqy-microhei yourself for Chinese pages"
+  fi
+fi
+
 step "verify"
 "$VENV/bin/python" - <<'PY'
 import importlib.metadata as md

@@ -126,3 +126,19 @@ def test_unavailable_engine_says_what_to_install(tmp_path):
     result = ocr_cli(tmp_path / "images", "--engine", "paddleocr", "--workers", 1)
     assert result.returncode == 2
     assert "pip install 'layoutlmv3-ditod[paddle]'" in result.stderr
+
+
+def test_chinese_page_is_read(tmp_path):
+    try:
+        synthetic_pages.find_font("zh")
+    except FileNotFoundError as error:
+        pytest.skip(str(error))
+    synthetic_pages.generate(tmp_path, pages=1, language="zh", seed=2, split_val=0.0, columns=(1,))
+    truth = json.loads((tmp_path / "OCR" / "zh_00000.json").read_text())
+    shutil.move(tmp_path / "OCR", tmp_path / "truth")
+    result = ocr_cli(tmp_path / "images", "--out", tmp_path / "OCR", "--workers", 1)
+    assert result.returncode == 0, result.stderr[-2000:]
+    page = json.loads((tmp_path / "OCR" / "zh_00000.json").read_text())
+    expected = {c for line in truth["words"] for c in line if "\u4e00" <= c <= "\u9fff"}
+    read = {c for line in page["words"] for c in line}
+    assert len(expected & read) / len(expected) >= 0.8, (len(expected & read), len(expected))
