@@ -62,7 +62,7 @@ class RapidOCREngine:
 
     name = "rapidocr"
 
-    def __init__(self, use_angle_cls: bool = True, **_):
+    def __init__(self, use_angle_cls: bool = True, threads: int = -1, **_):
         try:
             from rapidocr import RapidOCR
         except ImportError as error:
@@ -71,7 +71,8 @@ class RapidOCREngine:
                 "(rapidocr + onnxruntime)"
             ) from error
         logging.getLogger("RapidOCR").setLevel(logging.WARNING)
-        self.engine = RapidOCR()
+        params = {"EngineConfig.onnxruntime.intra_op_num_threads": threads} if threads > 0 else None
+        self.engine = RapidOCR(params=params)
         self.use_angle_cls = use_angle_cls
         self.version = _version("rapidocr")
 
@@ -262,6 +263,8 @@ def run_ocr(images, image_root, out_root, engine="rapidocr", workers=1, **option
     ``out_root/ocr_failed.txt``.
     """
     image_root, out_root = Path(image_root), Path(out_root)
+    if workers > 1:  # share the cores between the workers' engines instead of oversubscribing
+        options.setdefault("threads", max(1, (os.cpu_count() or 1) // workers))
     summary = OCRSummary()
     pending = []
     for image in images:

@@ -1,0 +1,96 @@
+"""OCR preprocessing throughput with 2 workers vs 1 (the default engine), in one run, and the
+engine's word recall on synthetic pages with known text.
+
+    python benchmarks/ocr_workers.py [--images DIR] [--out results.json]
+
+``--images`` defaults to the shared PubLayNet samples when present, else 12 synthetic pages.
+"""
+
+import argparse
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from ditod.ocr import find_images, run_ocr
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT.parent / "shared" / "data" / "publaynet-samples"
+
+
+def synthetic_pages_module():
+    spec = importlib.util.spec_from_file_location(
+        "synthetic_pages", ROOT / "datasets" / "synthetic_pages.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def pages_per_second(images, image_root, workers, scratch: Path) -> float:
+    out = scratch / f"ocr_{workers}"
+    shutil.rmtree(out, ignore_errors=True)
+    start = time.perf_counter()
+    summary = run_ocr(images, image_root, out, workers=workers)
+    elapsed = time.perf_counter() - start
+    if summary.failed:
+        raise RuntimeError(f"OCR failed on {summary.failed}")
+    return len(images) / elapsed
+
+
+def word_recall(scratch: Path, pages: int = 4) -> float:
+    root = scratch / "synthetic"
+    synthetic_pages_module().generate(root, pages=pages, seed=11, split_val=0.0)
+    shutil.move(root / "OCR", root / "truth")
+    run_ocr(find_images(root / "images"), root / "images", root / "OCR", workers=2)
+    found = total = 0
+    for truth_file in sorted((root / "truth").glob("*.json")):
+        truth = json.loads(truth_file.read_text())
+        read = set(" ".join(json.loads((root / "OCR" / truth_file.name).read_text())["words"])
+                   .lower().split())  # fmt: skip
+        words = [w for line in truth["words"] for w in line.lower().split() if len(w) > 3]
+        total += len(words)
+        found += sum(word in read for word in words)
+    return found / total
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", help="folder of page images")
+    parser.add_argument("--out", default="benchmarks/results/ocr_workers.json")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        if args.images:
+            image_root = Path(args.images)
+        elif SAMPLES.is_dir():
+            image_root = SAMPLES
+        else:
+            image_root = scratch / "pages" / "images"
+            synthetic_pages_module().generate(scratch / "pages", pages=12, seed=1)
+        images = find_images(image_root)
+        one = pages_per_second(images, image_root, 1, scratch)
+        two = pages_per_second(images, image_root, 2, scratch)
+        recall = word_recall(scratch)
+    summary = {
+        "benchmark": f"OCR (rapidocr), {len(images)} pages of {image_root.name}, 2 workers vs 1",
+        "device": f"cpu ({os.cpu_count()} cores)",
+        "speedup": two / one,
+        "pages_per_s_1_worker": one,
+        "pages_per_s_2_workers": two,
+        "word_recall_synthetic": recall,
+        "targets": {"speedup": ">= 1.7"},
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(summary, indent=2))
+    os.replace(tmp, out)
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
