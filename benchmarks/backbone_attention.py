@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import torch
+from _results import write_result
 from transformers import LayoutLMv3Config
 
 from layoutlmv3 import LayoutLMv3Model
@@ -158,10 +159,7 @@ def main():
         "targets": {"speedup": ">= 1.5", "memory_ratio": "<= 0.6", "max_abs_diff": "<= 1e-4"},
         **{f"{k}_{v}": results[k][v] for k in results for v in ("median_s", "peak_mb")},
     }
-    tmp = Path(args.out).with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(summary, indent=2))
-    os.replace(tmp, args.out)
-    print(json.dumps(summary, indent=2))
+    write_result(summary, args.out)
 
 
 if __name__ == "__main__":

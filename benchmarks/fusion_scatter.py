@@ -5,14 +5,13 @@ with its axes fixed), B=2, N=300, C=768, 25×19 map, in one process; medians aft
 """
 
 import argparse
-import json
 import math
 import os
 import statistics
 import time
-from pathlib import Path
 
 import torch
+from _results import write_result
 
 from ditod.fusion import scatter_text_to_grid
 
@@ -91,12 +90,7 @@ def main():
         "loop_median_ms": loop_s * 1e3,
         "targets": {"speedup": ">= 30 (CPU), >= 300 (GPU)", "max_abs_diff": "<= 1e-4"},
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(summary, indent=2))
-    os.replace(tmp, out)
-    print(json.dumps(summary, indent=2))
+    write_result(summary, args.out)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _results import write_result
+
 from ditod.ocr import find_images, run_ocr
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,12 +86,7 @@ def main():
         "word_recall_synthetic": recall,
         "targets": {"speedup": ">= 1.7"},
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(summary, indent=2))
-    os.replace(tmp, out)
-    print(json.dumps(summary, indent=2))
+    write_result(summary, args.out)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,9 @@ RESULTS = HERE / "results"
 
 def main():
     RESULTS.mkdir(exist_ok=True)
-    scripts = sorted(p for p in HERE.glob("*.py") if p.name != Path(__file__).name)
+    scripts = sorted(
+        p for p in HERE.glob("*.py") if p.name != Path(__file__).name and not p.name.startswith("_")
+    )
     failed = []
     for script in scripts:
         print(f"== {script.name}", flush=True)
