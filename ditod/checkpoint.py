@@ -16,6 +16,7 @@ from layoutlmv3.loading import (
     format_report,
     load_checkpoint,
     match_state_dict,
+    tensors_of,
 )
 
 __all__ = ["LayoutCheckpointer"]
@@ -88,11 +89,8 @@ class LayoutCheckpointer(DetectionCheckpointer):
             loaded = {"model": load_safetensors(str(path))}
         else:
             loaded = load_checkpoint(path)
-            if not isinstance(loaded, dict):
-                raise IncompatibleWeights(f"{path}: holds a {type(loaded).__name__}, not weights")
-            if not isinstance(loaded.get("model"), dict):
-                state = loaded.get("state_dict", loaded)
-                loaded = {"model": {k: v for k, v in state.items() if torch.is_tensor(v)}}
+            if not isinstance(loaded, dict) or not isinstance(loaded.get("model"), dict):
+                loaded = {"model": tensors_of(loaded, path)}
         state = loaded["model"]
         if any(key.startswith(DETECTOR_PREFIX) for key in state):
             return loaded  # a detector checkpoint: detectron2 matches it key by key

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from .datasets import BACKGROUND_NAMES, default_ocr_root
+from .datasets import BACKGROUND_NAMES, default_ocr_root, duplicate_ids
 
 __all__ = ["DatasetReport", "check_dataset"]
 
@@ -75,7 +75,7 @@ def check_dataset(json_file, image_root, ocr_root=None, check_ocr: bool = True) 
         return report
 
     for kind, items in (("image", images), ("annotation", annotations), ("category", categories)):
-        duplicates = sorted(i for i, n in Counter(x.get("id") for x in items).items() if n > 1)
+        duplicates = duplicate_ids(x.get("id") for x in items)
         if duplicates:
             report.errors.append(f"{json_file}: duplicate {kind} ids {duplicates[:10]}")
     ids = sorted(c["id"] for c in categories)

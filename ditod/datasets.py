@@ -21,6 +21,7 @@ from detectron2.structures import BoxMode
 __all__ = [
     "BUILTIN_DATASETS",
     "dataset_root",
+    "duplicate_ids",
     "load_layout_coco_json",
     "register_layout_dataset",
     "register_layout_datasets",
@@ -82,7 +83,7 @@ def load_layout_coco_json(json_file, image_root, ocr_root=None, dataset_name=Non
         if not isinstance(coco.get(key), list):
             raise ValueError(f"{json_file}: no '{key}' list; is this a COCO instances file?")
 
-    duplicate_categories = _duplicates(c["id"] for c in coco["categories"])
+    duplicate_categories = duplicate_ids(c["id"] for c in coco["categories"])
     if duplicate_categories:
         raise ValueError(f"{json_file}: duplicate category ids {duplicate_categories}")
     used = Counter(a.get("category_id") for a in coco["annotations"])
@@ -107,7 +108,7 @@ def load_layout_coco_json(json_file, image_root, ocr_root=None, dataset_name=Non
             json_file, list(id_map), len(categories) - 1,
         )  # fmt: skip
 
-    duplicate_images = _duplicates(image["id"] for image in coco["images"])
+    duplicate_images = duplicate_ids(image["id"] for image in coco["images"])
     if duplicate_images:
         raise ValueError(f"{json_file}: duplicate image ids {duplicate_images[:10]}")
     images = {image["id"]: image for image in coco["images"]}
@@ -177,7 +178,8 @@ def load_layout_coco_json(json_file, image_root, ocr_root=None, dataset_name=Non
     return dataset_dicts
 
 
-def _duplicates(ids) -> list:
+def duplicate_ids(ids) -> list:
+    """The ids that occur more than once, sorted."""
     return sorted(i for i, n in Counter(ids).items() if n > 1)
 
 

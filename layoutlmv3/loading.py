@@ -23,6 +23,7 @@ __all__ = [
     "load_pretrained",
     "load_state_dict",
     "match_state_dict",
+    "tensors_of",
 ]
 
 logger = logging.getLogger(__name__)
@@ -74,11 +75,17 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if path.suffix == ".safetensors":
         return load_safetensors(str(path))
     checkpoint = load_checkpoint(path)
+    return tensors_of(checkpoint, path)
+
+
+def tensors_of(checkpoint, source) -> dict[str, torch.Tensor]:
+    """The tensors of a loaded checkpoint, unwrapped from a ``model``, ``state_dict`` or
+    ``module`` key (as detectron2 and others save them)."""
     for key in ("model", "state_dict", "module"):
         if isinstance(checkpoint, dict) and isinstance(checkpoint.get(key), dict):
             checkpoint = checkpoint[key]
     if not isinstance(checkpoint, dict):
-        raise ValueError(f"{path}: holds a {type(checkpoint).__name__}, not a state dict")
+        raise ValueError(f"{source}: holds a {type(checkpoint).__name__}, not a state dict")
     return {k: v for k, v in checkpoint.items() if isinstance(v, torch.Tensor)}
 
 
