@@ -23,6 +23,7 @@ REQUIRES = [
     "tqdm>=4.60",
     "tensorboard>=2.14",
     "matplotlib>=3.7",
+    "pypdfium2>=4.20",
 ]
 
 EXTRAS = {

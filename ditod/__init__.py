@@ -7,7 +7,7 @@ apply_shims()  # before anything below imports detectron2
 from . import backbone as _backbone  # noqa: E402, F401  (registers the backbone)
 from . import rcnn as _rcnn  # noqa: E402, F401  (registers the meta-architecture)
 from .checkpoint import LayoutCheckpointer  # noqa: E402
-from .config import add_layoutlmv3_config  # noqa: E402
+from .config import add_layoutlmv3_config, merge_options  # noqa: E402
 from .datasets import register_layout_datasets  # noqa: E402
 from .evaluation import LayoutEvaluator  # noqa: E402
 from .launch import launch  # noqa: E402
@@ -21,5 +21,6 @@ __all__ = [
     "LayoutTrainer",
     "add_layoutlmv3_config",
     "launch",
+    "merge_options",
     "register_layout_datasets",
 ]

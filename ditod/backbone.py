@@ -33,8 +33,11 @@ LAYOUTLMV3_SIZES = {
                          shape_size=128),
     "large": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
                   intermediate_size=4096, vocab_size=50265, coordinate_size=171, shape_size=170),
+    # Tests and the demo, trained from scratch in minutes: no dropout (on CPU, attention dropout
+    # also forces SDPA's unfused path, a third of a training step).
     "tiny": dict(hidden_size=96, num_hidden_layers=4, num_attention_heads=3,
-                 intermediate_size=192, vocab_size=50265, coordinate_size=16, shape_size=16),
+                 intermediate_size=192, vocab_size=50265, coordinate_size=16, shape_size=16,
+                 hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0),
 }  # fmt: skip
 
 

@@ -65,12 +65,16 @@ class LayoutCheckpointer(DetectionCheckpointer):
     file. Pretrained weights are matched to the backbone by their key prefix, with one report of
     missing / unexpected / mis-shaped keys. ``strict=True`` raises
     :class:`layoutlmv3.IncompatibleWeights` instead of loading a checkpoint that does not fit.
-    Checkpoints and ``last_checkpoint`` are written to a temporary file, then renamed.
+    Checkpoints and ``last_checkpoint`` are written to a temporary file, then renamed; they
+    carry ``class_names`` (the training data's classes, in model order) when it is set, so that
+    inference can name what it finds.
     """
 
-    def __init__(self, model, save_dir="", *, strict: bool = False, **checkpointables):
+    def __init__(self, model, save_dir="", *, strict: bool = False, class_names=None,
+                 **checkpointables):  # fmt: skip
         super().__init__(model, save_dir, **checkpointables)
         self.strict = strict
+        self.class_names = list(class_names) if class_names else None
 
     def load(self, path, *args, **kwargs):
         if path and not Path(path).exists():
@@ -132,8 +136,9 @@ class LayoutCheckpointer(DetectionCheckpointer):
         from_detector = "__author__" not in checkpoint  # not converted from pretrained weights
         incompatible = super()._load_model(checkpoint)
         if self.strict and from_detector and incompatible is not None:
+            reshaped = {k for k, _, _ in incompatible.incorrect_shapes}  # not also "missing"
             problems = [
-                *(f"  missing: {k}" for k in incompatible.missing_keys),
+                *(f"  missing: {k}" for k in incompatible.missing_keys if k not in reshaped),
                 *(f"  unexpected: {k}" for k in incompatible.unexpected_keys),
                 *(f"  shape: {k} {a} vs {b}" for k, a, b in incompatible.incorrect_shapes),
             ]
@@ -150,9 +155,12 @@ class LayoutCheckpointer(DetectionCheckpointer):
         data = {"model": self.model.state_dict()}
         for key, obj in self.checkpointables.items():
             data[key] = obj.state_dict()
+        if self.class_names:
+            data["class_names"] = self.class_names
         data.update(kwargs)
         basename = f"{name}.pth"
         save_file = Path(self.save_dir) / basename
+        save_file.parent.mkdir(parents=True, exist_ok=True)
         self.logger.info("Saving checkpoint to %s", save_file)
         _atomic_torch_save(data, save_file)
         self.tag_last_checkpoint(basename)

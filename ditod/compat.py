@@ -11,6 +11,10 @@ Applied once, by ``import ditod``, before anything imports detectron2 (DESIGN §
   faster-coco-eval's ``COCOeval_faster`` (same API, pycocotools-identical stats, ~10× faster).
 - ``PIL.Image.LINEAR``: removed in Pillow 10; detectron2's transforms still name it.
 - ``numpy.int/float/str/object``: removed in NumPy 1.24/2.0; detectron2 and fvcore still use them.
+- ``detectron2.export``: its ``__init__`` imports the Caffe2 exporter, and caffe2 is long gone
+  from PyTorch; without caffe2 the package is opened without that import, so its TorchScript
+  path (``TracingAdapter``, ``scripting_with_instances``, ``dump_torchscript_IR``) works and
+  the Caffe2 names raise an error saying so.
 - ``torch.jit.script`` at import time (fvcore's focal loss, detectron2's box regression) raises a
   FutureWarning on torch 2.14 that says nothing actionable to a user of this project; those two
   modules are imported once with exactly that warning filtered. Any other warning still shows.
@@ -79,6 +83,44 @@ class _CompiledOpsStub(types.ModuleType):
         return compiled_op
 
 
+# The TorchScript half of detectron2.export: public name → its submodule.
+_EXPORT_HOMES = {
+    "TracingAdapter": "flatten",
+    "flatten_to_tuple": "flatten",
+    "scripting_with_instances": "torchscript",
+    "dump_torchscript_IR": "torchscript",
+}
+
+
+class _ExportWithoutCaffe2(types.ModuleType):
+    """``detectron2.export`` without its Caffe2 half: names resolve from the submodules."""
+
+    def __init__(self, spec):
+        super().__init__(spec.name)
+        self.__spec__ = spec
+        self.__path__ = list(spec.submodule_search_locations)
+        self.__file__ = spec.origin
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        if name in _EXPORT_HOMES:
+            module = importlib.import_module(f"{self.__name__}.{_EXPORT_HOMES[name]}")
+            return getattr(module, name)
+        raise AttributeError(
+            f"detectron2.export.{name} is not available: it needs caffe2, which PyTorch no "
+            "longer ships; TorchScript export (TracingAdapter + torch.jit.trace) works"
+        )
+
+
+def _open_export_without_caffe2() -> None:
+    if "detectron2.export" in sys.modules or importlib.util.find_spec("caffe2") is not None:
+        return
+    spec = importlib.util.find_spec("detectron2.export")
+    if spec is not None:
+        sys.modules["detectron2.export"] = _ExportWithoutCaffe2(spec)
+
+
 _dispatcher_stubs = []  # keeps the torch.library registration alive
 
 
@@ -136,3 +178,5 @@ def apply_shims() -> None:
                 importlib.import_module(module)
     if isinstance(sys.modules.get("detectron2._C"), _CompiledOpsStub):
         _use_faster_coco_eval()
+    if importlib.util.find_spec("detectron2") is not None:
+        _open_export_without_caffe2()

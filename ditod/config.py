@@ -1,8 +1,29 @@
 """Config keys of the LayoutLMv3 detector, added to detectron2's defaults."""
 
+import difflib
+
 from detectron2.config import CfgNode as CN
 
-__all__ = ["add_layoutlmv3_config"]
+__all__ = ["add_layoutlmv3_config", "merge_options"]
+
+
+def _keys(node: CN, prefix: str = "") -> list[str]:
+    keys = []
+    for name, value in node.items():
+        keys += _keys(value, f"{prefix}{name}.") if isinstance(value, CN) else [prefix + name]
+    return keys
+
+
+def merge_options(cfg: CN, opts: list) -> None:
+    """``cfg.merge_from_list(opts)`` (command-line ``KEY VALUE`` pairs); an unknown key raises a
+    ``KeyError`` naming it and the closest known keys."""
+    known = _keys(cfg)
+    for key in opts[0::2]:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=3, cutoff=0.8)
+            hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+            raise KeyError(f"unknown config key {key}{hint}")
+    cfg.merge_from_list(opts)
 
 
 def add_layoutlmv3_config(cfg: CN) -> None:

@@ -14,6 +14,7 @@ from detectron2.data import transforms as T
 
 from layoutlmv3 import EncodedPage, OCRPageTokenizer
 
+from .backbone import build_layoutlmv3_config
 from .image_io import read_page_image
 
 __all__ = ["LayoutDatasetMapper", "build_page_tokenizer", "read_ocr_json"]
@@ -48,7 +49,7 @@ def build_page_tokenizer(cfg) -> OCRPageTokenizer | None:
             "(MODEL.LAYOUTLMV3.IMAGE_ONLY False): set it to the folder of the pretrained "
             "checkpoint's tokenizer, e.g. a local copy of microsoft/layoutlmv3-base"
         )
-    return OCRPageTokenizer(
+    tokenizer = OCRPageTokenizer(
         text.TOKENIZER,
         tokens_per_segment=text.TOKENS_PER_SEGMENT,
         drop_leading_space=text.DROP_LEADING_SPACE,
@@ -56,6 +57,12 @@ def build_page_tokenizer(cfg) -> OCRPageTokenizer | None:
         max_tokens=text.MAX_TOKENS,
         reading_order=text.READING_ORDER,
     )
+    node = cfg.MODEL.LAYOUTLMV3
+    model = f"MODEL.LAYOUTLMV3.CONFIG {node.CONFIG}" if node.CONFIG else f"SIZE {node.SIZE}"
+    tokenizer.check_vocab_size(
+        build_layoutlmv3_config(cfg).vocab_size, source=f"the model ({model})"
+    )
+    return tokenizer
 
 
 def build_layout_augmentation(cfg, is_train: bool) -> list:

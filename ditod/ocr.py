@@ -10,6 +10,7 @@ worker process) and atomic (a JSON is written to a temporary file, then renamed)
 import importlib.metadata
 import json
 import logging
+import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -30,6 +31,7 @@ __all__ = [
     "is_valid_ocr_json",
     "ocr_page",
     "run_ocr",
+    "run_ocr_jobs",
 ]
 
 logger = logging.getLogger(__name__)
@@ -263,16 +265,25 @@ def run_ocr(images, image_root, out_root, engine="rapidocr", workers=1, **option
     ``out_root/ocr_failed.txt``.
     """
     image_root, out_root = Path(image_root), Path(out_root)
+    jobs = [
+        (Path(image), out_root / Path(image).relative_to(image_root).with_suffix(".json"))
+        for image in images
+    ]
+    return run_ocr_jobs(jobs, out_root / "ocr_failed.txt", engine, workers, **options)
+
+
+def run_ocr_jobs(jobs, failed_list, engine="rapidocr", workers=1, **options) -> OCRSummary:
+    """OCR each ``(image path, JSON path)`` of ``jobs``; see :func:`run_ocr`. The failed pages
+    are listed in ``failed_list`` (removed when none failed)."""
     if workers > 1:  # share the cores between the workers' engines instead of oversubscribing
         options.setdefault("threads", max(1, (os.cpu_count() or 1) // workers))
     summary = OCRSummary()
     pending = []
-    for image in images:
-        target = out_root / Path(image).relative_to(image_root).with_suffix(".json")
+    for image, target in jobs:
         if is_valid_ocr_json(target):
             summary.skipped += 1
         else:
-            pending.append((Path(image), target))
+            pending.append((Path(image), Path(target)))
     logger.info("%d pages to OCR, %d already done", len(pending), summary.skipped)
     if pending:
         if workers <= 1:
@@ -285,7 +296,9 @@ def run_ocr(images, image_root, out_root, engine="rapidocr", workers=1, **option
             results = (_ocr_to_file(image, target) for image, target in pending)
             _drain(results, summary, progress)
         else:
-            with ProcessPoolExecutor(workers, initializer=_init_worker,
+            # spawned, not forked: a fork copies the parent's engine threads' locks mid-use
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
                                      initargs=(engine, options)) as pool:  # fmt: skip
                 futures = [pool.submit(_ocr_to_file, image, t) for image, t in pending]
                 _drain((f.result() for f in as_completed(futures)), summary, progress)
@@ -293,11 +306,11 @@ def run_ocr(images, image_root, out_root, engine="rapidocr", workers=1, **option
         elapsed = time.perf_counter() - start
         logger.info("OCR: %d pages in %.1f s (%.2f pages/s)", len(pending), elapsed,
                     len(pending) / max(elapsed, 1e-9))  # fmt: skip
-    failed_list = out_root / "ocr_failed.txt"
+    failed_list = Path(failed_list)
     if summary.failed:
-        write_lines = "".join(f"{path}\t{error}\n" for path, error in summary.failed)
-        out_root.mkdir(parents=True, exist_ok=True)
-        failed_list.write_text(write_lines, encoding="utf-8")
+        failed_list.parent.mkdir(parents=True, exist_ok=True)
+        lines = "".join(f"{path}\t{error}\n" for path, error in summary.failed)
+        failed_list.write_text(lines, encoding="utf-8")
     else:
         failed_list.unlink(missing_ok=True)
     return summary

@@ -9,6 +9,7 @@ import weakref
 
 import torch
 from detectron2.data import (
+    MetadataCatalog,
     build_detection_test_loader,
     build_detection_train_loader,
     get_detection_dataset_dicts,
@@ -178,6 +179,8 @@ class LayoutTrainer(DefaultTrainer):
     def train(self):
         if self._trainer.data_loader is None:
             self._trainer.data_loader = self.build_train_loader(self.cfg, self.start_iter)
+        metadata = MetadataCatalog.get(self.cfg.DATASETS.TRAIN[0])  # filled by the loader
+        self.checkpointer.class_names = metadata.get("thing_classes", None)
         return super().train()
 
     def state_dict(self):

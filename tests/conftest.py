@@ -3,6 +3,7 @@
 import ditod  # noqa: F401  (detectron2 shims before any test imports detectron2)
 
 # isort: split
+import importlib.util
 import io
 import json
 import os
@@ -14,6 +15,17 @@ import sentencepiece as spm
 from PIL import Image
 from tokenizers import ByteLevelBPETokenizer
 from transformers import LayoutLMv3Tokenizer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def import_script(relative: str):
+    """A script of this repository (``tools/…``, ``datasets/…``; not packages) as a module."""
+    path = ROOT / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def write_rectangle_coco(root: Path, num_images: int = 4, size=(160, 128), seed: int = 0) -> Path:

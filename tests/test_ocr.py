@@ -12,17 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import import_script
 from PIL import Image
 
 from ditod.ocr import is_valid_ocr_json
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = ROOT / "tools" / "ocr_pages.py"
-spec = importlib.util.spec_from_file_location(
-    "synthetic_pages", ROOT / "datasets" / "synthetic_pages.py"
-)
-synthetic_pages = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(synthetic_pages)
+synthetic_pages = import_script("datasets/synthetic_pages.py")
 
 pytestmark = pytest.mark.slow
 

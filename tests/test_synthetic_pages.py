@@ -1,19 +1,16 @@
 """datasets/synthetic_pages.py: reproducible pages whose OCR lines and boxes are exact."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import import_script
 from PIL import Image
 
 from ditod.datasets import load_layout_coco_json
 
-SCRIPT = Path(__file__).resolve().parents[1] / "datasets" / "synthetic_pages.py"
-spec = importlib.util.spec_from_file_location("synthetic_pages", SCRIPT)
-synthetic_pages = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(synthetic_pages)
+synthetic_pages = import_script("datasets/synthetic_pages.py")
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ from ditod import (
     LayoutTrainer,
     add_layoutlmv3_config,
     launch,
+    merge_options,
     register_layout_datasets,
 )
 
@@ -34,7 +35,7 @@ def setup(args):
     cfg = get_cfg()
     add_layoutlmv3_config(cfg)
     cfg.merge_from_file(args.config_file)
-    cfg.merge_from_list(args.opts)
+    merge_options(cfg, args.opts)
     if cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit(
             f"MODEL.DEVICE is {cfg.MODEL.DEVICE} but this machine has no CUDA device; "

@@ -1,0 +1,106 @@
+"""The pages of an inference run: image files, folders of them, and PDFs rendered page by page."""
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .ocr import IMAGE_SUFFIXES
+
+__all__ = ["PageInput", "collect_pages", "render_pdf"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PageInput:
+    """One page to detect on.
+
+    Attributes:
+        name: output name, a relative POSIX path without suffix: an image's stem (or its path
+            under a given folder), ``<pdf stem>/page-0001`` for PDF pages. Outputs and OCR JSON
+            of the page are ``<folder>/<name>.<suffix>``.
+        image: the page image (for a PDF page, the rendered PNG).
+        source: what the user gave for it (``file.pdf#page=3`` for PDF pages).
+    """
+
+    name: str
+    image: Path
+    source: str
+
+
+def render_pdf(pdf: Path, out_dir: Path, dpi: float) -> list[Path]:
+    """Render every page of ``pdf`` at ``dpi`` to ``out_dir/page-0001.png`` … (written to a
+    temporary file, then renamed). Raises ``ValueError`` naming the file if it is not a
+    readable PDF."""
+    import pypdfium2
+
+    try:
+        document = pypdfium2.PdfDocument(str(pdf))
+    except pypdfium2.PdfiumError as error:
+        raise ValueError(f"{pdf}: not a readable PDF ({error})") from error
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    try:
+        for index in range(len(document)):
+            page = document[index]
+            image = page.render(scale=dpi / 72).to_pil().convert("RGB")
+            page.close()
+            path = out_dir / f"page-{index + 1:04d}.png"
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            image.save(tmp, format="PNG")
+            os.replace(tmp, path)
+            paths.append(path)
+    finally:
+        document.close()
+    return paths
+
+
+def _unique(name: str, used: set) -> str:
+    candidate, k = name, 2
+    while candidate in used:
+        candidate, k = f"{name}-{k}", k + 1
+    used.add(candidate)
+    return candidate
+
+
+def collect_pages(inputs, render_dir, dpi: float = 150) -> tuple[list[PageInput], list]:
+    """Pages of ``inputs`` (image files, PDFs, folders searched recursively for both), in the
+    order given (folders sorted). PDFs are rendered into ``render_dir``.
+
+    Returns:
+        pages, and ``(source, error message)`` of every input that yields no page (missing
+        path, unsupported file, unreadable PDF).
+    """
+    render_dir = Path(render_dir)
+    pages, failures, used = [], [], set()
+    for given in map(Path, inputs):
+        if given.is_dir():
+            files = sorted(p for p in given.rglob("*")
+                           if p.suffix.lower() in (*IMAGE_SUFFIXES, ".pdf"))  # fmt: skip
+            named = [(f, f.relative_to(given).with_suffix("").as_posix()) for f in files]
+            if not files:
+                failures.append((str(given), "folder holds no images or PDFs"))
+        elif given.is_file():
+            named = [(given, given.stem)]
+        else:
+            failures.append((str(given), "no such file or folder"))
+            continue
+        for path, name in named:
+            suffix = path.suffix.lower()
+            if suffix == ".pdf":
+                name = _unique(name, used)
+                try:
+                    rendered = render_pdf(path, render_dir / name, dpi)
+                except ValueError as error:
+                    failures.append((str(path), str(error)))
+                    continue
+                for number, image in enumerate(rendered, start=1):
+                    pages.append(PageInput(f"{name}/{image.stem}", image, f"{path}#page={number}"))
+            elif suffix in IMAGE_SUFFIXES:
+                pages.append(PageInput(_unique(name, used), path, str(path)))
+            else:
+                failures.append((str(path), f"unsupported file type '{path.suffix}'"))
+    for source, error in failures:
+        logger.error("skipped %s: %s", source, error)
+    return pages, failures

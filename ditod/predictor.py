@@ -1,0 +1,62 @@
+"""A trained detector applied to page images, the text read exactly as training read it."""
+
+import logging
+
+import torch
+from detectron2.modeling import build_model
+from detectron2.structures import Instances
+
+from .checkpoint import LayoutCheckpointer
+from .mapper import LayoutDatasetMapper
+
+__all__ = ["LayoutPredictor"]
+
+logger = logging.getLogger(__name__)
+
+
+class LayoutPredictor:
+    """Config + ``MODEL.WEIGHTS`` → detections for batches of pages.
+
+    Pages go through the test-time :class:`~ditod.mapper.LayoutDatasetMapper` (resize of
+    ``INPUT.MIN/MAX_SIZE_TEST``, OCR JSON → tokens with ``MODEL.LAYOUTLMV3.TEXT``), so a
+    text-fused model sees its text as it did in evaluation.
+
+    Attributes:
+        class_names: names of the model's classes, in model order: the checkpoint's
+            ``class_names`` (saved by the trainer), else ``class 0`` … ``class K-1``.
+        uses_text: whether the model reads OCR text.
+    """
+
+    def __init__(self, cfg):
+        self.cfg = cfg.clone()
+        self.model = build_model(self.cfg).eval()
+        checkpoint = LayoutCheckpointer(
+            self.model, strict=cfg.MODEL.LAYOUTLMV3.STRICT_WEIGHTS
+        ).load(cfg.MODEL.WEIGHTS)
+        num_classes = cfg.MODEL.ROI_HEADS.NUM_CLASSES
+        self.class_names = list(checkpoint.get("class_names") or [])
+        if len(self.class_names) != num_classes:
+            if self.class_names:
+                logger.warning(
+                    "%s names %d classes, the config %d (MODEL.ROI_HEADS.NUM_CLASSES): "
+                    "classes are reported by number",
+                    cfg.MODEL.WEIGHTS, len(self.class_names), num_classes,
+                )  # fmt: skip
+            self.class_names = [f"class {i}" for i in range(num_classes)]
+        self.mapper = LayoutDatasetMapper(self.cfg, is_train=False)
+        self.uses_text = self.mapper.tokenizer is not None
+
+    def map_page(self, file_name: str, ocr_file: str | None = None) -> dict:
+        """One page's model input; errors (unreadable image, bad OCR JSON) name the file."""
+        page = {"file_name": str(file_name)}
+        if ocr_file is not None:
+            page["ocr_file"] = str(ocr_file)
+        return self.mapper(page)
+
+    def __call__(self, inputs: list[dict]) -> list[Instances]:
+        """Detections of a batch of :meth:`map_page` outputs: per page ``Instances`` on the CPU
+        with ``pred_boxes`` (XYXY, pixels of the page as read, EXIF applied), ``scores`` and
+        ``pred_classes``, above ``MODEL.ROI_HEADS.SCORE_THRESH_TEST``."""
+        with torch.inference_mode():
+            outputs = self.model(inputs)
+        return [output["instances"].to("cpu") for output in outputs]

@@ -1,0 +1,91 @@
+#!/usr/bin/env python
+"""Detect layout on page images, folders and PDFs with a trained detector.
+
+    python tools/infer.py --config-file configs/publaynet/cascade_layoutlmv3_image.yaml \
+        --input scans/ paper.pdf page.png --output out/ MODEL.WEIGHTS output/model_final.pth
+
+Writes per page ``predictions/<name>.json`` and ``overlays/<name>.png``, and for the run
+``coco_instances_results.json`` + ``coco_pages.json``. Text-fused models read the OCR JSON under
+``--ocr-root`` (``<ocr-root>/<name>.json``) or OCR the pages on the fly into ``<output>/ocr/``.
+Exit status 1 if any input or page was skipped (listed in ``<output>/failed.txt``).
+"""
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+import ditod  # noqa: F401  (its shims must apply before detectron2 is imported)
+
+# isort: split
+from detectron2.config import get_cfg
+from detectron2.utils.logger import setup_logger
+
+from ditod import add_layoutlmv3_config, merge_options
+from ditod.inference import run_inference
+from ditod.ocr import ENGINES, EngineUnavailable
+from ditod.page_inputs import collect_pages
+from ditod.predictor import LayoutPredictor
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config-file", required=True)
+    parser.add_argument("--input", nargs="+", required=True, help="images, PDFs, folders")
+    parser.add_argument("--output", required=True, help="output folder")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1 … (default: MODEL.DEVICE)")
+    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--score-threshold", type=float, default=0.5)
+    parser.add_argument("--dpi", type=float, default=150, help="PDF rendering resolution")
+    parser.add_argument("--ocr-root", help="existing OCR JSON, <ocr-root>/<page name>.json")
+    parser.add_argument("--ocr-engine", choices=sorted(ENGINES), default="rapidocr")
+    parser.add_argument("--ocr-workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE …")
+    return parser.parse_args(argv)
+
+
+def setup(args):
+    cfg = get_cfg()
+    add_layoutlmv3_config(cfg)
+    cfg.merge_from_file(args.config_file)
+    merge_options(cfg, args.opts)
+    if args.device:
+        cfg.MODEL.DEVICE = args.device
+    cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = args.score_threshold
+    cfg.freeze()
+    return cfg
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    setup_logger(name="ditod")
+    setup_logger(name="detectron2", abbrev_name="d2")
+    logger = logging.getLogger("ditod")
+    cfg = setup(args)
+    out = Path(args.output)
+    pages, failed = collect_pages(args.input, out / "pages", dpi=args.dpi)
+    predictor = LayoutPredictor(cfg)
+    try:
+        summary = run_inference(predictor, pages, out, batch_size=args.batch_size,
+                                ocr_root=args.ocr_root, ocr_engine=args.ocr_engine,
+                                ocr_workers=args.ocr_workers)  # fmt: skip
+    except EngineUnavailable as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    failed += summary.failed
+    failed_list = out / "failed.txt"
+    if failed:
+        failed_list.write_text("".join(f"{s}\t{e}\n" for s, e in failed), encoding="utf-8")
+    else:
+        failed_list.unlink(missing_ok=True)
+    logger.info("%d pages done, %d skipped; outputs in %s", summary.done, len(failed), out)
+    print(f"{summary.done} pages done, {len(failed)} skipped; outputs in {out.resolve()}")
+    if failed:
+        print(f"skipped inputs and pages are listed in {failed_list}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
