@@ -1,8 +1,21 @@
-"""Writing a benchmark's result JSON (atomically) for ``run_all.py`` to tabulate."""
+"""Shared by the benchmarks: the result JSON (written atomically) that ``run_all.py`` tabulates,
+and loading the repository's scripts (``datasets/…``, ``tools/…``; not packages)."""
 
+import importlib.util
 import json
 import os
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_script(relative: str):
+    """A script of this repository as a module."""
+    path = ROOT / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def write_result(summary: dict, path) -> None:

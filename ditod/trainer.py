@@ -4,9 +4,11 @@ clipping and a NaN guard; a ``DefaultTrainer`` built from this project's parts."
 import contextlib
 import itertools
 import logging
+import random
 import time
 import weakref
 
+import numpy as np
 import torch
 from detectron2.data import (
     MetadataCatalog,
@@ -29,6 +31,30 @@ from .optimizer import build_optimizer
 __all__ = ["LayoutTrainStep", "LayoutTrainer", "SkipSampler"]
 
 AMP_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def rng_state() -> dict:
+    """This process's torch (CPU and CUDA), numpy and Python RNG states, in types that
+    ``torch.load(weights_only=True)`` reads back. Proposal and ROI sampling and the random
+    augmentations draw from them."""
+    _, keys, position, has_gauss, cached_gauss = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": (torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached_gauss),
+        "python": random.getstate(),
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore :func:`rng_state`."""
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    keys, position, has_gauss, cached_gauss = state["numpy"]
+    np.random.set_state(("MT19937", keys.numpy().astype(np.uint32), position, has_gauss,
+                         cached_gauss))  # fmt: skip
+    random.setstate(state["python"])
 
 
 class SkipSampler(Sampler):
@@ -171,6 +197,7 @@ class LayoutTrainer(DefaultTrainer):
             strict=cfg.MODEL.LAYOUTLMV3.STRICT_WEIGHTS,
             trainer=weakref.proxy(self),
         )
+        self._resumed_rng = None
         self.start_iter = 0
         self.max_iter = solver.MAX_ITER
         self.cfg = cfg
@@ -179,6 +206,11 @@ class LayoutTrainer(DefaultTrainer):
     def train(self):
         if self._trainer.data_loader is None:
             self._trainer.data_loader = self.build_train_loader(self.cfg, self.start_iter)
+        # The loader's iterator draws its base seed from the global RNG, as it did at iteration
+        # 0 of the interrupted run; the RNG state saved with the checkpoint is restored after.
+        self._trainer._data_loader_iter = iter(self._trainer.data_loader)
+        if self._resumed_rng is not None and comm.get_rank() == 0:
+            set_rng_state(self._resumed_rng)
         metadata = MetadataCatalog.get(self.cfg.DATASETS.TRAIN[0])  # filled by the loader
         self.checkpointer.class_names = metadata.get("thing_classes", None)
         return super().train()
@@ -186,12 +218,14 @@ class LayoutTrainer(DefaultTrainer):
     def state_dict(self):
         state = super().state_dict()
         state["_trainer"] = self._trainer.state_dict()
+        state["rng"] = rng_state()
         return state
 
     def load_state_dict(self, state_dict):
         super().load_state_dict(state_dict)
         if "_trainer" in state_dict:
             self._trainer.load_state_dict(state_dict["_trainer"])
+        self._resumed_rng = state_dict.get("rng")
 
     @classmethod
     def build_optimizer(cls, cfg, model):

@@ -1,0 +1,172 @@
+"""GPU numbers (CUDA only; not part of ``make test``): the backbone attention benchmark, one
+base-size detector training step in fp16 and bf16 AMP with gradient checkpointing off and on, and
+batched inference throughput (pages/s) of the image-only and text-fused base detectors at
+800×608. Writes ``benchmarks/results/gpu.json`` with the GPU's name.
+
+    python benchmarks/gpu.py [--batch-sizes 1 8 16] [--out benchmarks/results/gpu.json]
+    python benchmarks/gpu.py --smoke    # the same code paths with the tiny model on the CPU
+
+Published reference: LayoutLMv3-B Cascade R-CNN at 9 pages/s (DocLayout-YOLO paper).
+"""
+
+import argparse
+import itertools
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import ditod  # noqa: F401  (its shims must apply before detectron2 is imported)
+
+# isort: split
+import torch
+from _results import ROOT, write_result
+from detectron2.config import get_cfg
+from detectron2.modeling import build_model
+from detectron2.structures import Boxes, Instances
+from detectron2.utils.events import EventStorage
+
+from ditod import add_layoutlmv3_config
+from ditod.trainer import LayoutTrainStep
+
+CONFIGS = {
+    "image_only": (ROOT / "configs" / "publaynet" / "cascade_layoutlmv3_image.yaml", []),
+    "text_gated": (ROOT / "configs" / "publaynet" / "cascade_layoutlmv3_text_gated.yaml", []),
+}
+SMOKE_CONFIGS = {
+    "image_only": (ROOT / "configs" / "tiny" / "cascade_layoutlmv3_tiny.yaml",
+                   ["MODEL.LAYOUTLMV3.IMAGE_ONLY", True, "MODEL.LAYOUTLMV3.FUSION.TYPE", ""]),
+    "text_gated": (ROOT / "configs" / "tiny" / "cascade_layoutlmv3_tiny.yaml", []),
+}  # fmt: skip
+HEIGHT, WIDTH, TOKENS = 800, 608, 300
+DEVICE = "cuda"
+
+
+def sync() -> None:
+    if DEVICE == "cuda":
+        torch.cuda.synchronize()
+
+
+def base_cfg(kind: str, **overrides):
+    path, options = CONFIGS[kind]
+    cfg = get_cfg()
+    add_layoutlmv3_config(cfg)
+    cfg.merge_from_file(str(path))
+    cfg.MODEL.DEVICE = DEVICE
+    cfg.MODEL.LAYOUTLMV3.TEXT.TOKENIZER = ""  # inputs below carry token ids directly
+    cfg.merge_from_list([*options, *(x for pair in overrides.items() for x in pair)])
+    return cfg
+
+
+def page(with_text: bool, training: bool, generator) -> dict:
+    """One synthetic 800×608 page; boxes for training, 300 text tokens when ``with_text``."""
+    image = torch.randint(0, 256, (3, HEIGHT, WIDTH), dtype=torch.uint8, generator=generator)
+    data = {"image": image, "height": HEIGHT, "width": WIDTH}
+    if with_text:
+        corner = torch.randint(0, 900, (TOKENS, 2), generator=generator)
+        data["input_ids"] = torch.randint(5, 50000, (TOKENS,), generator=generator)
+        data["bbox"] = torch.cat([corner, corner + 50], dim=1)
+    if training:
+        boxes = torch.tensor([[50.0, 60, 550, 200], [50, 250, 300, 700], [320, 250, 560, 500]])
+        instances = Instances((HEIGHT, WIDTH))
+        instances.gt_boxes = Boxes(boxes)
+        instances.gt_classes = torch.tensor([0, 3, 4])
+        data["instances"] = instances
+    return data
+
+
+def training_step(amp_dtype, checkpointing: bool, steps: int = 5) -> dict:
+    """Median seconds and peak GPU memory of base text-fused training steps (batch 2)."""
+    cfg = base_cfg("text_gated", **{"MODEL.LAYOUTLMV3.GRADIENT_CHECKPOINTING": checkpointing})
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    generator = torch.Generator().manual_seed(0)
+    batch = [page(True, True, generator) for _ in range(2)]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    step = LayoutTrainStep(model, itertools.repeat(batch), optimizer, amp_dtype=amp_dtype,
+                           clip_norm=1.0)  # fmt: skip
+    times = []
+    if DEVICE == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    with EventStorage(0) as storage:
+        for i in range(steps + 1):
+            storage.iter = step.iter = i
+            sync()
+            start = time.perf_counter()
+            step.run_step()
+            sync()
+            times.append(time.perf_counter() - start)
+    peak = torch.cuda.max_memory_allocated() / 2**20 if DEVICE == "cuda" else None
+    return {"s_per_step": statistics.median(times[1:]), "peak_mb": peak}
+
+
+def inference_throughput(kind: str, batch_size: int, amp_dtype, batches: int = 5) -> float:
+    """Pages/s of batched inference (AMP ``amp_dtype``; None = fp32), after a warm-up batch."""
+    cfg = base_cfg(kind)
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    generator = torch.Generator().manual_seed(0)
+    batch = [page(kind != "image_only", False, generator) for _ in range(batch_size)]
+    times = []
+    with torch.inference_mode(), torch.autocast(DEVICE, dtype=amp_dtype or torch.float32,
+                                                enabled=amp_dtype is not None):  # fmt: skip
+        for _ in range(batches + 1):
+            sync()
+            start = time.perf_counter()
+            model(batch)
+            sync()
+            times.append(time.perf_counter() - start)
+    return batch_size / statistics.median(times[1:])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 16])
+    parser.add_argument("--out", default="benchmarks/results/gpu.json")
+    parser.add_argument("--smoke", action="store_true", help="tiny model on the CPU, no output")
+    args = parser.parse_args()
+    global CONFIGS, DEVICE
+    if args.smoke:
+        CONFIGS, DEVICE = SMOKE_CONFIGS, "cpu"
+        amp = (("bf16", torch.bfloat16),)
+        inference_dtypes = (("fp32", None), ("bf16", torch.bfloat16))
+    elif not torch.cuda.is_available():
+        print("benchmarks/gpu.py: no CUDA device on this machine; nothing measured")
+        return
+    else:
+        amp = (("fp16", torch.float16), ("bf16", torch.bfloat16))
+        inference_dtypes = (("fp32", None), ("fp16", torch.float16))
+        backbone_json = Path(args.out).with_name("backbone_attention_cuda.json")
+        script = Path(__file__).with_name("backbone_attention.py")
+        command = [sys.executable, str(script), "--device", "cuda", "--out", str(backbone_json)]
+        subprocess.run(command, check=True, cwd=ROOT)
+    results = {}
+    for dtype_name, dtype in amp:
+        for checkpointing in (False, True):
+            key = f"train_{dtype_name}_checkpointing_{'on' if checkpointing else 'off'}"
+            results[key] = training_step(dtype, checkpointing, steps=1 if args.smoke else 5)
+            print(key, results[key], flush=True)
+    for kind in CONFIGS:
+        for batch_size in [1, 2] if args.smoke else args.batch_sizes:
+            for dtype_name, dtype in inference_dtypes:
+                key = f"infer_{kind}_batch{batch_size}_{dtype_name}_pages_per_s"
+                results[key] = inference_throughput(kind, batch_size, dtype)
+                print(key, results[key], flush=True)
+    if args.smoke:
+        return
+    best = max(v for k, v in results.items() if k.startswith("infer_image_only"))
+    summary = {
+        "benchmark": "GPU: base detector training step (AMP fp16/bf16, checkpointing off/on) "
+        f"and batched inference at {HEIGHT}×{WIDTH} (image-only, text-fused with {TOKENS} "
+        f"tokens); backbone attention in {backbone_json.name}",
+        "device": torch.cuda.get_device_name(),
+        "best_image_only_pages_per_s": best,
+        **results,
+        "targets": {"best_image_only_pages_per_s": ">= 30 (H100; reference 9)"},
+    }
+    write_result(summary, args.out)
+
+
+if __name__ == "__main__":
+    main()
