@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The whole pipeline on synthetic pages, offline, on CPU, into one output folder.
 
-    python tools/demo.py --output-dir output/demo [--pages 160] [--iterations 600]
+    python tools/demo.py --output-dir output/demo [--pages 160] [--iterations 800]
 
 1. renders synthetic pages with known layout and text (the 10 CDLA classes; figure and table
    captions that only their text tells apart) and a few held-out pages;
@@ -86,7 +86,7 @@ def main(argv=None) -> int:
     parser.add_argument("--output-dir", default="output/demo")
     parser.add_argument("--pages", type=int, default=160, help="training + validation pages")
     parser.add_argument("--held-out", type=int, default=4, help="pages OCR'd and detected on")
-    parser.add_argument("--iterations", type=int, default=600)
+    parser.add_argument("--iterations", type=int, default=800)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     out = Path(args.output_dir).resolve()
