@@ -54,6 +54,7 @@ def base_cfg(kind: str, **overrides):
     add_layoutlmv3_config(cfg)
     cfg.merge_from_file(str(path))
     cfg.MODEL.DEVICE = DEVICE
+    cfg.MODEL.LAYOUTLMV3.CONFIG = ""  # the SIZE preset; no pretrained weights are read
     cfg.MODEL.LAYOUTLMV3.TEXT.TOKENIZER = ""  # inputs below carry token ids directly
     cfg.merge_from_list([*options, *(x for pair in overrides.items() for x in pair)])
     return cfg

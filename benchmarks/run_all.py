@@ -1,6 +1,7 @@
 """Run every benchmark in this folder, then tabulate benchmarks/results/*.json as Markdown.
 
-python benchmarks/run_all.py            # writes benchmarks/results/summary.md
+python benchmarks/run_all.py              # runs them all, writes benchmarks/results/summary.md
+python benchmarks/run_all.py --tabulate   # only rewrites the table from the result files
 """
 
 import json
@@ -19,7 +20,7 @@ def main():
         p for p in HERE.glob("*.py") if p.name != Path(__file__).name and not p.name.startswith("_")
     )
     failed = []
-    for script in scripts:
+    for script in [] if "--tabulate" in sys.argv[1:] else scripts:
         print(f"== {script.name}", flush=True)
         if subprocess.run([sys.executable, str(script)], cwd=HERE.parent).returncode:
             failed.append(script.name)
