@@ -235,7 +235,7 @@ def test_export_cli_writes_a_model_that_runs(tmp_path):
                             "--output", str(tmp_path / "m.ts"), *opts])  # fmt: skip
     assert code == 0
     traced = torch.jit.load(str(tmp_path / "m.ts"))
-    image = torch.as_tensor(np.asarray(Image.open(page).convert("RGB").resize((400, 320))))
+    image = torch.as_tensor(np.array(Image.open(page).convert("RGB").resize((400, 320))))
     boxes, classes, scores, size = traced(image.permute(2, 0, 1).contiguous())
     assert boxes.shape[1] == 4 and len(boxes) == len(classes) == len(scores)
     assert size.tolist() == [320, 400]

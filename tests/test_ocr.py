@@ -4,10 +4,8 @@ resume, kill -9, corrupt and blank pages, unavailable engines."""
 import importlib.util
 import json
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -80,23 +78,6 @@ def test_rerun_redoes_only_missing_and_invalid_pages(rendered, tmp_path):
     assert "2 done, 1 skipped" in result.stdout
     assert is_valid_ocr_json(first) and is_valid_ocr_json(second)
     assert third.stat().st_mtime_ns == before
-
-
-def test_kill_9_leaves_only_complete_files_and_resumes(rendered, tmp_path):
-    out = tmp_path / "OCR"
-    process = subprocess.Popen([sys.executable, str(CLI), str(rendered / "images"), "--out",
-                                str(out), "--workers", "1"], cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    deadline = time.time() + 300
-    while not list(out.glob("*.json")) and time.time() < deadline:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    written = list(out.glob("*.json"))
-    assert 1 <= len(written) <= 3 and all(is_valid_ocr_json(p) for p in written)
-    assert not list(out.glob(".*.tmp"))
-    result = ocr_cli(rendered / "images", "--out", out, "--workers", 1)
-    assert f"{3 - len(written)} done, {len(written)} skipped" in result.stdout
 
 
 def test_corrupt_page_is_counted_and_blank_page_is_empty(tmp_path):

@@ -382,6 +382,7 @@ def test_21_kill_9_of_the_ocr_step_then_rerun_redoes_only_what_is_missing(tmp_pa
     done = sorted(out.glob("*.json"))
     assert 1 <= len(done) < 4
     assert all(ocr_module.is_valid_ocr_json(p) for p in done)  # no half-written JSON
+    assert not list(out.glob(".*.tmp"))
     stamps = {p.name: p.stat().st_mtime_ns for p in done}
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
