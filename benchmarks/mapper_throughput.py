@@ -22,13 +22,12 @@ from pathlib import Path
 import torch
 from _results import load_script, write_result
 from detectron2.config import get_cfg
-from tokenizers import ByteLevelBPETokenizer
-from transformers import AutoTokenizer, LayoutLMv3Tokenizer
+from transformers import AutoTokenizer
 
 from ditod import add_layoutlmv3_config
 from ditod.datasets import load_layout_coco_json
 from ditod.mapper import LayoutDatasetMapper, read_ocr_json
-from layoutlmv3.tokenization import normalize_box
+from layoutlmv3.tokenization import normalize_box, train_bpe_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "demo" / "cascade_layoutlmv3_tiny_synthetic.yaml"
@@ -61,16 +60,7 @@ def roberta_sized_tokenizer(ocr_folder: Path, out: Path, vocab_size: int = 50265
     letters = string.ascii_lowercase
     filler = [" ".join("".join(rng.choice(letters) for _ in range(rng.randint(3, 12)))
                        for _ in range(20)) for _ in range(15000)]  # fmt: skip
-    trainer = ByteLevelBPETokenizer(add_prefix_space=True)
-    special = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-    trainer.train_from_iterator(lines + filler, vocab_size=vocab_size, min_frequency=1,
-                                special_tokens=special, show_progress=False)  # fmt: skip
-    (out / "bpe").mkdir(parents=True, exist_ok=True)
-    trainer.save_model(str(out / "bpe"))
-    tokenizer = LayoutLMv3Tokenizer(vocab=str(out / "bpe" / "vocab.json"),
-                                    merges=str(out / "bpe" / "merges.txt"))  # fmt: skip
-    tokenizer.save_pretrained(out)
-    return out
+    return train_bpe_tokenizer(lines + filler, out, vocab_size=vocab_size, min_frequency=1)
 
 
 def pages_per_second(mapper, records, passes: int) -> float:

@@ -25,10 +25,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT.parent / "shared" / "data" / "publaynet-samples"
 
 
-def synthetic_pages_module():
-    return load_script("datasets/synthetic_pages.py")
-
-
 def pages_per_second(images, image_root, workers, threads, scratch: Path) -> float:
     out = scratch / f"ocr_{workers}x{threads}"
     shutil.rmtree(out, ignore_errors=True)
@@ -42,7 +38,7 @@ def pages_per_second(images, image_root, workers, threads, scratch: Path) -> flo
 
 def word_recall(scratch: Path, pages: int = 4) -> float:
     root = scratch / "synthetic"
-    synthetic_pages_module().generate(root, pages=pages, seed=11, split_val=0.0)
+    load_script("datasets/synthetic_pages.py").generate(root, pages=pages, seed=11, split_val=0.0)
     shutil.move(root / "OCR", root / "truth")
     run_ocr(find_images(root / "images"), root / "images", root / "OCR", workers=2)
     found = total = 0
@@ -70,7 +66,9 @@ def main():
             image_root = SAMPLES
         else:
             image_root = scratch / "pages" / "images"
-            synthetic_pages_module().generate(scratch / "pages", pages=args.pages, seed=1)
+            load_script("datasets/synthetic_pages.py").generate(
+                scratch / "pages", pages=args.pages, seed=1
+            )
         images = find_images(image_root)[: args.pages]
         cores = os.cpu_count() or 1
         one = pages_per_second(images, image_root, 1, 1, scratch)

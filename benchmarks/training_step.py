@@ -29,6 +29,7 @@ from detectron2.utils.events import EventStorage
 from ditod import add_layoutlmv3_config
 from ditod.datasets import load_layout_coco_json
 from ditod.mapper import LayoutDatasetMapper
+from layoutlmv3.tokenization import train_bpe_tokenizer
 
 TINY = ROOT / "configs" / "demo" / "cascade_layoutlmv3_tiny_synthetic.yaml"
 BASE = ROOT / "configs" / "publaynet" / "cascade_layoutlmv3_text_gated.yaml"
@@ -39,7 +40,8 @@ def pages(scratch: Path, count: int = 8):
     """Synthetic pages (exact OCR) and a BPE tokenizer trained on their text."""
     paths = load_script("datasets/synthetic_pages.py").generate(scratch, pages=count, seed=9,
                                                                split_val=0)  # fmt: skip
-    tokenizer = load_script("tools/demo.py").train_tokenizer(scratch / "OCR", scratch / "tok")
+    demo = load_script("tools/demo.py")
+    tokenizer = train_bpe_tokenizer(demo.ocr_lines(scratch / "OCR"), scratch / "tok", 2000)
     records = load_layout_coco_json(paths["train"], scratch / "images", scratch / "OCR")
     return records, tokenizer
 

@@ -32,6 +32,7 @@ __all__ = [
     "ocr_page",
     "run_ocr",
     "run_ocr_jobs",
+    "write_failure_list",
 ]
 
 logger = logging.getLogger(__name__)
@@ -227,6 +228,17 @@ def write_json_atomic(path: Path, data) -> None:
         raise
 
 
+def write_failure_list(path, failed) -> None:
+    """List ``(source, error)`` pairs in ``path``, one ``source<TAB>error`` line each; with
+    none, remove ``path`` (a rerun that fixed everything leaves no stale list)."""
+    path = Path(path)
+    if failed:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(f"{source}\t{error}\n" for source, error in failed), "utf-8")
+    else:
+        path.unlink(missing_ok=True)
+
+
 def find_images(folder) -> list[Path]:
     """Page images under ``folder``, recursively, sorted."""
     folder = Path(folder)
@@ -306,13 +318,7 @@ def run_ocr_jobs(jobs, failed_list, engine="rapidocr", workers=1, **options) -> 
         elapsed = time.perf_counter() - start
         logger.info("OCR: %d pages in %.1f s (%.2f pages/s)", len(pending), elapsed,
                     len(pending) / max(elapsed, 1e-9))  # fmt: skip
-    failed_list = Path(failed_list)
-    if summary.failed:
-        failed_list.parent.mkdir(parents=True, exist_ok=True)
-        lines = "".join(f"{path}\t{error}\n" for path, error in summary.failed)
-        failed_list.write_text(lines, encoding="utf-8")
-    else:
-        failed_list.unlink(missing_ok=True)
+    write_failure_list(failed_list, summary.failed)
     return summary
 
 

@@ -16,12 +16,38 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from .reading_order import READING_ORDERS, column_reading_order
 
-__all__ = ["EncodedPage", "OCRPageTokenizer", "TokenizedSegments", "normalize_box"]
+__all__ = [
+    "EncodedPage",
+    "OCRPageTokenizer",
+    "TokenizedSegments",
+    "normalize_box",
+    "train_bpe_tokenizer",
+]
 
 logger = logging.getLogger(__name__)
 
 SPIECE_UNDERLINE = "▁"
 MAX_TEXT_TOKENS = 510  # 512 positions less <s> and </s>
+
+
+def train_bpe_tokenizer(texts, folder, vocab_size: int, min_frequency: int = 2) -> Path:
+    """Train a byte-level BPE on ``texts`` and save it as a ``LayoutLMv3Tokenizer`` (the
+    layoutlmv3-base kind: RoBERTa special tokens, prefix space) in ``folder``; returns ``folder``.
+    For pages whose text no downloaded tokenizer covers, and for offline tests and the demo."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import LayoutLMv3Tokenizer
+
+    folder = Path(folder)
+    work = folder / "bpe"
+    work.mkdir(parents=True, exist_ok=True)
+    trainer = ByteLevelBPETokenizer(add_prefix_space=True)
+    trainer.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=min_frequency,
+                                special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+                                show_progress=False)  # fmt: skip
+    trainer.save_model(str(work))
+    tokenizer = LayoutLMv3Tokenizer(vocab=str(work / "vocab.json"), merges=str(work / "merges.txt"))
+    tokenizer.save_pretrained(folder)
+    return folder
 
 
 def normalize_box(box, width: float, height: float) -> list[int]:

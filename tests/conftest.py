@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import sentencepiece as spm
 from PIL import Image
-from tokenizers import ByteLevelBPETokenizer
-from transformers import LayoutLMv3Tokenizer
+
+from layoutlmv3.tokenization import train_bpe_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -88,15 +88,7 @@ CORPUS_ZH = ["模型结果图表准确率", "表格图像模型", "Figure result
 def bpe_folder(tmp_path_factory):
     """A layoutlmv3-base style folder: byte-level BPE wrapped as LayoutLMv3Tokenizer."""
     folder = tmp_path_factory.mktemp("bpe")
-    trainer = ByteLevelBPETokenizer(add_prefix_space=True)
-    special = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-    trainer.train_from_iterator(CORPUS_EN, vocab_size=300, min_frequency=1, special_tokens=special)
-    trainer.save_model(str(folder))
-    tokenizer = LayoutLMv3Tokenizer(
-        vocab=str(folder / "vocab.json"), merges=str(folder / "merges.txt")
-    )
-    tokenizer.save_pretrained(folder / "tokenizer")
-    return folder / "tokenizer"
+    return train_bpe_tokenizer(CORPUS_EN, folder / "tokenizer", vocab_size=300, min_frequency=1)
 
 
 @pytest.fixture(scope="session")

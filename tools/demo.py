@@ -25,8 +25,8 @@ import sys
 import time
 from pathlib import Path
 
-from tokenizers import ByteLevelBPETokenizer
-from transformers import LayoutLMv3Tokenizer
+from ditod.plots import read_metrics
+from layoutlmv3.tokenization import train_bpe_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "demo" / "cascade_layoutlmv3_tiny_synthetic.yaml"
@@ -51,31 +51,15 @@ def run(step: str, command: list) -> None:
     print(f"== {step}: {time.perf_counter() - start:.0f} s", flush=True)
 
 
-def train_tokenizer(ocr_folder: Path, out: Path, vocab_size: int = 2000) -> Path:
-    """A LayoutLMv3 (RoBERTa-style byte-level BPE) tokenizer trained on the pages' OCR text."""
-    lines = []
-    for path in sorted(ocr_folder.glob("*.json")):
-        lines += json.loads(path.read_text(encoding="utf-8"))["words"]
-    work = out / "bpe"
-    work.mkdir(parents=True, exist_ok=True)
-    trainer = ByteLevelBPETokenizer(add_prefix_space=True)
-    special = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-    trainer.train_from_iterator(lines, vocab_size=vocab_size, min_frequency=2,
-                                special_tokens=special, show_progress=False)  # fmt: skip
-    trainer.save_model(str(work))
-    tokenizer = LayoutLMv3Tokenizer(vocab=str(work / "vocab.json"),
-                                    merges=str(work / "merges.txt"))  # fmt: skip
-    tokenizer.save_pretrained(out)
-    return out
+def ocr_lines(ocr_folder: Path) -> list[str]:
+    """Every text line of the OCR JSON files in ``ocr_folder``."""
+    return [line for path in sorted(ocr_folder.glob("*.json"))
+            for line in json.loads(path.read_text(encoding="utf-8"))["words"]]  # fmt: skip
 
 
 def final_ap(metrics_file: Path) -> dict:
     """The last evaluation's ``bbox/*`` numbers from ``metrics.json``."""
-    evaluations = []
-    for line in metrics_file.read_text().splitlines():
-        record = json.loads(line)
-        if "bbox/AP" in record:
-            evaluations.append(record)
+    evaluations = [record for record in read_metrics(metrics_file) if "bbox/AP" in record]
     if not evaluations:
         raise SystemExit(f"demo: no evaluation in {metrics_file}")
     return {k.removeprefix("bbox/"): v for k, v in evaluations[-1].items() if k.startswith("bbox/")}
@@ -108,7 +92,7 @@ def main(argv=None) -> int:
                                       "--out", held_out / "OCR"])  # fmt: skip
 
     print("\n== tokenizer: byte-level BPE on the training pages' text", flush=True)
-    tokenizer = train_tokenizer(data / "OCR", out / "tokenizer")
+    tokenizer = train_bpe_tokenizer(ocr_lines(data / "OCR"), out / "tokenizer", vocab_size=2000)
 
     datasets = [
         ["synthetic_train", str(splits["train"]), str(data / "images"), str(data / "OCR")],

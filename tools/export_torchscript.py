@@ -16,16 +16,13 @@ import sys
 import ditod  # noqa: F401  (its shims must apply before detectron2 is imported)
 
 # isort: split
-import numpy as np
-import torch
 from detectron2.config import get_cfg
-from detectron2.data import transforms as T
 from detectron2.modeling import build_model
 from detectron2.utils.logger import setup_logger
 
 from ditod import LayoutCheckpointer, add_layoutlmv3_config, merge_options
 from ditod.export import export_torchscript
-from ditod.image_io import read_page_image
+from ditod.mapper import LayoutDatasetMapper
 
 
 def main(argv=None) -> int:
@@ -49,10 +46,7 @@ def main(argv=None) -> int:
         return 2
     model = build_model(cfg).eval()
     LayoutCheckpointer(model).load(cfg.MODEL.WEIGHTS)
-    page = read_page_image(args.sample_image, format=cfg.INPUT.FORMAT)
-    resize = T.ResizeShortestEdge(cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST)
-    page = resize.get_transform(page).apply_image(page)
-    image = torch.as_tensor(np.ascontiguousarray(page.transpose(2, 0, 1)))
+    image = LayoutDatasetMapper(cfg, is_train=False)({"file_name": args.sample_image})["image"]
     export_torchscript(model, image, args.output)
     print(f"TorchScript model written to {args.output}")
     return 0

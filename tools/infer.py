@@ -24,7 +24,7 @@ from detectron2.utils.logger import setup_logger
 
 from ditod import add_layoutlmv3_config, merge_options
 from ditod.inference import run_inference
-from ditod.ocr import ENGINES, EngineUnavailable
+from ditod.ocr import ENGINES, EngineUnavailable, write_failure_list
 from ditod.page_inputs import collect_pages
 from ditod.predictor import LayoutPredictor
 
@@ -75,10 +75,7 @@ def main(argv=None) -> int:
         return 2
     failed += summary.failed
     failed_list = out / "failed.txt"
-    if failed:
-        failed_list.write_text("".join(f"{s}\t{e}\n" for s, e in failed), encoding="utf-8")
-    else:
-        failed_list.unlink(missing_ok=True)
+    write_failure_list(failed_list, failed)
     logger.info("%d pages done, %d skipped; outputs in %s", summary.done, len(failed), out)
     print(f"{summary.done} pages done, {len(failed)} skipped; outputs in {out.resolve()}")
     if failed:
