@@ -1,29 +1,92 @@
 """Config keys of the LayoutLMv3 detector, added to detectron2's defaults."""
 
 import difflib
+from pathlib import Path
 
+import yaml
 from detectron2.config import CfgNode as CN
 
-__all__ = ["add_layoutlmv3_config", "merge_options"]
+__all__ = [
+    "ConfigError",
+    "add_layoutlmv3_config",
+    "load_config",
+    "merge_config_file",
+    "merge_options",
+]
+
+BASE_KEY = "_BASE_"
 
 
-def _keys(node: CN, prefix: str = "") -> list[str]:
+class ConfigError(KeyError):
+    """A config file or override names a key the configuration does not have."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def _keys(node, prefix: str = "") -> list[str]:
     keys = []
     for name, value in node.items():
-        keys += _keys(value, f"{prefix}{name}.") if isinstance(value, CN) else [prefix + name]
+        keys += _keys(value, f"{prefix}{name}.") if isinstance(value, dict) else [prefix + name]
     return keys
 
 
+def _unknown_key_message(key: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(key, known, n=3, cutoff=0.8)
+    return f"unknown config key {key}" + (f" (did you mean {' or '.join(close)}?)" if close else "")
+
+
 def merge_options(cfg: CN, opts: list) -> None:
-    """``cfg.merge_from_list(opts)`` (command-line ``KEY VALUE`` pairs); an unknown key raises a
-    ``KeyError`` naming it and the closest known keys."""
+    """``cfg.merge_from_list(opts)`` (command-line ``KEY VALUE`` pairs); an unknown key raises
+    :class:`ConfigError` naming it and the closest known keys."""
     known = _keys(cfg)
     for key in opts[0::2]:
         if key not in known:
-            close = difflib.get_close_matches(key, known, n=3, cutoff=0.8)
-            hint = f" (did you mean {' or '.join(close)}?)" if close else ""
-            raise KeyError(f"unknown config key {key}{hint}")
+            raise ConfigError(_unknown_key_message(key, known))
     cfg.merge_from_list(opts)
+
+
+def _check_file_keys(path: Path, known: list[str]) -> None:
+    """Every key of ``path`` and of its ``_BASE_`` chain is known, else :class:`ConfigError`
+    naming the file that has the unknown one."""
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {path} does not exist")
+    with open(path, encoding="utf-8") as f:
+        try:
+            values = yaml.safe_load(f) or {}
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path}: not valid YAML ({error})") from None
+    if not isinstance(values, dict):
+        raise ConfigError(
+            f"{path}: a config file is a mapping of keys, not {type(values).__name__}"
+        )
+    base = values.pop(BASE_KEY, None)
+    if base:
+        base = Path(base).expanduser()
+        _check_file_keys(base if base.is_absolute() else path.parent / base, known)
+    for key in _keys(values):
+        if key not in known and not any(key.startswith(k + ".") for k in known):
+            raise ConfigError(f"{path}: {_unknown_key_message(key, known)}")
+
+
+def merge_config_file(cfg: CN, path) -> None:
+    """``cfg.merge_from_file(path)``, but an unknown key (a typo) raises :class:`ConfigError`
+    naming the file (of the ``_BASE_`` chain) that has it and the closest known keys, and a
+    missing file a ``FileNotFoundError`` naming it."""
+    _check_file_keys(Path(path), _keys(cfg))
+    cfg.merge_from_file(str(path))
+
+
+def load_config(config_file, opts=()) -> CN:
+    """detectron2's defaults + this project's keys + ``config_file`` + ``KEY VALUE`` ``opts``,
+    each unknown key an error naming its file (or the command line) and the closest keys."""
+    from detectron2.config import get_cfg
+
+    cfg = get_cfg()
+    add_layoutlmv3_config(cfg)
+    merge_config_file(cfg, config_file)
+    merge_options(cfg, list(opts))
+    return cfg
 
 
 def add_layoutlmv3_config(cfg: CN) -> None:
@@ -46,6 +109,14 @@ def add_layoutlmv3_config(cfg: CN) -> None:
     _C.MODEL.LAYOUTLMV3.SPATIAL_ATTENTION_BIAS = False
     # Fail when MODEL.WEIGHTS does not fit the model (missing, unexpected or mis-shaped keys).
     _C.MODEL.LAYOUTLMV3.STRICT_WEIGHTS = False
+    # Evaluation, inference and export refuse MODEL.WEIGHTS that leave any model tensor at its
+    # random init (missing, mis-shaped, a head on a pretrained backbone, an empty MODEL.WEIGHTS).
+    # True runs them anyway (e.g. to measure an untrained baseline).
+    _C.MODEL.LAYOUTLMV3.ALLOW_RANDOM_INIT = False
+    # A checkpoint trained on classes named otherwise than the dataset's: [[checkpoint class,
+    # dataset class], ...]. Classes not listed match by name; in training, dataset classes the
+    # checkpoint lacks start from a fresh classifier row. Empty: the names must be equal.
+    _C.MODEL.CLASS_MAPPING = []
 
     _C.MODEL.LAYOUTLMV3.TEXT = CN()
     # Folder of a transformers tokenizer (the hub folder of the pretrained weights).

@@ -11,6 +11,7 @@ import difflib
 import json
 import logging
 import math
+import mmap
 import os
 from collections import Counter
 from pathlib import Path
@@ -22,7 +23,9 @@ __all__ = [
     "BUILTIN_DATASETS",
     "dataset_root",
     "duplicate_ids",
+    "layout_categories",
     "load_layout_coco_json",
+    "read_categories",
     "register_layout_dataset",
     "register_layout_datasets",
 ]
@@ -51,6 +54,51 @@ def dataset_root(cfg=None) -> Path:
 
 def default_ocr_root(image_root) -> Path:
     return Path(image_root).parent / "OCR"
+
+
+def layout_categories(categories: list[dict]) -> list[dict]:
+    """The layout classes of a COCO ``categories`` list, in id order: background categories
+    (CDLA's labelme2coco ``_background_``) are not classes."""
+    return [
+        c for c in sorted(categories, key=lambda c: c["id"])
+        if c["name"].strip().lower() not in BACKGROUND_NAMES
+    ]  # fmt: skip
+
+
+def _is_category_list(value) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(c, dict) and "id" in c and "name" in c for c in value
+    )
+
+
+def read_categories(json_file) -> list[dict]:
+    """The ``categories`` of a COCO json without parsing its images and annotations (PubLayNet's
+    train json is over a gigabyte): the last ``"categories":`` key is decoded where it stands,
+    and the whole file is parsed only if that is not a list of ``{id, name}``."""
+    json_file = Path(json_file)
+    try:
+        with open(json_file, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            at = data.rfind(b'"categories"')
+            if at >= 0:
+                colon = data.find(b":", at) + 1
+                text = data[colon : colon + (1 << 20)].decode("utf-8", errors="replace")
+                try:
+                    value, _ = json.JSONDecoder().raw_decode(text.lstrip())
+                    if _is_category_list(value):
+                        return value
+                except ValueError:
+                    pass
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"{json_file}: COCO json not found") from error
+    except ValueError:  # an empty file cannot be mapped
+        pass
+    try:
+        categories = json.loads(json_file.read_text(encoding="utf-8")).get("categories")
+    except (ValueError, AttributeError) as error:
+        raise ValueError(f"{json_file}: not a COCO json ({error})") from error
+    if not _is_category_list(categories):
+        raise ValueError(f"{json_file}: no 'categories' list of {{id, name}}")
+    return categories
 
 
 def _valid_box(bbox) -> bool:
@@ -87,20 +135,19 @@ def load_layout_coco_json(json_file, image_root, ocr_root=None, dataset_name=Non
     if duplicate_categories:
         raise ValueError(f"{json_file}: duplicate category ids {duplicate_categories}")
     used = Counter(a.get("category_id") for a in coco["annotations"])
-    categories = []
-    for category in sorted(coco["categories"], key=lambda c: c["id"]):
-        if category["name"].strip().lower() in BACKGROUND_NAMES:
-            if used[category["id"]]:
-                raise ValueError(
-                    f"{json_file}: category {category['id']} '{category['name']}' has "
-                    f"{used[category['id']]} annotations; a background class cannot be detected"
-                )
-            logger.warning(
-                "%s: dropped category %d '%s' (no annotations; not a layout class)",
-                json_file, category["id"], category["name"],
-            )  # fmt: skip
+    categories = layout_categories(coco["categories"])
+    for category in coco["categories"]:
+        if category in categories:
             continue
-        categories.append(category)
+        if used[category["id"]]:
+            raise ValueError(
+                f"{json_file}: category {category['id']} '{category['name']}' has "
+                f"{used[category['id']]} annotations; a background class cannot be detected"
+            )
+        logger.warning(
+            "%s: dropped category %d '%s' (no annotations; not a layout class)",
+            json_file, category["id"], category["name"],
+        )  # fmt: skip
     id_map = {c["id"]: i for i, c in enumerate(categories)}
     if [c["id"] for c in categories] != list(range(1, len(categories) + 1)):
         logger.info(
@@ -197,8 +244,9 @@ def register_layout_dataset(name: str, json_file, image_root, ocr_root=None) -> 
     )
 
 
-def register_layout_datasets(cfg) -> None:
-    """Register ``DATASETS.EXTRA`` and the built-in datasets named in ``DATASETS.TRAIN/TEST``.
+def register_layout_datasets(cfg, names=None) -> None:
+    """Register ``DATASETS.EXTRA`` and the built-in datasets among ``names`` (default:
+    ``DATASETS.TRAIN`` and ``DATASETS.TEST``; evaluation passes only the test sets).
 
     A name that is neither registered, built in nor declared raises, listing close matches.
     """
@@ -212,7 +260,7 @@ def register_layout_datasets(cfg) -> None:
         if name not in DatasetCatalog.list():
             register_layout_dataset(name, json_file, image_root, (ocr_root or [None])[0])
     root = dataset_root(cfg)
-    for name in (*cfg.DATASETS.TRAIN, *cfg.DATASETS.TEST):
+    for name in names if names is not None else (*cfg.DATASETS.TRAIN, *cfg.DATASETS.TEST):
         if name in DatasetCatalog.list():
             continue
         if name in BUILTIN_DATASETS:

@@ -21,6 +21,9 @@ class LayoutPredictor:
     ``INPUT.MIN/MAX_SIZE_TEST``, OCR JSON → tokens with ``MODEL.LAYOUTLMV3.TEXT``), so a
     text-fused model sees its text as it did in evaluation.
 
+    ``MODEL.WEIGHTS`` must provide every model tensor (unless
+    ``MODEL.LAYOUTLMV3.ALLOW_RANDOM_INIT``): a checkpoint that does not fit the config is refused.
+
     Attributes:
         class_names: names of the model's classes, in model order: the checkpoint's
             ``class_names`` (saved by the trainer), else ``class 0`` … ``class K-1``.
@@ -31,12 +34,14 @@ class LayoutPredictor:
         self.cfg = cfg.clone()
         self.model = build_model(self.cfg).eval()
         checkpoint = LayoutCheckpointer(
-            self.model, strict=cfg.MODEL.LAYOUTLMV3.STRICT_WEIGHTS
+            self.model,
+            strict=cfg.MODEL.LAYOUTLMV3.STRICT_WEIGHTS,
+            complete=not cfg.MODEL.LAYOUTLMV3.ALLOW_RANDOM_INIT,
         ).load(cfg.MODEL.WEIGHTS)
         num_classes = cfg.MODEL.ROI_HEADS.NUM_CLASSES
         self.class_names = list(checkpoint.get("class_names") or [])
         if len(self.class_names) != num_classes:
-            if self.class_names:
+            if self.class_names:  # only reachable with MODEL.LAYOUTLMV3.ALLOW_RANDOM_INIT
                 logger.warning(
                     "%s names %d classes, the config %d (MODEL.ROI_HEADS.NUM_CLASSES): "
                     "classes are reported by number",

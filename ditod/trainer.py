@@ -11,7 +11,6 @@ import weakref
 import numpy as np
 import torch
 from detectron2.data import (
-    MetadataCatalog,
     build_detection_test_loader,
     build_detection_train_loader,
     get_detection_dataset_dicts,
@@ -24,6 +23,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Sampler
 
 from .checkpoint import LayoutCheckpointer
+from .class_sets import check_class_sets
 from .evaluation import LayoutEvaluator
 from .mapper import LayoutDatasetMapper
 from .optimizer import build_optimizer
@@ -195,6 +195,8 @@ class LayoutTrainer(DefaultTrainer):
             model,
             cfg.OUTPUT_DIR,
             strict=cfg.MODEL.LAYOUTLMV3.STRICT_WEIGHTS,
+            class_names=check_class_sets(cfg, (*cfg.DATASETS.TRAIN, *cfg.DATASETS.TEST)),
+            class_mapping=cfg.MODEL.CLASS_MAPPING,
             trainer=weakref.proxy(self),
         )
         self._resumed_rng = None
@@ -211,8 +213,6 @@ class LayoutTrainer(DefaultTrainer):
         self._trainer._data_loader_iter = iter(self._trainer.data_loader)
         if self._resumed_rng is not None and comm.get_rank() == 0:
             set_rng_state(self._resumed_rng)
-        metadata = MetadataCatalog.get(self.cfg.DATASETS.TRAIN[0])  # filled by the loader
-        self.checkpointer.class_names = metadata.get("thing_classes", None)
         return super().train()
 
     def state_dict(self):

@@ -3,11 +3,14 @@
 Checkpoint keys are mapped onto the model's by stripping whatever prefix sits in front of the
 LayoutLMv3 names (``layoutlmv3.`` in hub checkpoints, ``backbone.bottom_up.backbone.`` in unilm's
 detectron2 checkpoints, none in a saved ``LayoutLMv3Model``); the prefix is found, not guessed
-from a list. Files are read with ``torch.load(weights_only=True)`` or safetensors.
+from a list. unilm's detectors hold the pyramid layers under ``encoder.fpn1/2``; they are renamed
+to this model's ``fpn1/2`` (the only difference in their key layout). Files are read with ``torch.load(weights_only=True)`` or safetensors.
 """
 
 import json
 import logging
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -16,6 +19,7 @@ from transformers import LayoutLMv3Config
 
 __all__ = [
     "IncompatibleWeights",
+    "StateMatch",
     "UnsafeCheckpoint",
     "checkpoint_prefix",
     "find_weights_file",
@@ -23,6 +27,7 @@ __all__ = [
     "load_pretrained",
     "load_state_dict",
     "match_state_dict",
+    "rename_unilm_keys",
     "tensors_of",
 ]
 
@@ -100,18 +105,56 @@ def checkpoint_prefix(keys, source) -> str:
     )
 
 
-def match_state_dict(model_state: dict, checkpoint: dict, source: str = "checkpoint"):
-    """Map checkpoint keys onto ``model_state``'s.
+# unilm's detectors keep the pyramid layers in the encoder (layoutlmft's LayoutLMv3Encoder owns
+# fpn1..fpn4; fpn3 is an identity and fpn4 a max-pool, so only fpn1 and fpn2 hold tensors); this
+# model owns them itself. Every other name of their detection model equals this one's.
+UNILM_PYRAMID_KEYS = ("encoder.fpn1.", "encoder.fpn2.")
 
-    Returns ``(prefix, matched, missing, unexpected, mismatched, other)``: the checkpoint's key
-    prefix, the tensors to load, model keys with no checkpoint tensor, checkpoint keys under the
-    prefix with no model parameter, ``(key, checkpoint shape, model shape)`` of keys in both with
-    different shapes, and the keys outside the prefix (task heads, detector parts).
+
+def rename_unilm_keys(state: dict, prefix: str = "") -> tuple[dict, int]:
+    """``state`` with unilm's detector key layout mapped onto this model's:
+    ``<prefix>encoder.fpnN.*`` → ``<prefix>fpnN.*``. Returns the new dict and how many keys
+    were renamed."""
+    old = tuple(prefix + key for key in UNILM_PYRAMID_KEYS)
+    renamed = {}
+    for key, value in state.items():
+        if key.startswith(old):
+            key = prefix + key[len(prefix) + len("encoder.") :]
+        renamed[key] = value
+    return renamed, sum(key.startswith(old) for key in state)
+
+
+@dataclass
+class StateMatch:
+    """Checkpoint keys mapped onto a model's (:func:`match_state_dict`).
+
+    Attributes:
+        prefix: the checkpoint's key prefix in front of the LayoutLMv3 names.
+        matched: the tensors to load, by model key.
+        missing: model keys with no checkpoint tensor.
+        unexpected: checkpoint keys under the prefix with no model tensor.
+        mismatched: ``(key, checkpoint shape, model shape)`` of keys in both, shapes differing.
+        other: checkpoint keys outside the prefix (task heads, detector parts).
+        renamed: keys renamed from unilm's detector layout.
     """
+
+    prefix: str
+    matched: dict
+    missing: list
+    unexpected: list
+    mismatched: list
+    other: list
+    renamed: int = 0
+
+
+def match_state_dict(model_state: dict, checkpoint: dict, source: str = "checkpoint") -> StateMatch:
+    """Map checkpoint keys onto ``model_state``'s: the prefix stripped, unilm's detector layout
+    renamed (:func:`rename_unilm_keys`), shapes compared."""
     prefix = checkpoint_prefix(checkpoint, source)
     stripped = {
         key[len(prefix) :]: value for key, value in checkpoint.items() if key.startswith(prefix)
     }
+    stripped, renamed = rename_unilm_keys(stripped)
     unexpected = sorted(
         key for key in stripped if key not in model_state and not key.endswith(DERIVED_BUFFERS)
     )
@@ -125,44 +168,55 @@ def match_state_dict(model_state: dict, checkpoint: dict, source: str = "checkpo
         else:
             matched[key] = value
     missing = sorted(k for k in model_state if k not in stripped)
-    return prefix, matched, missing, unexpected, mismatched, other
+    return StateMatch(prefix, matched, missing, unexpected, mismatched, other, renamed)
 
 
-def format_report(source, prefix, loaded, missing, unexpected, mismatched, other) -> str:
-    lines = [f"Loaded {loaded} tensors from {source} (key prefix '{prefix}')."]
-    if other:
-        lines.append(f"Not LayoutLMv3 weights ({len(other)} keys outside the prefix, ignored).")
-    if missing:
-        lines.append(f"Missing in the checkpoint ({len(missing)}, left at their init):")
-        lines += [f"  {k}" for k in missing]
-    if unexpected:
-        lines.append(f"Unexpected in the checkpoint ({len(unexpected)}, ignored):")
-        lines += [f"  {k}" for k in unexpected]
-    if mismatched:
-        lines.append(f"Shape mismatch ({len(mismatched)}, left at their init):")
-        lines += [f"  {k}: checkpoint {a} vs model {b}" for k, a, b in mismatched]
+def format_report(source, match: StateMatch, new_by_design=()) -> str:
+    """One block: what was loaded from where, what is new by design, and every problem."""
+    renamed = f"; {match.renamed} keys renamed from unilm's layout" if match.renamed else ""
+    lines = [f"Loaded {len(match.matched)} tensors from {source} (key prefix '{match.prefix}'"
+             f"{renamed})."]  # fmt: skip
+    if match.other:
+        lines.append(
+            f"Not LayoutLMv3 weights ({len(match.other)} keys outside the prefix, ignored)."
+        )
+    if new_by_design:
+        lines.append(f"New by design ({len(new_by_design)}, initialised here): "
+                     + summarize_keys(new_by_design))  # fmt: skip
+    if match.missing:
+        lines.append(f"Missing in the checkpoint ({len(match.missing)}, left at their init):")
+        lines += [f"  {k}" for k in match.missing]
+    if match.unexpected:
+        lines.append(f"Unexpected in the checkpoint ({len(match.unexpected)}, ignored):")
+        lines += [f"  {k}" for k in match.unexpected]
+    if match.mismatched:
+        lines.append(f"Shape mismatch ({len(match.mismatched)}, left at their init):")
+        lines += [f"  {k}: checkpoint {a} vs model {b}" for k, a, b in match.mismatched]
     return "\n".join(lines)
+
+
+def summarize_keys(keys, depth: int = 2) -> str:
+    """``a.b.*`` groups with counts, for long lists of keys that belong together."""
+    groups = Counter(".".join(key.split(".")[:depth]) for key in keys)
+    return ", ".join(f"{group}.* ({n})" for group, n in sorted(groups.items()))
 
 
 def load_into(model: torch.nn.Module, checkpoint: dict, source: str, strict: bool = False):
     """Load ``checkpoint`` into ``model`` with prefix mapping; log one report block.
 
-    Returns ``(missing, unexpected, mismatched)``; raises :class:`IncompatibleWeights` in strict
-    mode when any is non-empty.
+    Returns the :class:`StateMatch`; raises :class:`IncompatibleWeights` in strict mode when
+    anything is missing, unexpected or mis-shaped.
     """
-    model_state = model.state_dict()
-    prefix, matched, missing, unexpected, mismatched, other = match_state_dict(
-        model_state, checkpoint, source
-    )
-    report = format_report(source, prefix, len(matched), missing, unexpected, mismatched, other)
-    if strict and (missing or unexpected or mismatched):
+    match = match_state_dict(model.state_dict(), checkpoint, source)
+    report = format_report(source, match)
+    if strict and (match.missing or match.unexpected or match.mismatched):
         raise IncompatibleWeights(report)
-    model.load_state_dict(matched, strict=False)
-    if missing or unexpected or mismatched:
+    model.load_state_dict(match.matched, strict=False)
+    if match.missing or match.unexpected or match.mismatched:
         logger.warning(report)
     else:
         logger.info(report)
-    return missing, unexpected, mismatched
+    return match
 
 
 def _read_config(config, weights_path: Path) -> LayoutLMv3Config:

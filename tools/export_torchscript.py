@@ -16,11 +16,12 @@ import sys
 import ditod  # noqa: F401  (its shims must apply before detectron2 is imported)
 
 # isort: split
-from detectron2.config import get_cfg
 from detectron2.modeling import build_model
 from detectron2.utils.logger import setup_logger
 
-from ditod import LayoutCheckpointer, add_layoutlmv3_config, merge_options
+from ditod import LayoutCheckpointer
+from ditod.cli import add_debug_flag, run_tool
+from ditod.config import load_config
 from ditod.export import export_torchscript
 from ditod.mapper import LayoutDatasetMapper
 
@@ -30,13 +31,11 @@ def main(argv=None) -> int:
     parser.add_argument("--config-file", required=True)
     parser.add_argument("--sample-image", required=True, help="a page to trace the model on")
     parser.add_argument("--output", required=True, help="TorchScript file to write")
+    add_debug_flag(parser)
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE …")
     args = parser.parse_args(argv)
     setup_logger(name="ditod")
-    cfg = get_cfg()
-    add_layoutlmv3_config(cfg)
-    cfg.merge_from_file(args.config_file)
-    merge_options(cfg, args.opts)
+    cfg = load_config(args.config_file, args.opts)
     cfg.MODEL.DEVICE = "cpu"
     cfg.freeze()
     if not cfg.MODEL.LAYOUTLMV3.IMAGE_ONLY:
@@ -45,7 +44,9 @@ def main(argv=None) -> int:
               file=sys.stderr)  # fmt: skip
         return 2
     model = build_model(cfg).eval()
-    LayoutCheckpointer(model).load(cfg.MODEL.WEIGHTS)
+    LayoutCheckpointer(model, complete=not cfg.MODEL.LAYOUTLMV3.ALLOW_RANDOM_INIT).load(
+        cfg.MODEL.WEIGHTS
+    )
     image = LayoutDatasetMapper(cfg, is_train=False)({"file_name": args.sample_image})["image"]
     export_torchscript(model, image, args.output)
     print(f"TorchScript model written to {args.output}")
@@ -53,4 +54,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tool(main))

@@ -19,10 +19,10 @@ from pathlib import Path
 import ditod  # noqa: F401  (its shims must apply before detectron2 is imported)
 
 # isort: split
-from detectron2.config import get_cfg
 from detectron2.utils.logger import setup_logger
 
-from ditod import add_layoutlmv3_config, merge_options
+from ditod.cli import add_debug_flag, run_tool
+from ditod.config import load_config
 from ditod.inference import run_inference
 from ditod.ocr import ENGINES, EngineUnavailable, write_failure_list
 from ditod.page_inputs import collect_pages
@@ -41,15 +41,13 @@ def parse_args(argv=None):
     parser.add_argument("--ocr-root", help="existing OCR JSON, <ocr-root>/<page name>.json")
     parser.add_argument("--ocr-engine", choices=sorted(ENGINES), default="rapidocr")
     parser.add_argument("--ocr-workers", type=int, default=os.cpu_count() or 1)
+    add_debug_flag(parser)
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE …")
     return parser.parse_args(argv)
 
 
 def setup(args):
-    cfg = get_cfg()
-    add_layoutlmv3_config(cfg)
-    cfg.merge_from_file(args.config_file)
-    merge_options(cfg, args.opts)
+    cfg = load_config(args.config_file, args.opts)
     if args.device:
         cfg.MODEL.DEVICE = args.device
     cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = args.score_threshold
@@ -85,4 +83,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tool(main))

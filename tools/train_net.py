@@ -6,7 +6,10 @@
     python tools/train_net.py --config-file ... --eval-only MODEL.WEIGHTS output/model_final.pth
     python tools/train_net.py --config-file ... --resume
 
-Arguments and ``KEY VALUE`` overrides are detectron2's (``default_argument_parser``).
+Arguments and ``KEY VALUE`` overrides are detectron2's (``default_argument_parser``), plus
+``--debug``. The config, the datasets' class sets and ``MODEL.ROI_HEADS.NUM_CLASSES`` are checked
+before any process starts; ``--eval-only`` needs only ``DATASETS.TEST``, and refuses weights that
+leave any tensor at its random init. A mistake ends with one line naming the file or key.
 """
 
 import ditod  # noqa: F401  (its shims must apply before detectron2 is imported)
@@ -14,36 +17,40 @@ import ditod  # noqa: F401  (its shims must apply before detectron2 is imported)
 # isort: split
 import json
 import os
+import sys
 
 import torch
-from detectron2.config import get_cfg
 from detectron2.engine import default_argument_parser, default_setup
 from detectron2.evaluation import verify_results
 from detectron2.utils import comm
 
-from ditod import (
-    LayoutCheckpointer,
-    LayoutTrainer,
-    add_layoutlmv3_config,
-    launch,
-    merge_options,
-    register_layout_datasets,
-)
+from ditod import LayoutCheckpointer, LayoutTrainer, launch, register_layout_datasets
+from ditod.class_sets import check_class_sets
+from ditod.cli import add_debug_flag, run_tool
+from ditod.config import load_config
 
 
-def setup(args):
-    cfg = get_cfg()
-    add_layoutlmv3_config(cfg)
-    cfg.merge_from_file(args.config_file)
-    merge_options(cfg, args.opts)
+def datasets_used(cfg, args) -> tuple:
+    return tuple(cfg.DATASETS.TEST) if args.eval_only else (*cfg.DATASETS.TRAIN, *cfg.DATASETS.TEST)
+
+
+def build_config(args):
+    """The checked, frozen config; its datasets registered and their classes checked."""
+    cfg = load_config(args.config_file, args.opts)
     if cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
-        raise SystemExit(
+        raise ValueError(
             f"MODEL.DEVICE is {cfg.MODEL.DEVICE} but this machine has no CUDA device; "
             "add MODEL.DEVICE cpu to the command line"
         )
     cfg.freeze()
+    register_layout_datasets(cfg, datasets_used(cfg, args))
+    check_class_sets(cfg, datasets_used(cfg, args))
+    return cfg
+
+
+def setup(args):
+    cfg = build_config(args)
     default_setup(cfg, args)
-    register_layout_datasets(cfg)
     return cfg
 
 
@@ -63,7 +70,12 @@ def main(args):
     if args.eval_only:
         model = LayoutTrainer.build_model(cfg)
         checkpoint = LayoutCheckpointer(
-            model, save_dir=cfg.OUTPUT_DIR, strict=cfg.MODEL.LAYOUTLMV3.STRICT_WEIGHTS
+            model,
+            save_dir=cfg.OUTPUT_DIR,
+            strict=cfg.MODEL.LAYOUTLMV3.STRICT_WEIGHTS,
+            complete=not cfg.MODEL.LAYOUTLMV3.ALLOW_RANDOM_INIT,
+            class_names=check_class_sets(cfg, cfg.DATASETS.TEST),
+            class_mapping=cfg.MODEL.CLASS_MAPPING,
         ).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
         results = LayoutTrainer.test(cfg, model)
         if comm.is_main_process():
@@ -79,8 +91,8 @@ def main(args):
     return trainer.train()
 
 
-if __name__ == "__main__":
-    args = default_argument_parser().parse_args()
+def run(args) -> int:
+    build_config(args)  # a mistake in the config or data fails here, before any process starts
     launch(
         main,
         args.num_gpus,
@@ -89,3 +101,10 @@ if __name__ == "__main__":
         dist_url=args.dist_url,
         args=(args,),
     )
+    return 0
+
+
+if __name__ == "__main__":
+    parser = default_argument_parser()
+    add_debug_flag(parser)
+    sys.exit(run_tool(run, parser.parse_args()))
