@@ -4,7 +4,8 @@ Checkpoint keys are mapped onto the model's by stripping whatever prefix sits in
 LayoutLMv3 names (``layoutlmv3.`` in hub checkpoints, ``backbone.bottom_up.backbone.`` in unilm's
 detectron2 checkpoints, none in a saved ``LayoutLMv3Model``); the prefix is found, not guessed
 from a list. unilm's detectors hold the pyramid layers under ``encoder.fpn1/2``; they are renamed
-to this model's ``fpn1/2`` (the only difference in their key layout). Files are read with ``torch.load(weights_only=True)`` or safetensors.
+to this model's ``fpn1/2`` (the only difference in their key layout). Files are read with
+``torch.load(weights_only=True)`` or safetensors.
 """
 
 import json
