@@ -120,9 +120,12 @@ def map_checkpoint_classes(checkpoint_classes, model_classes, mapping=(), source
     return result
 
 
-def _rows_per_class(key: str, rows: int, num_classes: int) -> int | None:
+def _rows_per_class(key: str, value, num_classes: int) -> int | None:
     """Rows per class of a class-dependent predictor tensor, None if it does not depend on the
-    class (class-agnostic box regression or masks)."""
+    class (class-agnostic box regression or masks, and every other tensor)."""
+    if value.dim() == 0:
+        return None
+    rows = value.shape[0]
     if key.endswith(("cls_score.weight", "cls_score.bias")):
         return 1
     if key.endswith(("bbox_pred.weight", "bbox_pred.bias")) and rows == 4 * num_classes:
@@ -139,7 +142,7 @@ def remap_class_rows(state: dict, model_state: dict, sources: list, num_checkpoi
     and the keys holding rows not from the checkpoint."""
     state, fresh = dict(state), []
     for key, value in state.items():
-        per_class = _rows_per_class(key, value.shape[0], num_checkpoint_classes)
+        per_class = _rows_per_class(key, value, num_checkpoint_classes)
         if per_class is None or key not in model_state:
             continue
         target = model_state[key].detach().clone()

@@ -23,6 +23,7 @@ import torch
 from detectron2.engine import default_argument_parser, default_setup
 from detectron2.evaluation import verify_results
 from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
 
 from ditod import LayoutCheckpointer, LayoutTrainer, launch, register_layout_datasets
 from ditod.class_sets import check_class_sets
@@ -51,6 +52,7 @@ def build_config(args):
 def setup(args):
     cfg = build_config(args)
     default_setup(cfg, args)
+    setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="ditod")
     return cfg
 
 
