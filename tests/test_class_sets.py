@@ -126,8 +126,7 @@ def run_eval(args, capsys) -> tuple[int, str]:
     return code, captured.out + captured.err
 
 
-def test_eval_only_refuses_a_class_count_mismatch_before_any_work(tmp_path, capsys,
-                                                                 checkpoint_10_classes):  # fmt: skip
+def test_eval_only_refuses_a_class_count_mismatch_first(tmp_path, capsys, checkpoint_10_classes):
     args = eval_args(tmp_path, checkpoint_10_classes, "MODEL.ROI_HEADS.NUM_CLASSES", "10")
     code, output = run_eval(args, capsys)
     assert code == 2
