@@ -1,9 +1,12 @@
 """Checks of a COCO layout dataset and its OCR JSON before training (``tools/check_dataset.py``).
 
 Errors are what would stop or corrupt training (missing images, sizes that disagree with the
-files, unknown categories, duplicate ids); warnings are what the loader fixes or skips (0-based or
-non-contiguous category ids, a background class, empty or out-of-page boxes, pages without OCR,
-OCR boxes outside the page).
+files, unknown categories, duplicate ids, OCR boxes in corner format, pages without OCR under
+``MISSING_OCR error``); warnings are what the loader fixes or skips (0-based or non-contiguous
+category ids, a background class, empty or out-of-page boxes, pages without OCR under
+``MISSING_OCR image_only``, OCR boxes outside the page). :func:`check_config_datasets` checks the
+datasets of a config as training or evaluation with it would read them: its OCR policy and
+tokenizer, its class count and the classes of its ``MODEL.WEIGHTS``.
 """
 
 import json
@@ -16,7 +19,7 @@ from PIL import Image
 
 from .datasets import BACKGROUND_NAMES, default_ocr_root, duplicate_ids
 
-__all__ = ["DatasetReport", "check_dataset"]
+__all__ = ["DatasetReport", "check_config_datasets", "check_dataset"]
 
 EXIF_ORIENTATION = 0x0112
 ROTATED = (5, 6, 7, 8)  # EXIF orientations that swap width and height
@@ -48,7 +51,7 @@ def _check_ocr(path: Path, width, height, report: DatasetReport) -> None:
         report.errors.append(f"{path}: {len(words)} words but {len(boxes)} boxes")
         return
     ocr_w, ocr_h = page.get("W") or width, page.get("H") or height
-    outside = 0
+    outside, corners = 0, []
     for box in boxes:
         x, y, w, h = (float(v) for v in box)
         if (
@@ -58,12 +61,22 @@ def _check_ocr(path: Path, width, height, report: DatasetReport) -> None:
             or (x + w > ocr_w + 1 or y + h > ocr_h + 1)
         ):
             outside += 1
-    if outside:
+            if x < w <= ocr_w + 1 and y < h <= ocr_h + 1:  # inside when read as x0, y0, x1, y1
+                corners.append(box)
+    if outside and len(corners) * 2 >= outside:
+        report.errors.append(
+            f"{path}: {len(corners)} OCR boxes look like corners [x0, y0, x1, y1] (e.g. "
+            f"{corners[0]}); the OCR JSON format is [x, y, w, h]: top-left corner, width, height"
+        )
+    elif outside:
         report.warnings.append(f"{path}: {outside} OCR boxes outside the {ocr_w}x{ocr_h} page")
 
 
-def check_dataset(json_file, image_root, ocr_root=None, check_ocr: bool = True) -> DatasetReport:
-    """Check one COCO json, its images and (with ``check_ocr``) their OCR JSON."""
+def check_dataset(json_file, image_root, ocr_root=None, check_ocr: bool = True,
+                  missing_ocr: str = "image_only") -> DatasetReport:  # fmt: skip
+    """Check one COCO json, its images and (with ``check_ocr``) their OCR JSON; pages without
+    OCR JSON are an error under ``missing_ocr="error"`` (``MODEL.LAYOUTLMV3.TEXT.MISSING_OCR``),
+    a warning under ``"image_only"``."""
     report = DatasetReport()
     json_file, image_root = Path(json_file), Path(image_root)
     ocr_root = Path(ocr_root) if ocr_root else default_ocr_root(image_root)
@@ -91,7 +104,7 @@ def check_dataset(json_file, image_root, ocr_root=None, check_ocr: bool = True) 
         )
 
     sizes = {}
-    missing_ocr = 0
+    pages_without_ocr = 0
     for image in images:
         path = image_root / image["file_name"]
         if not path.is_file():
@@ -114,9 +127,18 @@ def check_dataset(json_file, image_root, ocr_root=None, check_ocr: bool = True) 
             if ocr_file.is_file():
                 _check_ocr(ocr_file, *declared, report)
             else:
-                missing_ocr += 1
-    if missing_ocr:
-        report.warnings.append(f"{missing_ocr} pages without OCR JSON under {ocr_root}")
+                pages_without_ocr += 1
+    if pages_without_ocr and missing_ocr == "error":
+        report.errors.append(
+            f"{pages_without_ocr} pages without OCR JSON under {ocr_root}: with "
+            "MODEL.LAYOUTLMV3.TEXT.MISSING_OCR error, training stops at the first (run "
+            "tools/ocr_pages.py, or set MISSING_OCR image_only)"
+        )
+    elif pages_without_ocr:
+        report.warnings.append(
+            f"{pages_without_ocr} pages without OCR JSON under {ocr_root} (read as image-only "
+            "pages)"
+        )
 
     counts = Counter()
     problems = Counter()
@@ -141,4 +163,51 @@ def check_dataset(json_file, image_root, ocr_root=None, check_ocr: bool = True) 
     for problem, n in problems.items():
         report.warnings.append(f"{json_file}: {n} annotations {problem} (clipped/skipped on load)")
     report.class_counts = {names[i]: counts.get(names[i], 0) for i in ids}
+    return report
+
+
+def check_config_datasets(cfg, names) -> DatasetReport:
+    """What training or evaluation with ``cfg`` would make of the datasets ``names``
+    (registered, built in, or in ``DATASETS.EXTRA``): each dataset checked with the config's OCR
+    policy (OCR only for text models), then the class sets (datasets vs
+    ``MODEL.ROI_HEADS.NUM_CLASSES`` vs the classes of ``MODEL.WEIGHTS``) and the tokenizer
+    against the model's vocabulary. Messages name the dataset."""
+    from detectron2.data import MetadataCatalog
+
+    from layoutlmv3.loading import load_checkpoint
+
+    from .class_sets import check_class_sets, map_checkpoint_classes
+    from .datasets import register_layout_datasets
+    from .mapper import build_page_tokenizer
+
+    report = DatasetReport()
+    register_layout_datasets(cfg, names)
+    uses_text = not cfg.MODEL.LAYOUTLMV3.IMAGE_ONLY
+    for name in names:
+        metadata = MetadataCatalog.get(name)
+        if not metadata.get("json_file", None):
+            report.warnings.append(f"[{name}] registered without a COCO json: not checked")
+            continue
+        checked = check_dataset(metadata.json_file, metadata.image_root,
+                                metadata.get("ocr_root", None), check_ocr=uses_text,
+                                missing_ocr=cfg.MODEL.LAYOUTLMV3.TEXT.MISSING_OCR)  # fmt: skip
+        report.errors += [f"[{name}] {message}" for message in checked.errors]
+        report.warnings += [f"[{name}] {message}" for message in checked.warnings]
+        for cls, count in checked.class_counts.items():
+            report.class_counts[cls] = report.class_counts.get(cls, 0) + count
+    try:
+        classes = check_class_sets(cfg, names)
+        weights = Path(cfg.MODEL.WEIGHTS) if cfg.MODEL.WEIGHTS else None
+        if weights is not None and weights.is_file() and weights.suffix == ".pth":
+            checkpoint_classes = (load_checkpoint(weights) or {}).get("class_names")
+            if checkpoint_classes:
+                map_checkpoint_classes(checkpoint_classes, classes, cfg.MODEL.CLASS_MAPPING,
+                                       source=str(weights))  # fmt: skip
+    except ValueError as error:
+        report.errors.append(str(error))
+    if uses_text:
+        try:
+            build_page_tokenizer(cfg)
+        except (OSError, ValueError) as error:
+            report.errors.append(str(error))
     return report

@@ -257,7 +257,7 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
     if not path.is_dir():
         raise FileNotFoundError(
             f"tokenizer folder {path} does not exist; download microsoft/layoutlmv3-base (or "
-            "-base-chinese) to a local folder and point MODEL.LAYOUTLMV3.TOKENIZER at it"
+            "-base-chinese) to a local folder and point MODEL.LAYOUTLMV3.TEXT.TOKENIZER at it"
         )
     try:
         return AutoTokenizer.from_pretrained(str(path), local_files_only=True)

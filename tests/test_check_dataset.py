@@ -10,6 +10,7 @@ from PIL import Image
 from ditod.dataset_check import check_dataset
 
 CLI = Path(__file__).resolve().parents[1] / "tools" / "check_dataset.py"
+TINY = Path(__file__).resolve().parents[1] / "configs" / "tiny" / "cascade_layoutlmv3_tiny.yaml"
 
 
 def build(tmp_path, categories=None, annotations=None, images=None, ocr=True):
@@ -69,7 +70,7 @@ def test_warnings(tmp_path):
     assert "background category [0]" in warnings
     assert "category ids [2] are 0-based or not contiguous" in warnings
     assert "1 annotations zero-area" in warnings and "1 annotations outside the image" in warnings
-    assert "1 pages without OCR JSON" in warnings
+    assert "1 pages without OCR JSON" in warnings and "read as image-only pages" in warnings
     assert "a.json: 1 OCR boxes outside the 100x80 page" in warnings
 
 
@@ -83,3 +84,61 @@ def test_exit_status(tmp_path):
     bad = subprocess.run([sys.executable, str(CLI), str(broken), str(tmp_path / "broken/images")],
                          capture_output=True, text=True)  # fmt: skip
     assert bad.returncode == 1 and "zz.png: image missing on disk" in bad.stdout
+
+
+def test_ocr_boxes_in_corner_format_are_named_as_such(tmp_path):
+    build(tmp_path)
+    lines = {"words": ["a", "b", "c"], "bbox": [[60, 10, 90, 20], [50, 30, 95, 40], [1, 1, 4, 4]],
+             "W": 100, "H": 80}  # fmt: skip
+    (tmp_path / "OCR" / "a.json").write_text(json.dumps(lines))
+    errors = "\n".join(check_dataset(tmp_path / "ann.json", tmp_path / "images").errors)
+    assert (
+        "a.json: 2 OCR boxes look like corners [x0, y0, x1, y1] (e.g. [60, 10, 90, 20])" in errors
+    )
+    assert "the OCR JSON format is [x, y, w, h]" in errors
+
+
+def config_check(tmp_path, tokenizer, *opts):
+    """tools/check_dataset.py --config-file on a text-fused tiny config and one EXTRA dataset
+    whose page b.png has no OCR JSON."""
+    images = [{"id": 1, "file_name": "a.png", "width": 100, "height": 80},
+              {"id": 2, "file_name": "b.png", "width": 100, "height": 80}]  # fmt: skip
+    json_file = build(tmp_path, images=images)
+    name = f"check_{tmp_path.name}"
+    extra = json.dumps([[name, str(json_file), str(tmp_path / "images")]])
+    command = [sys.executable, str(CLI), "--config-file", str(TINY), "--dataset", name,
+               "DATASETS.EXTRA", extra, "MODEL.LAYOUTLMV3.TEXT.TOKENIZER", str(tokenizer),
+               "MODEL.ROI_HEADS.NUM_CLASSES", "2", *opts]  # fmt: skip
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+
+def test_config_check_reports_what_training_would_do(tmp_path, bpe_folder):
+    strict = config_check(tmp_path / "a", bpe_folder, "MODEL.LAYOUTLMV3.TEXT.MISSING_OCR", "error")
+    assert strict.returncode == 1, strict.stdout + strict.stderr
+    assert (
+        "1 pages without OCR JSON" in strict.stdout
+        and "training stops at the first" in strict.stdout
+    )
+    lenient = config_check(tmp_path / "b", bpe_folder, "MODEL.LAYOUTLMV3.TEXT.MISSING_OCR",
+                           "image_only")  # fmt: skip
+    assert lenient.returncode == 0, lenient.stdout + lenient.stderr
+    assert "1 pages without OCR JSON" in lenient.stdout and "read as image-only" in lenient.stdout
+
+
+def test_config_check_reports_class_sets_and_tokenizer(tmp_path, bpe_folder):
+    result = config_check(tmp_path, bpe_folder, "MODEL.LAYOUTLMV3.TEXT.MISSING_OCR", "image_only",
+                          "MODEL.ROI_HEADS.NUM_CLASSES", "10", "MODEL.LAYOUTLMV3.SIZE", "tiny",
+                          "MODEL.LAYOUTLMV3.CONFIG", "")  # fmt: skip
+    assert result.returncode == 1
+    assert "has 2 classes ['text', 'title'], but MODEL.ROI_HEADS.NUM_CLASSES is 10" in result.stdout
+
+
+def test_config_check_refuses_a_tokenizer_larger_than_the_model(tmp_path, bpe_folder):
+    small = tmp_path / "config.json"
+    small.write_text(json.dumps({"hidden_size": 96, "num_hidden_layers": 4, "num_attention_heads": 3,
+                                 "intermediate_size": 192, "coordinate_size": 16, "shape_size": 16,
+                                 "vocab_size": 100}))  # fmt: skip
+    result = config_check(tmp_path, bpe_folder, "MODEL.LAYOUTLMV3.TEXT.MISSING_OCR", "image_only",
+                          "MODEL.LAYOUTLMV3.CONFIG", str(small))  # fmt: skip
+    assert result.returncode == 1
+    assert "tokenizer" in result.stdout and "100" in result.stdout

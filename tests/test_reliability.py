@@ -278,11 +278,14 @@ def test_17_weights_of_another_model_size(tmp_path, bpe_folder, caplog):
     other.MODEL.FPN.OUT_CHANNELS = 32  # another detector: every FPN/head shape differs
     with caplog.at_level(logging.WARNING):
         LayoutCheckpointer(build_model(other)).load(str(tmp_path / "tiny.pth"))
-    assert "Skip loading parameter 'backbone.fpn_lateral2.weight'" in caplog.text
-    assert "(64, 96, 1, 1) in the checkpoint but (32, 96, 1, 1) in the model" in caplog.text
-    with pytest.raises(IncompatibleWeights, match=r"STRICT_WEIGHTS is on.*:\n  shape: backbone"
-                       r".fpn_lateral2.weight \(64, 96, 1, 1\) vs \(32, 96, 1, 1\)"):  # fmt: skip
+    assert "Shape mismatch (" in caplog.text
+    assert ("  backbone.fpn_lateral2.weight: checkpoint (64, 96, 1, 1) vs model (32, 96, 1, 1)"
+            in caplog.text)  # fmt: skip
+    with pytest.raises(IncompatibleWeights, match=r"(?s)fpn_lateral2.weight: checkpoint "
+                       r"\(64, 96, 1, 1\) vs model \(32, 96, 1, 1\).*STRICT_WEIGHTS is on"):  # fmt: skip
         LayoutCheckpointer(build_model(other), strict=True).load(str(tmp_path / "tiny.pth"))
+    with pytest.raises(IncompatibleWeights, match=r"leaves \d+ model tensors at their random"):
+        LayoutCheckpointer(build_model(other), complete=True).load(str(tmp_path / "tiny.pth"))
 
 
 def test_18_tokenizer_missing_or_of_the_wrong_kind(tmp_path, bpe_folder):
