@@ -135,9 +135,10 @@ def test_config_check_reports_class_sets_and_tokenizer(tmp_path, bpe_folder):
 
 def test_config_check_refuses_a_tokenizer_larger_than_the_model(tmp_path, bpe_folder):
     small = tmp_path / "config.json"
-    small.write_text(json.dumps({"hidden_size": 96, "num_hidden_layers": 4, "num_attention_heads": 3,
-                                 "intermediate_size": 192, "coordinate_size": 16, "shape_size": 16,
-                                 "vocab_size": 100}))  # fmt: skip
+    small.write_text(json.dumps({
+        "hidden_size": 96, "num_hidden_layers": 4, "num_attention_heads": 3,
+        "intermediate_size": 192, "coordinate_size": 16, "shape_size": 16, "vocab_size": 100,
+    }))  # fmt: skip
     result = config_check(tmp_path, bpe_folder, "MODEL.LAYOUTLMV3.TEXT.MISSING_OCR", "image_only",
                           "MODEL.LAYOUTLMV3.CONFIG", str(small))  # fmt: skip
     assert result.returncode == 1

@@ -281,8 +281,8 @@ def test_17_weights_of_another_model_size(tmp_path, bpe_folder, caplog):
     assert "Shape mismatch (" in caplog.text
     assert ("  backbone.fpn_lateral2.weight: checkpoint (64, 96, 1, 1) vs model (32, 96, 1, 1)"
             in caplog.text)  # fmt: skip
-    with pytest.raises(IncompatibleWeights, match=r"(?s)fpn_lateral2.weight: checkpoint "
-                       r"\(64, 96, 1, 1\) vs model \(32, 96, 1, 1\).*STRICT_WEIGHTS is on"):  # fmt: skip
+    mismatch = r"(?s)fpn_lateral2.weight: checkpoint \(64, 96, 1, 1\) vs model \(32, 96, 1, 1\)"
+    with pytest.raises(IncompatibleWeights, match=mismatch + ".*STRICT_WEIGHTS is on"):
         LayoutCheckpointer(build_model(other), strict=True).load(str(tmp_path / "tiny.pth"))
     with pytest.raises(IncompatibleWeights, match=r"leaves \d+ model tensors at their random"):
         LayoutCheckpointer(build_model(other), complete=True).load(str(tmp_path / "tiny.pth"))
