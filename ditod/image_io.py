@@ -3,7 +3,28 @@
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-__all__ = ["read_page_image"]
+__all__ = ["degenerate_page", "read_page_image"]
+
+# A page image smaller than this on its shorter side, or longer than this ratio, is no page: OCR
+# of a 600×1 strip ran for minutes and found nothing.
+MIN_PAGE_SIDE = 32
+MAX_PAGE_ASPECT = 20.0
+
+
+def degenerate_page(path) -> str | None:
+    """Why the image at ``path`` is not a page (too small, extreme aspect ratio), or None; reads
+    only the header. An unreadable file is None here: reading it reports that."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except (OSError, UnidentifiedImageError):
+        return None
+    short, long = min(width, height), max(width, height)
+    if short < MIN_PAGE_SIDE:
+        return f"degenerate page {width}x{height} px (shorter side under {MIN_PAGE_SIDE} px)"
+    if long / short > MAX_PAGE_ASPECT:
+        return f"degenerate page {width}x{height} px (aspect ratio over {MAX_PAGE_ASPECT:g}:1)"
+    return None
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

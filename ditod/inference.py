@@ -10,7 +10,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from .image_io import read_page_image
-from .ocr import run_ocr_jobs, write_json_atomic
+from .ocr import PAGE_TIMEOUT, run_ocr_jobs, write_json_atomic
 from .page_inputs import PageInput
 from .predictor import LayoutPredictor
 from .visualization import draw_detections
@@ -44,7 +44,8 @@ def _save_png_atomic(image, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _ocr_files(predictor, pages, out_dir: Path, ocr_root, engine: str, workers: int) -> dict:
+def _ocr_files(predictor, pages, out_dir: Path, ocr_root, engine: str, workers: int,
+               page_timeout) -> dict:  # fmt: skip
     """Page name → its OCR JSON: under ``ocr_root`` when given, else OCR'd into ``out/ocr``."""
     if not predictor.uses_text:
         return {}
@@ -52,13 +53,14 @@ def _ocr_files(predictor, pages, out_dir: Path, ocr_root, engine: str, workers: 
     files = {page.name: root / f"{page.name}.json" for page in pages}
     if not ocr_root:
         jobs = [(page.image, files[page.name]) for page in pages]
-        run_ocr_jobs(jobs, out_dir / "ocr_failed.txt", engine, workers)
+        run_ocr_jobs(jobs, out_dir / "ocr_failed.txt", engine, workers, page_timeout)
     return files
 
 
 def run_inference(predictor: LayoutPredictor, pages: list[PageInput], out_dir, *,
                   batch_size: int = 1, ocr_root=None, ocr_engine: str = "rapidocr",
-                  ocr_workers: int = 1) -> InferenceSummary:  # fmt: skip
+                  ocr_workers: int = 1,
+                  ocr_page_timeout=PAGE_TIMEOUT) -> InferenceSummary:  # fmt: skip
     """Detect on ``pages`` and write into ``out_dir``:
 
     - ``predictions/<name>.json``: source, page size and detections (:func:`page_detections`);
@@ -71,7 +73,8 @@ def run_inference(predictor: LayoutPredictor, pages: list[PageInput], out_dir, *
     """
     out_dir = Path(out_dir)
     summary = InferenceSummary()
-    ocr_files = _ocr_files(predictor, pages, out_dir, ocr_root, ocr_engine, ocr_workers)
+    ocr_files = _ocr_files(predictor, pages, out_dir, ocr_root, ocr_engine, ocr_workers,
+                           ocr_page_timeout)  # fmt: skip
     images, results = [], []
     progress = tqdm(total=len(pages), unit="page", desc="detect")
     for start in range(0, len(pages), batch_size):

@@ -4,7 +4,9 @@
 Engines sit behind one small interface (an image in, text lines out): ``rapidocr`` (default; its
 models ship in the wheel), ``paddleocr`` (2.x ``ocr`` and 3.x ``predict`` APIs) and ``tesseract``.
 Runs are resumable (pages whose JSON exists and is valid are skipped), parallel (one engine per
-worker process) and atomic (a JSON is written to a temporary file, then renamed).
+worker process), atomic (a JSON is written to a temporary file, then renamed) and bounded: a
+degenerate page (too small, extreme aspect ratio) is skipped before OCR, and a page that runs past
+the per-page time limit has its worker killed and is listed as failed.
 """
 
 import importlib.metadata
@@ -12,15 +14,16 @@ import json
 import logging
 import multiprocessing
 import os
+import queue
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from .image_io import read_page_image
+from .image_io import degenerate_page, read_page_image
 
 __all__ = [
     "ENGINES",
@@ -38,6 +41,10 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
+# Seconds one page may take (the densest PubLayNet pages take ~20 s on 2 cores).
+PAGE_TIMEOUT = 300.0
+# Seconds a worker process may take to start and load its engine.
+WORKER_START_TIMEOUT = 600.0
 
 
 class EngineUnavailable(RuntimeError):
@@ -179,11 +186,15 @@ class TesseractEngine:
 ENGINES = {e.name: e for e in (RapidOCREngine, PaddleOCREngine, TesseractEngine)}
 
 
-def build_engine(name: str, **options):
-    """An engine by name; :class:`EngineUnavailable` says what to install or pass."""
-    if name not in ENGINES:
-        raise ValueError(f"OCR engine '{name}' is not one of {sorted(ENGINES)}")
-    return ENGINES[name](**options)
+def build_engine(engine, **options):
+    """An engine by name (one of :data:`ENGINES`) or from its class: any importable class whose
+    instances have ``name`` and ``version`` and map an RGB array (H, W, 3) to ``[(box, text,
+    score, polygon), ...]``. :class:`EngineUnavailable` says what to install or pass."""
+    if not isinstance(engine, str):
+        return engine(**options)
+    if engine not in ENGINES:
+        raise ValueError(f"OCR engine '{engine}' is not one of {sorted(ENGINES)}")
+    return ENGINES[engine](**options)
 
 
 def ocr_page(engine, image_path) -> dict:
@@ -249,6 +260,8 @@ def find_images(folder) -> list[Path]:
 
 @dataclass
 class OCRSummary:
+    """``failed``: ``(image, reason)`` of pages not OCR'd (errors, time limit, degenerate)."""
+
     done: int = 0
     skipped: int = 0
     failed: list = field(default_factory=list)
@@ -257,9 +270,18 @@ class OCRSummary:
 _worker_engine = None
 
 
-def _init_worker(engine_name, options):
+def _init_worker(engine_name, options, ready=None):
+    """Build this process's engine; a worker of a pool says on ``ready`` that it is ready, or
+    why not (a pool would restart a worker whose initializer raised, forever)."""
     global _worker_engine
-    _worker_engine = build_engine(engine_name, **options)
+    if ready is None:
+        _worker_engine = build_engine(engine_name, **options)
+        return
+    try:
+        _worker_engine = build_engine(engine_name, **options)
+        ready.put(None)
+    except Exception as error:
+        ready.put(f"{type(error).__name__}: {error}")
 
 
 def _ocr_to_file(image_path: Path, out_path: Path):
@@ -284,9 +306,16 @@ def run_ocr(images, image_root, out_root, engine="rapidocr", workers=1, **option
     return run_ocr_jobs(jobs, out_root / "ocr_failed.txt", engine, workers, **options)
 
 
-def run_ocr_jobs(jobs, failed_list, engine="rapidocr", workers=1, **options) -> OCRSummary:
+def run_ocr_jobs(jobs, failed_list, engine="rapidocr", workers=1, page_timeout=PAGE_TIMEOUT,
+                 **options) -> OCRSummary:  # fmt: skip
     """OCR each ``(image path, JSON path)`` of ``jobs``; see :func:`run_ocr`. The failed pages
-    are listed in ``failed_list`` (removed when none failed)."""
+    are listed in ``failed_list`` (removed when none failed).
+
+    Args:
+        page_timeout: seconds a page may take; pages then run in worker processes, and one that
+            runs past it is killed with its worker and listed as failed. None (or 0): no limit,
+            and with one worker the pages run in this process.
+    """
     if workers > 1:  # share the cores between the workers' engines instead of oversubscribing
         options.setdefault("threads", max(1, (os.cpu_count() or 1) // workers))
     summary = OCRSummary()
@@ -294,39 +323,79 @@ def run_ocr_jobs(jobs, failed_list, engine="rapidocr", workers=1, **options) -> 
     for image, target in jobs:
         if is_valid_ocr_json(target):
             summary.skipped += 1
+        elif problem := degenerate_page(image):
+            summary.failed.append((str(image), problem))
+            logger.warning("skipped %s before OCR: %s", image, problem)
         else:
             pending.append((Path(image), Path(target)))
     logger.info("%d pages to OCR, %d already done", len(pending), summary.skipped)
     if pending:
-        if workers <= 1:
-            _init_worker(engine, options)
-        else:
-            build_engine(engine, **options)  # fail here, once and clearly, not in every worker
+        build_engine(engine, **options)  # fail here, once and clearly, not in every worker
         start = time.perf_counter()
-        progress = tqdm(total=len(pending), unit="page", desc=f"OCR ({engine})")
-        if workers <= 1:
-            results = (_ocr_to_file(image, target) for image, target in pending)
-            _drain(results, summary, progress)
+        label = engine if isinstance(engine, str) else engine.name
+        progress = tqdm(total=len(pending), unit="page", desc=f"OCR ({label})")
+        if page_timeout or workers > 1:
+            _run_in_workers(pending, summary, progress, engine, options, workers, page_timeout)
         else:
-            # spawned, not forked: a fork copies the parent's engine threads' locks mid-use
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                                     initargs=(engine, options)) as pool:  # fmt: skip
-                futures = [pool.submit(_ocr_to_file, image, t) for image, t in pending]
-                _drain((f.result() for f in as_completed(futures)), summary, progress)
+            _init_worker(engine, options)
+            for image, target in pending:
+                _record(_ocr_to_file(image, target), summary, progress)
         progress.close()
         elapsed = time.perf_counter() - start
         logger.info("OCR: %d pages in %.1f s (%.2f pages/s)", len(pending), elapsed,
                     len(pending) / max(elapsed, 1e-9))  # fmt: skip
+    if summary.failed:
+        logger.warning("%d pages not OCR'd (listed in %s)", len(summary.failed), failed_list)
     write_failure_list(failed_list, summary.failed)
     return summary
 
 
-def _drain(results, summary: OCRSummary, progress) -> None:
-    for image, error in results:
-        if error:
-            summary.failed.append((str(image), error))
-            logger.error("OCR failed for %s: %s", image, error)
-        else:
-            summary.done += 1
-        progress.update()
+def _run_in_workers(pending, summary, progress, engine, options, workers, page_timeout):
+    """OCR ``pending`` in ``workers`` spawned processes (not forked: a fork copies the parent's
+    engine threads' locks mid-use), one page per worker at a time, so a page's clock starts when
+    it is handed out. A page past ``page_timeout`` ends the pool (killing its worker); it is
+    listed as failed and the pages still running are handed to a fresh pool."""
+    context = multiprocessing.get_context("spawn")
+    todo = deque(pending)
+    workers = max(1, min(workers, len(todo)))
+    while todo:
+        ready = context.Queue()
+        with context.Pool(workers, _init_worker, (engine, options, ready)) as pool:
+            for _ in range(workers):  # the clocks start once every engine is loaded
+                try:
+                    error = ready.get(timeout=WORKER_START_TIMEOUT)
+                except queue.Empty:
+                    error = f"no engine loaded within {WORKER_START_TIMEOUT:g} s"
+                if error:
+                    raise EngineUnavailable(f"an OCR worker process could not start: {error}")
+            running = {}
+            while todo or running:
+                while todo and len(running) < workers:
+                    image, target = todo.popleft()
+                    result = pool.apply_async(_ocr_to_file, (image, target))
+                    running[result] = (image, target, time.monotonic())
+                for result in [r for r in running if r.ready()]:
+                    running.pop(result)
+                    _record(result.get(), summary, progress)
+                late = [job for job in running.values()
+                        if page_timeout and time.monotonic() - job[2] > page_timeout]  # fmt: skip
+                if late:
+                    for image, _, _ in late:
+                        _record((image, f"OCR ran past the {page_timeout:g} s page time "
+                                 "limit; its worker was stopped"), summary, progress)  # fmt: skip
+                    unfinished = [(image, target) for image, target, started in running.values()
+                                  if (image, target, started) not in late]  # fmt: skip
+                    todo.extendleft(reversed(unfinished))
+                    break  # leaving the with-block terminates the pool and its stuck worker
+                if running:
+                    next(iter(running)).wait(0.05)
+
+
+def _record(outcome, summary: OCRSummary, progress) -> None:
+    image, error = outcome
+    if error:
+        summary.failed.append((str(image), error))
+        logger.error("OCR failed for %s: %s", image, error)
+    else:
+        summary.done += 1
+    progress.update()

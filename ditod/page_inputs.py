@@ -2,12 +2,14 @@
 
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .image_io import degenerate_page
 from .ocr import IMAGE_SUFFIXES
 
-__all__ = ["PageInput", "collect_pages", "render_pdf"]
+__all__ = ["PageInput", "collect_pages", "pdf_problem", "render_pdf"]
 
 logger = logging.getLogger(__name__)
 
@@ -29,16 +31,34 @@ class PageInput:
     source: str
 
 
+def pdf_problem(pdf: Path) -> str:
+    """Why PDFium refused ``pdf``, read from the file itself: PDFium's own "last error" is
+    process-wide and not reset on success, so after one failure it names the previous file's
+    problem (and a PDF with no pages reads "Success")."""
+    data = pdf.read_bytes()
+    if b"%PDF-" not in data[:1024]:
+        return "not a PDF (no %PDF header)"
+    if b"/Encrypt" in data:
+        return "encrypted (password-protected); decrypt it first, e.g. qpdf --decrypt IN OUT"
+    counts = [int(n) for n in re.findall(rb"/Count\s+(\d+)", data)]
+    if counts and max(counts) == 0 and not re.search(rb"/Type\s*/Page(?![s\w])", data):
+        return "the PDF has no pages"
+    return "damaged: PDFium could not parse it"
+
+
 def render_pdf(pdf: Path, out_dir: Path, dpi: float) -> list[Path]:
     """Render every page of ``pdf`` at ``dpi`` to ``out_dir/page-0001.png`` … (written to a
-    temporary file, then renamed). Raises ``ValueError`` naming the file if it is not a
-    readable PDF."""
+    temporary file, then renamed). Raises ``ValueError`` naming the file and the reason (not a
+    PDF, encrypted, no pages, damaged) if it yields no page."""
     import pypdfium2
 
     try:
         document = pypdfium2.PdfDocument(str(pdf))
-    except pypdfium2.PdfiumError as error:
-        raise ValueError(f"{pdf}: not a readable PDF ({error})") from error
+    except pypdfium2.PdfiumError:
+        raise ValueError(f"{pdf}: {pdf_problem(pdf)}") from None
+    if len(document) == 0:
+        document.close()
+        raise ValueError(f"{pdf}: the PDF has no pages")
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     try:
@@ -70,7 +90,7 @@ def collect_pages(inputs, render_dir, dpi: float = 150) -> tuple[list[PageInput]
 
     Returns:
         pages, and ``(source, error message)`` of every input that yields no page (missing
-        path, unsupported file, unreadable PDF).
+        path, unsupported file, unreadable PDF, degenerate image).
     """
     render_dir = Path(render_dir)
     pages, failures, used = [], [], set()
@@ -98,6 +118,9 @@ def collect_pages(inputs, render_dir, dpi: float = 150) -> tuple[list[PageInput]
                 for number, image in enumerate(rendered, start=1):
                     pages.append(PageInput(f"{name}/{image.stem}", image, f"{path}#page={number}"))
             elif suffix in IMAGE_SUFFIXES:
+                if problem := degenerate_page(path):
+                    failures.append((str(path), problem))
+                    continue
                 pages.append(PageInput(_unique(name, used), path, str(path)))
             else:
                 failures.append((str(path), f"unsupported file type '{path.suffix}'"))

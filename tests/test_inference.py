@@ -139,7 +139,10 @@ def test_text_model_ocrs_pages_on_the_fly(text_model, pages, tmp_path, monkeypat
     assert predictor.class_names == CLASSES and predictor.uses_text
     found, failed = collect_pages([pages / "images"], tmp_path / "rendered")
     assert not failed and len(found) == 4
-    summary = run_inference(predictor, found[:2], tmp_path, ocr_engine="fake")
+    # the stub engine exists in this process only: no worker processes (no page time limit)
+    summary = run_inference(
+        predictor, found[:2], tmp_path, ocr_engine="fake", ocr_page_timeout=None
+    )
     assert summary.done == 2 and not summary.failed
     written = json.loads((tmp_path / "ocr" / "page_001.json").read_text())
     assert written["words"] == ["block line", "frame line"]

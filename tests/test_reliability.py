@@ -460,7 +460,9 @@ def test_23_disk_full_while_writing_a_checkpoint_or_ocr_json(tmp_path, bpe_folde
         full_disk()
 
     monkeypatch.setattr(Path, "write_text", partial_then_full)  # ... on a full disk
-    summary = ocr_module.run_ocr([tmp_path / "page.png"], tmp_path, tmp_path / "OCR", "fake")
+    summary = ocr_module.run_ocr(
+        [tmp_path / "page.png"], tmp_path, tmp_path / "OCR", "fake", page_timeout=None
+    )  # the stub engine exists in this process only
     monkeypatch.undo()
     assert summary.done == 0 and "No space left on device" in summary.failed[0][1]
     assert json.loads(ocr_json.read_text()) == previous  # the previous file is intact

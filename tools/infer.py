@@ -24,7 +24,7 @@ from detectron2.utils.logger import setup_logger
 from ditod.cli import add_debug_flag, run_tool
 from ditod.config import load_config
 from ditod.inference import run_inference
-from ditod.ocr import ENGINES, EngineUnavailable, write_failure_list
+from ditod.ocr import ENGINES, PAGE_TIMEOUT, EngineUnavailable, write_failure_list
 from ditod.page_inputs import collect_pages
 from ditod.predictor import LayoutPredictor
 
@@ -41,6 +41,8 @@ def parse_args(argv=None):
     parser.add_argument("--ocr-root", help="existing OCR JSON, <ocr-root>/<page name>.json")
     parser.add_argument("--ocr-engine", choices=sorted(ENGINES), default="rapidocr")
     parser.add_argument("--ocr-workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--ocr-page-timeout", type=float, default=PAGE_TIMEOUT,
+                        help="seconds OCR may take per page (0: no limit)")  # fmt: skip
     add_debug_flag(parser)
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE …")
     return parser.parse_args(argv)
@@ -67,7 +69,8 @@ def main(argv=None) -> int:
     try:
         summary = run_inference(predictor, pages, out, batch_size=args.batch_size,
                                 ocr_root=args.ocr_root, ocr_engine=args.ocr_engine,
-                                ocr_workers=args.ocr_workers)  # fmt: skip
+                                ocr_workers=args.ocr_workers,
+                                ocr_page_timeout=args.ocr_page_timeout or None)  # fmt: skip
     except EngineUnavailable as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -5,8 +5,10 @@
     python tools/ocr_pages.py --coco data/CDLA/val.json --image-root data/CDLA/val
     python tools/ocr_pages.py IMAGES --out OCR_DIR --engine paddleocr --workers 4
 
-Rerunning skips pages whose JSON exists and is valid. Exit status 1 if any page failed (their
-paths are in ``<out>/ocr_failed.txt``), 2 if the engine is unavailable.
+Rerunning skips pages whose JSON exists and is valid. Degenerate images (shorter side under 32 px,
+aspect ratio over 20:1) are skipped, and a page that runs past ``--page-timeout`` is stopped.
+Exit status 1 if any page failed or was skipped (paths and reasons in ``<out>/ocr_failed.txt``),
+2 if the engine is unavailable.
 """
 
 import argparse
@@ -19,7 +21,8 @@ from pathlib import Path
 import ditod  # noqa: F401  (its shims must apply before detectron2 is imported)
 
 # isort: split
-from ditod.ocr import ENGINES, EngineUnavailable, find_images, run_ocr
+from ditod.cli import add_debug_flag, run_tool
+from ditod.ocr import ENGINES, PAGE_TIMEOUT, EngineUnavailable, find_images, run_ocr
 
 
 def parse_args(argv=None):
@@ -30,10 +33,14 @@ def parse_args(argv=None):
     parser.add_argument("--out", help="output folder (default: the image folder's sibling OCR/)")
     parser.add_argument("--engine", choices=sorted(ENGINES), default="rapidocr")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--page-timeout", type=float, default=PAGE_TIMEOUT,
+                        help="seconds a page may take; it is then stopped and listed as failed "
+                        "(0: no limit)")  # fmt: skip
     parser.add_argument("--no-angle-cls", action="store_true", help="skip text-angle classifier")
     parser.add_argument("--lang", help="language (paddleocr: ch/en; tesseract: eng/chi_sim)")
     for name in ("det", "rec", "cls"):
         parser.add_argument(f"--{name}-model-dir", help=f"paddleocr {name} model folder")
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
     if bool(args.images) == bool(args.coco):
         parser.error("give an image folder or --coco JSON --image-root DIR")
@@ -57,7 +64,8 @@ def main(argv=None) -> int:
                     ("rec_model_dir", args.rec_model_dir), ("cls_model_dir", args.cls_model_dir))
                     if v})  # fmt: skip
     try:
-        summary = run_ocr(images, image_root, out, args.engine, args.workers, **options)
+        summary = run_ocr(images, image_root, out, args.engine, args.workers,
+                          page_timeout=args.page_timeout or None, **options)  # fmt: skip
     except EngineUnavailable as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -70,4 +78,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tool(main))

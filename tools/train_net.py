@@ -43,6 +43,11 @@ def build_config(args):
             f"MODEL.DEVICE is {cfg.MODEL.DEVICE} but this machine has no CUDA device; "
             "add MODEL.DEVICE cpu to the command line"
         )
+    if cfg.MODEL.WEIGHTS and not os.path.exists(cfg.MODEL.WEIGHTS) and not args.resume:
+        raise FileNotFoundError(
+            f"MODEL.WEIGHTS: {cfg.MODEL.WEIGHTS} does not exist (give a checkpoint of this "
+            "detector, or a local folder / weights file of pretrained LayoutLMv3)"
+        )
     cfg.freeze()
     register_layout_datasets(cfg, datasets_used(cfg, args))
     check_class_sets(cfg, datasets_used(cfg, args))
