@@ -196,9 +196,19 @@ def format_report(source, match: StateMatch, new_by_design=()) -> str:
     return "\n".join(lines)
 
 
-def summarize_keys(keys, depth: int = 2) -> str:
-    """``a.b.*`` groups with counts, for long lists of keys that belong together."""
-    groups = Counter(".".join(key.split(".")[:depth]) for key in keys)
+def _module_of(key: str, depth: int = 4) -> str:
+    """The module a key belongs to, cut at the first index (``fpn1.1.weight`` → ``fpn1``)."""
+    parts = key.split(".")[:-1] or key.split(".")
+    for index, part in enumerate(parts):
+        if part.isdigit():
+            parts = parts[:index]
+            break
+    return ".".join(parts[:depth])
+
+
+def summarize_keys(keys) -> str:
+    """``module.*`` groups with counts, for long lists of keys that belong together."""
+    groups = Counter(_module_of(key) for key in keys)
     return ", ".join(f"{group}.* ({n})" for group, n in sorted(groups.items()))
 
 

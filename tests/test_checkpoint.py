@@ -50,6 +50,17 @@ def test_hub_folder_loads_into_the_backbone_with_no_missing_keys(hub_folder, cap
         LayoutCheckpointer(model).load(str(folder))
     assert "Missing in the checkpoint" not in caplog.text
     assert "Unexpected in the checkpoint" not in caplog.text
+    # heads, FPN, pyramid and fusion are new by design, not missing
+    new = caplog.text.split("New by design (")[1].splitlines()[0]
+    for group in (
+        "roi_heads.box_predictor.*",
+        "proposal_generator.rpn_head.",
+        "backbone.fpn_",
+        "backbone.bottom_up.backbone.fpn1.* (9)",
+        "backbone.bottom_up.backbone.fpn2.*",
+    ):
+        assert group in new, new
+    assert ("backbone.bottom_up.fusions." in new) == (not image_only), new
     backbone = model.backbone.bottom_up.backbone.state_dict()
     compared = 0
     for key, value in reference.items():
