@@ -9,12 +9,15 @@ degenerate page (too small, extreme aspect ratio) is skipped before OCR, and a p
 the per-page time limit has its worker killed and is listed as failed.
 """
 
+import ctypes
 import importlib.metadata
 import json
 import logging
 import multiprocessing
 import os
 import queue
+import signal
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -45,6 +48,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 PAGE_TIMEOUT = 300.0
 # Seconds a worker process may take to start and load its engine.
 WORKER_START_TIMEOUT = 600.0
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class EngineUnavailable(RuntimeError):
@@ -270,13 +274,25 @@ class OCRSummary:
 _worker_engine = None
 
 
-def _init_worker(engine_name, options, ready=None):
+def _die_with(parent_pid: int) -> None:
+    """Linux: this process is killed when ``parent_pid`` dies, so a killed OCR run leaves no
+    worker behind writing pages (``prctl(PR_SET_PDEATHSIG, SIGKILL)``)."""
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # the parent died before the call
+        os._exit(1)
+
+
+def _init_worker(engine_name, options, ready=None, parent_pid=None):
     """Build this process's engine; a worker of a pool says on ``ready`` that it is ready, or
     why not (a pool would restart a worker whose initializer raised, forever)."""
     global _worker_engine
     if ready is None:
         _worker_engine = build_engine(engine_name, **options)
         return
+    _die_with(parent_pid)
     try:
         _worker_engine = build_engine(engine_name, **options)
         ready.put(None)
@@ -360,7 +376,7 @@ def _run_in_workers(pending, summary, progress, engine, options, workers, page_t
     workers = max(1, min(workers, len(todo)))
     while todo:
         ready = context.Queue()
-        with context.Pool(workers, _init_worker, (engine, options, ready)) as pool:
+        with context.Pool(workers, _init_worker, (engine, options, ready, os.getpid())) as pool:
             for _ in range(workers):  # the clocks start once every engine is loaded
                 try:
                     error = ready.get(timeout=WORKER_START_TIMEOUT)

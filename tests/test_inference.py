@@ -163,7 +163,9 @@ def test_collect_pages_reports_what_it_cannot_use(pages, tmp_path):
     assert Image.open(found[0].image).size == (320, 256)  # 144 dpi = twice the 72-dpi size
     reasons = dict(failed)
     assert "unsupported file type" in reasons[str(tmp_path / "notes.txt")]
-    assert "not a readable PDF" in reasons[str(tmp_path / "bad.pdf")]
+    assert reasons[str(tmp_path / "bad.pdf")].endswith(
+        "bad.pdf: damaged: PDFium could not parse it"
+    )
     assert "no such file" in reasons[str(tmp_path / "missing")]
 
 
