@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
-from detectron2.data import DatasetCatalog
+from detectron2.data import DatasetCatalog, MetadataCatalog
 from PIL import Image
 
 from ditod.class_sets import check_class_sets
@@ -82,7 +82,9 @@ def test_real_annotation_file_loads_by_its_builtin_name(tmp_path, config, datase
     writer(tmp_path)
     cfg = load_config(ROOT / "configs" / config, ["DATASETS.ROOT", str(tmp_path),
                                                   "MODEL.LAYOUTLMV3.CONFIG", ""])  # fmt: skip
-    DatasetCatalog.remove(dataset) if dataset in DatasetCatalog.list() else None
+    if dataset in DatasetCatalog.list():  # registered by another test with another root
+        DatasetCatalog.remove(dataset)
+        MetadataCatalog.remove(dataset)
     register_layout_datasets(cfg, [dataset])
     assert check_class_sets(cfg, [dataset]) == classes  # before the annotations are parsed
     records = DatasetCatalog.get(dataset)
