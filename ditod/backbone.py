@@ -47,14 +47,15 @@ class PageBatch:
 
     Attributes:
         pixel_values: (B, 3, H, W) normalised, padded images.
-        image_sizes: B pairs ``(h_i, w_i)``, each page's unpadded size.
+        image_sizes: (B, 2) tensor on the images' device (or B pairs) of ``(h_i, w_i)``, each
+            page's unpadded size.
         input_ids: (B, L) text token ids, padded with the pad id; None for no text.
         bbox: (B, L, 4) token boxes in 0..1000 of each page's unpadded size.
         attention_mask: (B, L) 1 for real tokens, 0 for padding.
     """
 
     pixel_values: torch.Tensor
-    image_sizes: list[tuple[int, int]]
+    image_sizes: torch.Tensor | list[tuple[int, int]]
     input_ids: torch.Tensor | None = None
     bbox: torch.Tensor | None = None
     attention_mask: torch.Tensor | None = None
@@ -108,7 +109,8 @@ class LayoutLMv3Backbone(Backbone):
         self._out_features = list(model.out_features)
         self._out_feature_strides = dict(zip(model.out_features, PYRAMID_STRIDES))
         self._out_feature_channels = {name: config.hidden_size for name in model.out_features}
-        self.special_token_ids = (config.bos_token_id, config.eos_token_id, config.pad_token_id)
+        special = [config.bos_token_id, config.eos_token_id, config.pad_token_id]
+        self.register_buffer("special_token_ids", torch.tensor(special), persistent=False)
         self.fusions = torch.nn.ModuleDict()
         if fusion_type:
             if fusion_type not in FUSION_TYPES:
@@ -150,10 +152,7 @@ class LayoutLMv3Backbone(Backbone):
         )
         features = dict(output.feature_maps)
         if has_text and self.fusions:
-            special = torch.isin(
-                batch.input_ids,
-                torch.tensor(self.special_token_ids, device=batch.input_ids.device),
-            )
+            special = torch.isin(batch.input_ids, self.special_token_ids)
             token_mask = batch.attention_mask.bool() & ~special
             for name, fusion in self.fusions.items():
                 features[name] = fusion(

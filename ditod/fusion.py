@@ -21,7 +21,7 @@ def box_cells(token_boxes, image_sizes, grid_hw, stride):
 
     Args:
         token_boxes: (B, N, 4) x0, y0, x1, y1 in 0..1000 of each page's unpadded size.
-        image_sizes: B pairs ``(h_i, w_i)``, or a (B, 2) tensor.
+        image_sizes: (B, 2) tensor of ``(h_i, w_i)`` on the boxes' device, or B such pairs.
         grid_hw: ``(H, W)`` of the (padded) map.
         stride: pixels per map cell.
 
@@ -30,10 +30,11 @@ def box_cells(token_boxes, image_sizes, grid_hw, stride):
     """
     height, width = grid_hw
     sizes = torch.as_tensor(image_sizes, dtype=torch.float64, device=token_boxes.device)
-    scale = torch.stack([sizes[:, 1], sizes[:, 0], sizes[:, 1], sizes[:, 0]], dim=-1)[:, None]
-    cells = torch.floor(token_boxes.double() / 1000 * scale / stride).long()
-    limit = torch.tensor([width, height, width, height], device=cells.device) - 1
-    return torch.minimum(cells.clamp(min=0), limit)
+    scale = sizes.flip(-1).repeat(1, 2)[:, None]  # (B, 1, 4): w, h, w, h
+    cells = torch.floor(token_boxes.double() / 1000 * scale / stride).long().clamp(min=0)
+    cols = cells[..., 0::2].clamp(max=width - 1)
+    rows = cells[..., 1::2].clamp(max=height - 1)
+    return torch.stack([cols[..., 0], rows[..., 0], cols[..., 1], rows[..., 1]], dim=-1)
 
 
 def scatter_text_to_grid(token_feats, token_boxes, token_mask, image_sizes, grid_hw, stride):
@@ -43,7 +44,8 @@ def scatter_text_to_grid(token_feats, token_boxes, token_mask, image_sizes, grid
         token_feats: (B, N, C) token features.
         token_boxes: (B, N, 4) boxes in 0..1000 of each page's unpadded size.
         token_mask: (B, N) bool, False for padding (contributes nothing).
-        image_sizes: B pairs ``(h_i, w_i)``: each page's unpadded size in pixels.
+        image_sizes: (B, 2) ``(h_i, w_i)`` of each page's unpadded size in pixels (a tensor on
+            the features' device, or B pairs).
         grid_hw: ``(H, W)`` of the padded feature map.
         stride: the map's stride in pixels.
 
@@ -54,14 +56,18 @@ def scatter_text_to_grid(token_feats, token_boxes, token_mask, image_sizes, grid
     height, width = grid_hw
     device = token_feats.device
     c0, r0, c1, r1 = box_cells(token_boxes, image_sizes, grid_hw, stride).view(-1, 4).unbind(-1)
-    # Every (token, covered cell) pair, grouped by cell: a sparse cell × token incidence.
+    # Every (token, covered cell) pair, grouped by cell: a sparse cell × token incidence. Its
+    # size is the one number read back to the host (on CUDA, this function's only sync).
     box_width = c1 - c0 + 1
     area = (r1 - r0 + 1) * box_width * token_mask.reshape(-1)
-    token = torch.repeat_interleave(area)
-    within = torch.arange(len(token), device=device) - (torch.cumsum(area, 0) - area)[token]
+    ends = torch.cumsum(area, 0)
+    pairs = int(ends[-1]) if len(ends) else 0
+    token = torch.repeat_interleave(area, output_size=pairs)
+    within = torch.arange(pairs, device=device) - (ends - area)[token]
     row = token // num_tokens * height + r0[token] + within // box_width[token]
     cell = row * width + c0[token] + within % box_width[token]
-    counts = torch.bincount(cell, minlength=batch * height * width)
+    counts = torch.zeros(batch * height * width, dtype=torch.long, device=device)
+    counts.index_add_(0, cell, torch.ones_like(cell))
     offsets = torch.cumsum(counts, 0) - counts
     text_map = F.embedding_bag(
         token[torch.argsort(cell, stable=True)],

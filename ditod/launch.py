@@ -1,5 +1,6 @@
-"""``launch`` for multi-process training: detectron2's (NCCL) on CUDA machines, the same
-process layout over gloo on CPU-only machines (detectron2 v0.6 asserts CUDA)."""
+"""``launch`` for multi-process training: detectron2's (NCCL, one process per GPU) for CUDA
+configs, the same process layout over gloo for CPU configs or machines without CUDA (detectron2
+v0.6 asserts CUDA). The config's ``MODEL.DEVICE`` decides, not whether the machine has a GPU."""
 
 import logging
 from datetime import timedelta
@@ -17,18 +18,26 @@ logger = logging.getLogger(__name__)
 
 
 def launch(main_func, num_gpus_per_machine: int, num_machines: int = 1, machine_rank: int = 0,
-           dist_url: str | None = None, args=(), timeout: timedelta = DEFAULT_TIMEOUT):  # fmt: skip
-    """Run ``main_func(*args)`` in ``num_gpus_per_machine × num_machines`` processes (one
-    process per GPU; on a machine without CUDA, that many CPU processes over gloo)."""
+           dist_url: str | None = None, args=(), timeout: timedelta = DEFAULT_TIMEOUT,
+           device: str = "cuda"):  # fmt: skip
+    """Run ``main_func(*args)`` in ``num_gpus_per_machine × num_machines`` processes: one per
+    GPU over NCCL when ``device`` (``MODEL.DEVICE``) is CUDA and the machine has CUDA, else that
+    many CPU processes over gloo."""
     world_size = num_machines * num_gpus_per_machine
-    if world_size <= 1 or torch.cuda.is_available():
+    on_cuda = str(device).startswith("cuda") and torch.cuda.is_available()
+    if on_cuda and num_gpus_per_machine > torch.cuda.device_count():
+        raise ValueError(
+            f"--num-gpus {num_gpus_per_machine}, but this machine has "
+            f"{torch.cuda.device_count()} CUDA devices visible (CUDA_VISIBLE_DEVICES)"
+        )
+    if world_size <= 1 or on_cuda:
         return detectron2_launch(main_func, num_gpus_per_machine, num_machines, machine_rank,
                                  dist_url, args=args, timeout=timeout)  # fmt: skip
     if dist_url in (None, "auto"):
         if num_machines > 1:
             raise ValueError("--dist-url auto only works on one machine; give tcp://HOST:PORT")
         dist_url = f"tcp://127.0.0.1:{_find_free_port()}"
-    logger.info("No CUDA device: %d CPU processes over gloo", world_size)
+    logger.info("MODEL.DEVICE %s: %d CPU processes over gloo", device, world_size)
     mp.start_processes(
         _cpu_worker,
         nprocs=num_gpus_per_machine,

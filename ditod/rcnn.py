@@ -34,24 +34,33 @@ class VLGeneralizedRCNN(GeneralizedRCNN):
         config["use_text"] = not cfg.MODEL.LAYOUTLMV3.IMAGE_ONLY
         return config
 
+    def _to_device(self, tensor: torch.Tensor) -> torch.Tensor:
+        """A host tensor on the model's device: pinned and copied without blocking on CUDA (a
+        pageable copy waits for the GPU)."""
+        if self.device.type == "cuda":
+            return tensor.pin_memory().to(self.device, non_blocking=True)
+        return tensor.to(self.device)
+
     def page_batch(self, images, batched_inputs) -> PageBatch:
-        """Images (an ``ImageList``) + text padded to the batch's longest page."""
-        batch = PageBatch(images.tensor, list(images.image_sizes))
+        """Images (an ``ImageList``) + the pages' sizes and text padded to the batch's longest
+        page, built on the host and copied once."""
+        sizes = self._to_device(torch.tensor(images.image_sizes, dtype=torch.long))
+        batch = PageBatch(images.tensor, sizes)
         lengths = [len(x.get("input_ids", ())) for x in batched_inputs]
         if not self.use_text or max(lengths) == 0:
             return batch
         size = (len(batched_inputs), max(lengths))
-        batch.input_ids = torch.full(size, self.pad_token_id, dtype=torch.long)
-        batch.bbox = torch.zeros(*size, 4, dtype=torch.long)
-        batch.attention_mask = torch.zeros(size, dtype=torch.long)
+        input_ids = torch.full(size, self.pad_token_id, dtype=torch.long)
+        bbox = torch.zeros(*size, 4, dtype=torch.long)
+        attention_mask = torch.zeros(size, dtype=torch.long)
         for i, (inputs, length) in enumerate(zip(batched_inputs, lengths)):
             if length:
-                batch.input_ids[i, :length] = inputs["input_ids"]
-                batch.bbox[i, :length] = inputs["bbox"]
-                batch.attention_mask[i, :length] = 1
-        batch.input_ids = batch.input_ids.to(self.device)
-        batch.bbox = batch.bbox.to(self.device)
-        batch.attention_mask = batch.attention_mask.to(self.device)
+                input_ids[i, :length] = inputs["input_ids"]
+                bbox[i, :length] = inputs["bbox"]
+                attention_mask[i, :length] = 1
+        batch.input_ids = self._to_device(input_ids)
+        batch.bbox = self._to_device(bbox)
+        batch.attention_mask = self._to_device(attention_mask)
         return batch
 
     def forward(self, batched_inputs):

@@ -16,7 +16,14 @@ from detectron2.data import (
     get_detection_dataset_dicts,
 )
 from detectron2.data.samplers import RepeatFactorTrainingSampler, TrainingSampler
-from detectron2.engine import DefaultTrainer, SimpleTrainer, TrainerBase, create_ddp_model
+from detectron2.engine import (
+    DefaultTrainer,
+    HookBase,
+    SimpleTrainer,
+    TrainerBase,
+    create_ddp_model,
+    hooks,
+)
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 from torch.nn.parallel import DistributedDataParallel
@@ -28,33 +35,61 @@ from .evaluation import LayoutEvaluator
 from .mapper import LayoutDatasetMapper
 from .optimizer import build_optimizer
 
-__all__ = ["LayoutTrainStep", "LayoutTrainer", "SkipSampler"]
+__all__ = ["GatherRNGStates", "LayoutTrainStep", "LayoutTrainer", "SkipSampler", "restore_rank_rng"]
 
 AMP_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 def rng_state() -> dict:
-    """This process's torch (CPU and CUDA), numpy and Python RNG states, in types that
-    ``torch.load(weights_only=True)`` reads back. Proposal and ROI sampling and the random
-    augmentations draw from them."""
+    """This process's torch (CPU, and its current CUDA device), numpy and Python RNG states, in
+    types that ``torch.load(weights_only=True)`` reads back. Proposal and ROI sampling and the
+    random augmentations draw from them."""
     _, keys, position, has_gauss, cached_gauss = np.random.get_state()
     return {
         "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "cuda": torch.cuda.get_rng_state() if torch.cuda.is_available() else None,
         "numpy": (torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached_gauss),
         "python": random.getstate(),
     }
 
 
 def set_rng_state(state: dict) -> None:
-    """Restore :func:`rng_state`."""
+    """Restore :func:`rng_state` (the CUDA state into the current device only)."""
     torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    cuda = state["cuda"]
+    if isinstance(cuda, list | tuple):  # checkpoints before 2026-11: one state per visible device
+        index = torch.cuda.current_device() if torch.cuda.is_available() and cuda else None
+        cuda = cuda[index] if index is not None and index < len(cuda) else None
+    if cuda is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state(cuda)
     keys, position, has_gauss, cached_gauss = state["numpy"]
     np.random.set_state(("MT19937", keys.numpy().astype(np.uint32), position, has_gauss,
                          cached_gauss))  # fmt: skip
     random.setstate(state["python"])
+
+
+def restore_rank_rng(states, rank: int) -> bool:
+    """Restore this rank's state from a checkpoint's ``rng`` (a list with one state per rank;
+    a single dict in older checkpoints: rank 0's). False when the checkpoint has none for this
+    rank (resumed with more processes): that rank goes on from its seed."""
+    states = [states] if isinstance(states, dict) else list(states or [])
+    if rank >= len(states):
+        return False
+    set_rng_state(states[rank])
+    return True
+
+
+class GatherRNGStates(HookBase):
+    """On every rank, at the iterations ``PeriodicCheckpointer`` (rank 0 only) saves, gather each
+    rank's :func:`rng_state` into ``trainer.rank_rng_states`` for the checkpoint."""
+
+    def __init__(self, period: int):
+        self.period = period
+
+    def after_step(self):
+        iteration = self.trainer.iter
+        if (iteration + 1) % self.period == 0 or iteration >= self.trainer.max_iter - 1:
+            self.trainer.rank_rng_states = comm.all_gather(rng_state())
 
 
 class SkipSampler(Sampler):
@@ -104,13 +139,14 @@ class LayoutTrainStep(SimpleTrainer):
         with torch.autocast(self.device_type, dtype=self.amp_dtype or torch.float32,
                             enabled=self.amp_dtype is not None):  # fmt: skip
             loss_dict = self.model(data)
-        for name, value in loss_dict.items():
-            if not torch.isfinite(value).all():
-                raise FloatingPointError(
-                    f"loss '{name}' is {value.detach().float().item()} at iteration {self.iter}; "
-                    f"all losses: { {k: round(v.item(), 4) for k, v in loss_dict.items()} }. "
-                    "Lower SOLVER.BASE_LR, enable SOLVER.CLIP_GRADIENTS, or check the data."
-                )
+        terms = torch.stack([value.detach().float() for value in loss_dict.values()])
+        if not bool(torch.isfinite(terms).all()):  # one host sync for all the terms
+            name, value = next((k, v) for k, v in loss_dict.items() if not torch.isfinite(v))
+            raise FloatingPointError(
+                f"loss '{name}' is {value.detach().float().item()} at iteration {self.iter}; "
+                f"all losses: { {k: round(v.item(), 4) for k, v in loss_dict.items()} }. "
+                "Lower SOLVER.BASE_LR, enable SOLVER.CLIP_GRADIENTS, or check the data."
+            )
         loss = sum(loss_dict.values()) * scale
         (self.grad_scaler.scale(loss) if self.grad_scaler else loss).backward()
         return {k: v.detach() for k, v in loss_dict.items()}
@@ -200,6 +236,7 @@ class LayoutTrainer(DefaultTrainer):
             trainer=weakref.proxy(self),
         )
         self._resumed_rng = None
+        self.rank_rng_states = None
         self.start_iter = 0
         self.max_iter = solver.MAX_ITER
         self.cfg = cfg
@@ -211,14 +248,27 @@ class LayoutTrainer(DefaultTrainer):
         # The loader's iterator draws its base seed from the global RNG, as it did at iteration
         # 0 of the interrupted run; the RNG state saved with the checkpoint is restored after.
         self._trainer._data_loader_iter = iter(self._trainer.data_loader)
-        if self._resumed_rng is not None and comm.get_rank() == 0:
-            set_rng_state(self._resumed_rng)
+        if self._resumed_rng is not None and not restore_rank_rng(self._resumed_rng,
+                                                                  comm.get_rank()):  # fmt: skip
+            logging.getLogger(__name__).warning(
+                "the checkpoint holds the RNG states of %d processes; rank %d goes on from its "
+                "seed (resume is exact with the same number of processes)",
+                len(self._resumed_rng), comm.get_rank(),
+            )  # fmt: skip
         return super().train()
+
+    def build_hooks(self):
+        """detectron2's hooks, plus :class:`GatherRNGStates` on every rank before the
+        checkpointer (rank 0) writes."""
+        built = super().build_hooks()
+        at = next(i for i, hook in enumerate(built) if isinstance(hook, hooks.LRScheduler)) + 1
+        built.insert(at, GatherRNGStates(self.cfg.SOLVER.CHECKPOINT_PERIOD))
+        return built
 
     def state_dict(self):
         state = super().state_dict()
         state["_trainer"] = self._trainer.state_dict()
-        state["rng"] = rng_state()
+        state["rng"] = self.rank_rng_states or [rng_state()]  # one state per rank
         return state
 
     def load_state_dict(self, state_dict):

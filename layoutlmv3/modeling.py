@@ -108,11 +108,11 @@ class LayoutLMv3TextEmbeddings(nn.Module):
     def spatial_embeddings(self, bbox: torch.Tensor) -> torch.Tensor:
         """(B, L, 4) boxes in 0..1000 → (B, L, 4*coordinate_size + 2*shape_size)."""
         limit = self.x_position_embeddings.num_embeddings
-        if bbox.numel() and (bbox.min() < 0 or bbox.max() >= limit):
-            raise ValueError(
-                f"bbox coordinates must lie in [0, {limit - 1}] (normalised 0..1000 boxes); got "
-                f"min {int(bbox.min())}, max {int(bbox.max())}"
-            )
+        # checked on the device: no host sync on CUDA (an error surfaces at the next sync)
+        torch._assert_async(
+            ((bbox >= 0) & (bbox < limit)).all(),
+            f"bbox coordinates must lie in [0, {limit - 1}] (boxes normalised to 0..1000)",
+        )
         height = (bbox[..., 3] - bbox[..., 1]).clamp(0, limit - 1)
         width = (bbox[..., 2] - bbox[..., 0]).clamp(0, limit - 1)
         return torch.cat(
@@ -264,24 +264,46 @@ class LayoutLMv3Encoder(nn.Module):
         return F.embedding(buckets, table.weight.t()).permute(0, 3, 1, 2)
 
     def attention_bias(
-        self, position_ids: torch.Tensor | None, bbox: torch.Tensor | None
+        self,
+        position_ids: torch.Tensor | None,
+        bbox: torch.Tensor | None,
+        key_mask: torch.Tensor | None,
+        dtype: torch.dtype,
     ) -> torch.Tensor | None:
-        """Relative 1-D (from ``position_ids`` (B, L)) + spatial 2-D (from ``bbox`` (B, L, 4): x0
-        and y1) biases, scaled for SDPA's 1/sqrt(d) → (B, heads, L, L); None when both are off.
+        """The additive attention mask every layer shares, built once per forward: relative 1-D
+        (from ``position_ids`` (B, L)) and spatial 2-D (from ``bbox`` (B, L, 4): x0 and y1)
+        biases scaled for SDPA's 1/sqrt(d), plus ``dtype``'s lowest value on padded keys
+        (``key_mask`` (B, L), False = padding).
+
+        Returns (B, heads, L, L) in ``dtype`` (the attention's compute dtype, so no layer casts
+        it again), contiguous in its last dimension with rows padded to a multiple of 16 (what
+        CUDA's memory-efficient SDPA kernel needs, else it copies the bias in every layer); a
+        (B, 1, 1, L) bool mask when only padding is masked; None when nothing is.
         """
-        bias = None
+        if not (self.has_relative_attention_bias or self.has_spatial_attention_bias):
+            return None if key_mask is None else key_mask[:, None, None, :]
+        batch, length = (position_ids if position_ids is not None else bbox[..., 0]).shape
+        heads = self.layer[0].attention.self.num_heads
+        storage = torch.zeros(
+            batch,
+            heads,
+            length,
+            -(-length // 16) * 16,
+            dtype=dtype,
+            device=(bbox if bbox is not None else position_ids).device,
+        )
+        bias = storage[..., :length]
         if self.has_relative_attention_bias:
-            bias = self._bias(self.rel_pos_bias, position_ids, self.rel_pos_bins, self.max_rel_pos)
+            bias += self._bias(self.rel_pos_bias, position_ids, self.rel_pos_bins,
+                               self.max_rel_pos).to(dtype)  # fmt: skip
         if self.has_spatial_attention_bias:
             args = (self.rel_2d_pos_bins, self.max_rel_2d_pos)
-            spatial = self._bias(self.rel_pos_x_bias, bbox[..., 0], *args) + self._bias(
-                self.rel_pos_y_bias, bbox[..., 3], *args
-            )
-            bias = spatial if bias is None else bias + spatial
-        if bias is None:
-            return None
-        head_dim = self.layer[0].attention.self.head_dim
-        return bias / math.sqrt(head_dim)
+            bias += self._bias(self.rel_pos_x_bias, bbox[..., 0], *args).to(dtype)
+            bias += self._bias(self.rel_pos_y_bias, bbox[..., 3], *args).to(dtype)
+        bias /= math.sqrt(self.layer[0].attention.self.head_dim)
+        if key_mask is not None:
+            bias.masked_fill_(~key_mask[:, None, None, :], torch.finfo(dtype).min)
+        return bias
 
     def forward(
         self,
@@ -298,8 +320,6 @@ class LayoutLMv3Encoder(nn.Module):
                 hidden_states = layer(hidden_states, attn_bias)
             if index in tap_layers:
                 taps[index] = hidden_states
-            if tap_layers and index >= max(tap_layers):
-                break
         return hidden_states, taps
 
 
@@ -344,10 +364,21 @@ class LayoutLMv3Model(nn.Module):
                 raise ValueError(f"out_features needs 4 layers (strides 4/8/16/32): {out_features}")
             self.out_features = tuple(out_features)
             self.out_indices = tuple(int(name.removeprefix("layer")) for name in out_features)
-            if max(self.out_indices) >= config.num_hidden_layers:
+            last = config.num_hidden_layers - 1
+            if max(self.out_indices) > last:
                 raise ValueError(
-                    f"out_features {out_features} name a layer beyond the model's "
+                    f"out_features {list(out_features)} name a layer beyond the model's "
                     f"{config.num_hidden_layers} layers (0-based)"
+                )
+            if max(self.out_indices) < last:  # layers after the last tap would never run
+                raise ValueError(
+                    f"out_features {list(out_features)} leave layers {max(self.out_indices) + 1}"
+                    f"..{last} of the {config.num_hidden_layers}-layer model unused (their "
+                    "weights would never train, and DDP fails on unused parameters): the last "
+                    f"tap must be layer{last}. unilm's taps: layer3/5/7/11 for 12 layers (base), "
+                    "layer7/11/15/23 for 24 (large); set MODEL.LAYOUTLMV3.OUT_FEATURES and "
+                    "MODEL.FPN.IN_FEATURES together (configs/publaynet/"
+                    "cascade_layoutlmv3_large_image.yaml)"
                 )
             dim = config.hidden_size
             self.fpn1 = nn.Sequential(
@@ -405,7 +436,8 @@ class LayoutLMv3Model(nn.Module):
         grid_y, grid_x = torch.meshgrid(ys[:-1], xs[:-1], indexing="ij")
         grid_y1, grid_x1 = torch.meshgrid(ys[1:], xs[1:], indexing="ij")
         patches = torch.stack([grid_x, grid_y, grid_x1, grid_y1], dim=-1).view(-1, 4)
-        cls_box = torch.tensor([[1, 1, 999, 999]], device=device)
+        cls_box = torch.full((1, 4), 999, device=device)  # [1, 1, 999, 999], built on the device
+        cls_box[:, :2] = 1
         return torch.cat([cls_box, patches])
 
     def embed_image(self, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -433,6 +465,8 @@ class LayoutLMv3Model(nn.Module):
             raise ValueError("give input_ids (or inputs_embeds), pixel_values, or both")
         if self.detection and pixel_values is None:
             raise ValueError("detection mode needs pixel_values")
+        encoder = self.encoder
+        with_bias = encoder.has_relative_attention_bias or encoder.has_spatial_attention_bias
         segments, masks, boxes, positions = [], [], [], []
 
         if has_text:
@@ -460,22 +494,23 @@ class LayoutLMv3Model(nn.Module):
             batch, length = visual.shape[:2]
             segments.append(visual)
             masks.append(torch.ones(batch, length, dtype=torch.bool, device=visual.device))
-            vbox = self.visual_bbox(grid_h, grid_w, device=visual.device)
-            boxes.append(vbox.expand(batch, -1, -1))
-            positions.append(torch.arange(length, device=visual.device).expand(batch, length))
+            if with_bias:
+                vbox = self.visual_bbox(grid_h, grid_w, device=visual.device)
+                boxes.append(vbox.expand(batch, -1, -1))
+                positions.append(torch.arange(length, device=visual.device).expand(batch, length))
 
         hidden_states = torch.cat(segments, dim=1)
         if pixel_values is not None:
             hidden_states = self.dropout(self.LayerNorm(hidden_states))
-        key_mask = torch.cat(masks, dim=1)
-        attn_bias = self.encoder.attention_bias(
-            torch.cat(positions, dim=1), torch.cat(boxes, dim=1).long()
+        compute_dtype = hidden_states.dtype
+        if torch.is_autocast_enabled(hidden_states.device.type):
+            compute_dtype = torch.get_autocast_dtype(hidden_states.device.type)
+        attn_bias = encoder.attention_bias(
+            torch.cat(positions, dim=1) if with_bias else None,
+            torch.cat(boxes, dim=1).long() if with_bias else None,
+            torch.cat(masks, dim=1) if has_text else None,  # only text has padding
+            compute_dtype,
         )
-        if not bool(key_mask.all()):
-            padding = torch.zeros(key_mask.shape, dtype=hidden_states.dtype, device=key_mask.device)
-            padding.masked_fill_(~key_mask, torch.finfo(hidden_states.dtype).min)
-            padding = padding[:, None, None, :]
-            attn_bias = padding if attn_bias is None else attn_bias + padding
 
         if not self.detection:
             last, _ = self.encoder(hidden_states, attn_bias)

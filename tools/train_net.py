@@ -99,7 +99,7 @@ def main(args):
 
 
 def run(args) -> int:
-    build_config(args)  # a mistake in the config or data fails here, before any process starts
+    cfg = build_config(args)  # mistakes in the config or data end here, before any process starts
     launch(
         main,
         args.num_gpus,
@@ -107,6 +107,7 @@ def run(args) -> int:
         machine_rank=args.machine_rank,
         dist_url=args.dist_url,
         args=(args,),
+        device=cfg.MODEL.DEVICE,
     )
     return 0
 
