@@ -1,7 +1,15 @@
 """GPU numbers (CUDA only; not part of ``make test``): the backbone attention benchmark, one
 base-size detector training step in fp16 and bf16 AMP with gradient checkpointing off and on, and
 batched inference throughput (pages/s) of the image-only and text-fused base detectors at
-800×608. Writes ``benchmarks/results/gpu.json`` with the GPU's name.
+800×608. Writes ``benchmarks/results/gpu.json`` with the GPU's name, after every configuration
+(a failure keeps what was measured; ``complete`` says whether the run finished).
+
+Pages carry 150..450 text tokens (seeded), so batches are padded as real ones are (padding
+needs an attention mask: SDPA's fastest, mask-free path would flatter the text model). Timing
+starts after warm-up steps that let a fresh fp16 GradScaler settle (its first steps overflow
+and skip the optimizer); steps the scaler still skipped are counted. Peak memory is taken per
+configuration after ``gc.collect()`` and ``torch.cuda.empty_cache()``. fp32 numbers run with
+TF32 matmuls as the run's settings say (recorded: ``tf32_matmul``, ``tf32_cudnn``).
 
     python benchmarks/gpu.py [--batch-sizes 1 8 16] [--out benchmarks/results/gpu.json]
     python benchmarks/gpu.py --smoke    # the same code paths with the tiny model on the CPU
@@ -10,6 +18,7 @@ Published reference: LayoutLMv3-B Cascade R-CNN at 9 pages/s (DocLayout-YOLO pap
 """
 
 import argparse
+import gc
 import itertools
 import statistics
 import subprocess
@@ -39,13 +48,22 @@ SMOKE_CONFIGS = {
                    ["MODEL.LAYOUTLMV3.IMAGE_ONLY", True, "MODEL.LAYOUTLMV3.FUSION.TYPE", ""]),
     "text_gated": (ROOT / "configs" / "tiny" / "cascade_layoutlmv3_tiny.yaml", []),
 }  # fmt: skip
-HEIGHT, WIDTH, TOKENS = 800, 608, 300
+HEIGHT, WIDTH, TOKENS = 800, 608, (150, 450)
+WARMUP_STEPS, TIMED_STEPS = 10, 10
 DEVICE = "cuda"
 
 
 def sync() -> None:
     if DEVICE == "cuda":
         torch.cuda.synchronize()
+
+
+def fresh_memory() -> None:
+    """Free what the previous configuration left, so each peak is its own."""
+    gc.collect()
+    if DEVICE == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
 
 
 def base_cfg(kind: str, **overrides):
@@ -61,12 +79,14 @@ def base_cfg(kind: str, **overrides):
 
 
 def page(with_text: bool, training: bool, generator) -> dict:
-    """One synthetic 800×608 page; boxes for training, 300 text tokens when ``with_text``."""
+    """One synthetic 800×608 page; boxes for training, 150..450 text tokens when
+    ``with_text``."""
     image = torch.randint(0, 256, (3, HEIGHT, WIDTH), dtype=torch.uint8, generator=generator)
     data = {"image": image, "height": HEIGHT, "width": WIDTH}
     if with_text:
-        corner = torch.randint(0, 900, (TOKENS, 2), generator=generator)
-        data["input_ids"] = torch.randint(5, 50000, (TOKENS,), generator=generator)
+        tokens = int(torch.randint(TOKENS[0], TOKENS[1] + 1, (), generator=generator))
+        corner = torch.randint(0, 900, (tokens, 2), generator=generator)
+        data["input_ids"] = torch.randint(5, 50000, (tokens,), generator=generator)
         data["bbox"] = torch.cat([corner, corner + 50], dim=1)
     if training:
         boxes = torch.tensor([[50.0, 60, 550, 200], [50, 250, 300, 700], [320, 250, 560, 500]])
@@ -77,8 +97,10 @@ def page(with_text: bool, training: bool, generator) -> dict:
     return data
 
 
-def training_step(amp_dtype, checkpointing: bool, steps: int = 5) -> dict:
-    """Median seconds and peak GPU memory of base text-fused training steps (batch 2)."""
+def training_step(amp_dtype, checkpointing: bool, warmup: int, steps: int) -> dict:
+    """Median seconds and peak GPU memory of base text-fused training steps (batch 2), after
+    ``warmup`` steps; with fp16, how many timed steps the GradScaler skipped."""
+    fresh_memory()
     cfg = base_cfg("text_gated", **{"MODEL.LAYOUTLMV3.GRADIENT_CHECKPOINTING": checkpointing})
     torch.manual_seed(0)
     model = build_model(cfg)
@@ -87,23 +109,27 @@ def training_step(amp_dtype, checkpointing: bool, steps: int = 5) -> dict:
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     step = LayoutTrainStep(model, itertools.repeat(batch), optimizer, amp_dtype=amp_dtype,
                            clip_norm=1.0)  # fmt: skip
-    times = []
-    if DEVICE == "cuda":
-        torch.cuda.reset_peak_memory_stats()
+    times, skipped = [], 0
     with EventStorage(0) as storage:
-        for i in range(steps + 1):
+        for i in range(warmup + steps):
             storage.iter = step.iter = i
+            scale = step.grad_scaler.get_scale() if step.grad_scaler else None
             sync()
             start = time.perf_counter()
             step.run_step()
             sync()
-            times.append(time.perf_counter() - start)
+            if i >= warmup:
+                times.append(time.perf_counter() - start)
+                skipped += bool(scale and step.grad_scaler.get_scale() < scale)
     peak = torch.cuda.max_memory_allocated() / 2**20 if DEVICE == "cuda" else None
-    return {"s_per_step": statistics.median(times[1:]), "peak_mb": peak}
+    del model, optimizer, step
+    return {"s_per_step": statistics.median(times), "peak_mb": peak,
+            "timed_steps": steps, "scaler_skipped_steps": skipped}  # fmt: skip
 
 
 def inference_throughput(kind: str, batch_size: int, amp_dtype, batches: int = 5) -> float:
     """Pages/s of batched inference (AMP ``amp_dtype``; None = fp32), after a warm-up batch."""
+    fresh_memory()
     cfg = base_cfg(kind)
     torch.manual_seed(0)
     model = build_model(cfg).eval()
@@ -124,9 +150,11 @@ def inference_throughput(kind: str, batch_size: int, amp_dtype, batches: int = 5
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 16])
-    parser.add_argument("--out", default="benchmarks/results/gpu.json")
+    parser.add_argument("--out", default="benchmarks/results/gpu.json",
+                        help="relative to the current folder")  # fmt: skip
     parser.add_argument("--smoke", action="store_true", help="tiny model on the CPU, no output")
     args = parser.parse_args()
+    out = Path(args.out).resolve()  # one folder for both results, wherever a script runs
     global CONFIGS, DEVICE
     if args.smoke:
         CONFIGS, DEVICE = SMOKE_CONFIGS, "cpu"
@@ -138,35 +166,45 @@ def main():
     else:
         amp = (("fp16", torch.float16), ("bf16", torch.bfloat16))
         inference_dtypes = (("fp32", None), ("fp16", torch.float16))
-        backbone_json = Path(args.out).with_name("backbone_attention_cuda.json")
+        backbone_json = out.with_name("backbone_attention_cuda.json")
         script = Path(__file__).with_name("backbone_attention.py")
         command = [sys.executable, str(script), "--device", "cuda", "--out", str(backbone_json)]
         subprocess.run(command, check=True, cwd=ROOT)
     results = {}
+
+    def record(key, value, complete=False) -> None:
+        results[key] = value
+        print(key, value, flush=True)
+        if args.smoke:
+            return
+        image_only = [v for k, v in results.items() if k.startswith("infer_image_only")]
+        write_result({
+            "benchmark": "GPU: base detector training step (AMP fp16/bf16, checkpointing "
+            f"off/on) and batched inference at {HEIGHT}×{WIDTH} (image-only, text-fused with "
+            f"{TOKENS[0]}..{TOKENS[1]} tokens per page); backbone attention in "
+            f"{backbone_json.name}",
+            "device": torch.cuda.get_device_name(),
+            "torch": torch.__version__, "cuda": torch.version.cuda,
+            "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+            "tf32_cudnn": torch.backends.cudnn.allow_tf32,
+            "complete": complete,
+            "best_image_only_pages_per_s": max(image_only, default=None),
+            **results,
+            "targets": {"best_image_only_pages_per_s": ">= 30 (H100; reference 9)"},
+        }, out)  # fmt: skip
+
+    warmup, steps = (1, 1) if args.smoke else (WARMUP_STEPS, TIMED_STEPS)
     for dtype_name, dtype in amp:
         for checkpointing in (False, True):
             key = f"train_{dtype_name}_checkpointing_{'on' if checkpointing else 'off'}"
-            results[key] = training_step(dtype, checkpointing, steps=1 if args.smoke else 5)
-            print(key, results[key], flush=True)
-    for kind in CONFIGS:
-        for batch_size in [1, 2] if args.smoke else args.batch_sizes:
-            for dtype_name, dtype in inference_dtypes:
-                key = f"infer_{kind}_batch{batch_size}_{dtype_name}_pages_per_s"
-                results[key] = inference_throughput(kind, batch_size, dtype)
-                print(key, results[key], flush=True)
-    if args.smoke:
-        return
-    best = max(v for k, v in results.items() if k.startswith("infer_image_only"))
-    summary = {
-        "benchmark": "GPU: base detector training step (AMP fp16/bf16, checkpointing off/on) "
-        f"and batched inference at {HEIGHT}×{WIDTH} (image-only, text-fused with {TOKENS} "
-        f"tokens); backbone attention in {backbone_json.name}",
-        "device": torch.cuda.get_device_name(),
-        "best_image_only_pages_per_s": best,
-        **results,
-        "targets": {"best_image_only_pages_per_s": ">= 30 (H100; reference 9)"},
-    }
-    write_result(summary, args.out)
+            record(key, training_step(dtype, checkpointing, warmup, steps))
+    configurations = [(kind, batch_size, dtype_name, dtype) for kind in CONFIGS
+                      for batch_size in ([1, 2] if args.smoke else args.batch_sizes)
+                      for dtype_name, dtype in inference_dtypes]  # fmt: skip
+    for index, (kind, batch_size, dtype_name, dtype) in enumerate(configurations):
+        key = f"infer_{kind}_batch{batch_size}_{dtype_name}_pages_per_s"
+        record(key, inference_throughput(kind, batch_size, dtype),
+               complete=index == len(configurations) - 1)  # fmt: skip
 
 
 if __name__ == "__main__":
