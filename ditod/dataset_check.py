@@ -1,10 +1,11 @@
 """Checks of a COCO layout dataset and its OCR JSON before training (``tools/check_dataset.py``).
 
-Errors are what would stop or corrupt training (missing images, sizes that disagree with the
-files, unknown categories, duplicate ids, OCR boxes in corner format, pages without OCR under
-``MISSING_OCR error``); warnings are what the loader fixes or skips (0-based or non-contiguous
-category ids, a background class, empty or out-of-page boxes, pages without OCR under
-``MISSING_OCR image_only``, OCR boxes outside the page). :func:`check_config_datasets` checks the
+The annotation file is read by the loader's own rules (:mod:`ditod.annotation_rules`): what
+stops the loader is an error here, what it skips or fixes a warning saying so. Then the files
+the loader does not open but training reads: images missing on disk or of another size than the
+json says (errors), and the OCR JSON (unreadable or corner-format boxes: errors; pages without
+OCR: an error under ``MISSING_OCR error``, a warning under ``image_only``; boxes outside the
+page: warnings). :func:`check_config_datasets` checks the
 datasets of a config as training or evaluation with it would read them: its OCR policy and
 tokenizer, its class count and the classes of its ``MODEL.WEIGHTS``.
 """
@@ -17,7 +18,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from .datasets import BACKGROUND_NAMES, default_ocr_root, duplicate_ids
+from .annotation_rules import ERROR, read_coco
+from .datasets import default_ocr_root
 
 __all__ = ["DatasetReport", "check_config_datasets", "check_dataset"]
 
@@ -82,28 +84,16 @@ def check_dataset(json_file, image_root, ocr_root=None, check_ocr: bool = True,
     ocr_root = Path(ocr_root) if ocr_root else default_ocr_root(image_root)
     try:
         coco = json.loads(json_file.read_text(encoding="utf-8"))
-        images, annotations, categories = coco["images"], coco["annotations"], coco["categories"]
-    except (OSError, ValueError, KeyError) as error:
+    except (OSError, ValueError) as error:
         report.errors.append(f"{json_file}: not a readable COCO json ({error})")
         return report
+    read = read_coco(coco if isinstance(coco, dict) else {}, json_file)
+    for finding in read.findings:  # the loader's rules: errors stop it, the rest it skips/fixes
+        (report.errors if finding.action == ERROR else report.warnings).append(finding.message)
+    if any(finding.rule == "not_coco" for finding in read.findings):
+        return report
+    images = coco["images"]
 
-    for kind, items in (("image", images), ("annotation", annotations), ("category", categories)):
-        duplicates = duplicate_ids(x.get("id") for x in items)
-        if duplicates:
-            report.errors.append(f"{json_file}: duplicate {kind} ids {duplicates[:10]}")
-    ids = sorted(c["id"] for c in categories)
-    names = {c["id"]: c["name"] for c in categories}
-    background = [i for i in ids if names[i].strip().lower() in BACKGROUND_NAMES]
-    if background:
-        report.warnings.append(f"{json_file}: background category {background} (dropped on load)")
-    layout_ids = [i for i in ids if i not in background]
-    if layout_ids != list(range(1, len(layout_ids) + 1)):
-        report.warnings.append(
-            f"{json_file}: category ids {layout_ids} are 0-based or not contiguous "
-            "(mapped to 0..K-1 on load)"
-        )
-
-    sizes = {}
     pages_without_ocr = 0
     for image in images:
         path = image_root / image["file_name"]
@@ -121,7 +111,6 @@ def check_dataset(json_file, image_root, ocr_root=None, check_ocr: bool = True,
                 f"{path}: json says {declared[0]}x{declared[1]}, the file is "
                 f"{actual[0]}x{actual[1]}"
             )
-        sizes[image["id"]] = declared
         if check_ocr:
             ocr_file = ocr_root / Path(image["file_name"]).with_suffix(".json")
             if ocr_file.is_file():
@@ -140,29 +129,9 @@ def check_dataset(json_file, image_root, ocr_root=None, check_ocr: bool = True,
             "pages)"
         )
 
-    counts = Counter()
-    problems = Counter()
-    image_ids = {image["id"] for image in images}
-    for ann in annotations:
-        category = ann.get("category_id")
-        if category not in names:
-            report.errors.append(f"{json_file}: annotation {ann.get('id')} has unknown "
-                                 f"category_id {category}")  # fmt: skip
-            continue
-        if ann.get("image_id") not in image_ids:
-            report.errors.append(f"{json_file}: annotation {ann.get('id')} has unknown "
-                                 f"image_id {ann.get('image_id')}")  # fmt: skip
-            continue
-        counts[names[category]] += 1
-        x, y, w, h = ann["bbox"]
-        width, height = sizes.get(ann["image_id"], (math.inf, math.inf))
-        if w <= 0 or h <= 0:
-            problems["zero-area"] += 1
-        elif x < 0 or y < 0 or x + w > width or y + h > height:
-            problems["outside the image"] += 1
-    for problem, n in problems.items():
-        report.warnings.append(f"{json_file}: {n} annotations {problem} (clipped/skipped on load)")
-    report.class_counts = {names[i]: counts.get(names[i], 0) for i in ids}
+    names = [category["name"] for category in read.categories]
+    counts = Counter(r["category_id"] for records in read.annotations.values() for r in records)
+    report.class_counts = {name: counts.get(index, 0) for index, name in enumerate(names)}
     return report
 
 

@@ -10,14 +10,14 @@ The OCR JSON of ``<image_root>/<file_name>`` is ``<ocr_root>/<file_name minus su
 import difflib
 import json
 import logging
-import math
 import mmap
 import os
-from collections import Counter
 from pathlib import Path
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import BoxMode
+
+from .annotation_rules import duplicate_ids, layout_categories, read_coco
 
 __all__ = [
     "BUILTIN_DATASETS",
@@ -42,7 +42,6 @@ BUILTIN_DATASETS = {
     "doclaynet_val": ("DocLayNet_core/COCO/val.json", "DocLayNet_core/PNG"),
     "doclaynet_test": ("DocLayNet_core/COCO/test.json", "DocLayNet_core/PNG"),
 }
-BACKGROUND_NAMES = ("_background_", "__background__", "background")
 
 
 def dataset_root(cfg=None) -> Path:
@@ -54,15 +53,6 @@ def dataset_root(cfg=None) -> Path:
 
 def default_ocr_root(image_root) -> Path:
     return Path(image_root).parent / "OCR"
-
-
-def layout_categories(categories: list[dict]) -> list[dict]:
-    """The layout classes of a COCO ``categories`` list, in id order: background categories
-    (CDLA's labelme2coco ``_background_``) are not classes."""
-    return [
-        c for c in sorted(categories, key=lambda c: c["id"])
-        if c["name"].strip().lower() not in BACKGROUND_NAMES
-    ]  # fmt: skip
 
 
 def _is_category_list(value) -> bool:
@@ -101,23 +91,10 @@ def read_categories(json_file) -> list[dict]:
     return categories
 
 
-def _valid_box(bbox) -> bool:
-    return (
-        isinstance(bbox, list | tuple)
-        and len(bbox) == 4
-        and all(isinstance(v, int | float) and math.isfinite(v) for v in bbox)
-    )
-
-
 def load_layout_coco_json(json_file, image_root, ocr_root=None, dataset_name=None) -> list[dict]:
-    """Dataset dicts of a COCO json, each with the path of its page's OCR JSON (``ocr_file``).
-
-    Category ids of any numbering (0-based, gaps) map to contiguous 0..K-1 in id order; a
-    ``_background_`` category without annotations (CDLA's labelme2coco) is dropped. Boxes are
-    clipped to the image; annotations with zero area or outside the image are skipped, counted and
-    logged. Duplicate image or category ids, unknown categories and broken boxes raise, naming the
-    file and the ids.
-    """
+    """Dataset dicts of a COCO json, each with the path of its page's OCR JSON (``ocr_file``),
+    read by the rules of :mod:`ditod.annotation_rules`: what they call an error raises (naming the
+    file and the ids), what they skip or fix is logged and counted."""
     json_file = Path(json_file)
     ocr_root = Path(ocr_root) if ocr_root else default_ocr_root(image_root)
     try:
@@ -127,78 +104,18 @@ def load_layout_coco_json(json_file, image_root, ocr_root=None, dataset_name=Non
         raise FileNotFoundError(f"{json_file}: COCO json not found") from error
     except json.JSONDecodeError as error:
         raise ValueError(f"{json_file}: not valid JSON ({error})") from error
-    for key in ("images", "annotations", "categories"):
-        if not isinstance(coco.get(key), list):
-            raise ValueError(f"{json_file}: no '{key}' list; is this a COCO instances file?")
-
-    duplicate_categories = duplicate_ids(c["id"] for c in coco["categories"])
-    if duplicate_categories:
-        raise ValueError(f"{json_file}: duplicate category ids {duplicate_categories}")
-    used = Counter(a.get("category_id") for a in coco["annotations"])
-    categories = layout_categories(coco["categories"])
-    for category in coco["categories"]:
-        if category in categories:
-            continue
-        if used[category["id"]]:
-            raise ValueError(
-                f"{json_file}: category {category['id']} '{category['name']}' has "
-                f"{used[category['id']]} annotations; a background class cannot be detected"
-            )
-        logger.warning(
-            "%s: dropped category %d '%s' (no annotations; not a layout class)",
-            json_file, category["id"], category["name"],
-        )  # fmt: skip
-    id_map = {c["id"]: i for i, c in enumerate(categories)}
-    if [c["id"] for c in categories] != list(range(1, len(categories) + 1)):
-        logger.info(
-            "%s: category ids %s mapped to contiguous 0..%d",
-            json_file, list(id_map), len(categories) - 1,
-        )  # fmt: skip
-
-    duplicate_images = duplicate_ids(image["id"] for image in coco["images"])
-    if duplicate_images:
-        raise ValueError(f"{json_file}: duplicate image ids {duplicate_images[:10]}")
+    read = read_coco(coco, json_file)
+    if read.errors:
+        raise ValueError("\n".join(read.errors[:10]))
+    for finding in read.findings:  # what the rules skipped or fixed
+        level = logging.INFO if finding.rule == "category_ids_remapped" else logging.WARNING
+        logger.log(level, finding.message)
+    categories, id_map = read.categories, read.id_map
     images = {image["id"]: image for image in coco["images"]}
-    per_image = {image_id: [] for image_id in images}
-    skipped = Counter()
-    for ann in coco["annotations"]:
-        image = images.get(ann.get("image_id"))
-        if image is None:
-            skipped["unknown image id"] += 1
-            continue
-        if ann.get("category_id") not in id_map:
-            raise ValueError(
-                f"{json_file}: annotation {ann.get('id')} has category_id "
-                f"{ann.get('category_id')}, which is not among the categories {list(id_map)}"
-            )
-        if not _valid_box(ann.get("bbox")):
-            raise ValueError(
-                f"{json_file}: annotation {ann.get('id')} has a malformed bbox {ann.get('bbox')}"
-            )
-        x, y, w, h = ann["bbox"]
-        x0, y0 = max(x, 0), max(y, 0)
-        x1, y1 = min(x + w, image["width"]), min(y + h, image["height"])
-        if w <= 0 or h <= 0:
-            skipped["zero area"] += 1
-            continue
-        if x1 <= x0 or y1 <= y0:
-            skipped["outside the image"] += 1
-            continue
-        record = {
-            "bbox": [x0, y0, x1 - x0, y1 - y0],
-            "bbox_mode": BoxMode.XYWH_ABS,
-            "category_id": id_map[ann["category_id"]],
-            "iscrowd": ann.get("iscrowd", 0),
-        }
-        polygons = [p for p in ann.get("segmentation") or [] if isinstance(p, list) and len(p) >= 6]
-        if polygons:
-            record["segmentation"] = polygons
-        per_image[image["id"]].append(record)
-    if skipped:
-        logger.warning(
-            "%s: skipped annotations: %s",
-            json_file, ", ".join(f"{n} {reason}" for reason, n in skipped.items()),
-        )  # fmt: skip
+    per_image = {
+        image_id: [{**record, "bbox_mode": BoxMode.XYWH_ABS} for record in records]
+        for image_id, records in read.annotations.items()
+    }
 
     dataset_dicts = []
     for image_id, image in images.items():
@@ -223,11 +140,6 @@ def load_layout_coco_json(json_file, image_root, ocr_root=None, dataset_name=Non
             thing_dataset_id_to_contiguous_id=id_map,
         )
     return dataset_dicts
-
-
-def duplicate_ids(ids) -> list:
-    """The ids that occur more than once, sorted."""
-    return sorted(i for i, n in Counter(ids).items() if n > 1)
 
 
 def register_layout_dataset(name: str, json_file, image_root, ocr_root=None) -> None:

@@ -67,9 +67,10 @@ def test_warnings(tmp_path):
     report = check_dataset(tmp_path / "ann.json", tmp_path / "images")
     warnings = "\n".join(report.warnings)
     assert report.errors == []
-    assert "background category [0]" in warnings
+    assert "dropped category 0 '_background_' (a background class without annotations)" in warnings
     assert "category ids [2] are 0-based or not contiguous" in warnings
-    assert "1 annotations zero-area" in warnings and "1 annotations outside the image" in warnings
+    assert "skipped annotations: 1 zero area" in warnings
+    assert "1 annotations partly outside their image (clipped)" in warnings
     assert "1 pages without OCR JSON" in warnings and "read as image-only pages" in warnings
     assert "a.json: 1 OCR boxes outside the 100x80 page" in warnings
 

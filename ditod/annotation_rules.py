@@ -1,0 +1,165 @@
+"""The rules a COCO layout annotation file is read by, in one place.
+
+The loader (:func:`ditod.datasets.load_layout_coco_json`) applies them and the checker
+(:func:`ditod.dataset_check.check_dataset`) reports them, each finding with what the loader does:
+
+| rule | action |
+|---|---|
+| no ``images`` / ``annotations`` / ``categories`` list | error |
+| duplicate category, image or annotation ids | error (COCO evaluation indexes them by id) |
+| a background category (``_background_``) with annotations | error |
+| a background category without annotations | fix: dropped |
+| category ids 0-based or with gaps | fix: mapped to 0..K-1 |
+| an annotation of an unknown category | error |
+| a malformed bbox (not 4 finite numbers) | error |
+| an annotation of an unknown image | skip, counted |
+| a box of zero area, or wholly outside its image | skip, counted |
+| a box partly outside its image | fix: clipped |
+
+Pure Python (no detectron2, no torch).
+"""
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+
+__all__ = ["BACKGROUND_NAMES", "ERROR", "FIX", "SKIP", "CocoRead", "Finding", "duplicate_ids",
+           "layout_categories", "read_coco"]  # fmt: skip
+
+ERROR, SKIP, FIX = "error", "skip", "fix"  # the loader raises / skips and counts / corrects
+BACKGROUND_NAMES = ("_background_", "__background__", "background")
+
+
+@dataclass
+class Finding:
+    """One rule that applied: ``action`` is what the loader does, ``message`` names the file."""
+
+    rule: str
+    action: str
+    message: str
+
+
+@dataclass
+class CocoRead:
+    """A COCO dict read by the rules.
+
+    Attributes:
+        categories: the layout categories, in id order.
+        id_map: category id → contiguous class index.
+        annotations: image id → the image's usable annotations as
+            ``{"bbox": [x, y, w, h] clipped to the image, "category_id": class index,
+            "iscrowd", "segmentation" (polygons, when given)}``.
+        findings: every rule that applied.
+    """
+
+    categories: list = field(default_factory=list)
+    id_map: dict = field(default_factory=dict)
+    annotations: dict = field(default_factory=dict)
+    findings: list = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[str]:
+        return [f.message for f in self.findings if f.action == ERROR]
+
+
+def duplicate_ids(ids) -> list:
+    """The ids that occur more than once, sorted."""
+    return sorted(i for i, n in Counter(ids).items() if n > 1)
+
+
+def layout_categories(categories: list[dict]) -> list[dict]:
+    """The layout classes of a COCO ``categories`` list, in id order: background categories
+    (CDLA's labelme2coco ``_background_``) are not classes."""
+    return [
+        c for c in sorted(categories, key=lambda c: c["id"])
+        if c["name"].strip().lower() not in BACKGROUND_NAMES
+    ]  # fmt: skip
+
+
+def _valid_box(bbox) -> bool:
+    return (
+        isinstance(bbox, list | tuple)
+        and len(bbox) == 4
+        and all(isinstance(v, int | float) and math.isfinite(v) for v in bbox)
+    )
+
+
+def read_coco(coco: dict, json_file) -> CocoRead:
+    """Apply every rule to the parsed COCO json ``coco`` (from ``json_file``, named in the
+    messages); nothing is raised here: errors are findings."""
+    read = CocoRead()
+
+    def finding(rule, action, message):
+        read.findings.append(Finding(rule, action, f"{json_file}: {message}"))
+
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(coco.get(key), list):
+            finding("not_coco", ERROR, f"no '{key}' list; is this a COCO instances file?")
+    if read.findings:
+        return read
+    for kind, items in (("category", coco["categories"]), ("image", coco["images"]),
+                        ("annotation", coco["annotations"])):  # fmt: skip
+        duplicates = duplicate_ids(item.get("id") for item in items)
+        if duplicates:
+            finding(f"duplicate_{kind}_ids", ERROR, f"duplicate {kind} ids {duplicates[:10]}")
+
+    used = Counter(a.get("category_id") for a in coco["annotations"])
+    read.categories = layout_categories(coco["categories"])
+    for category in coco["categories"]:
+        if category in read.categories:
+            continue
+        if used[category["id"]]:
+            count = used[category["id"]]
+            finding("background_with_boxes", ERROR, f"category {category['id']} "
+                    f"'{category['name']}' has {count} annotations; a background class cannot be "
+                    "detected")  # fmt: skip
+        else:
+            finding("background_dropped", FIX, f"dropped category {category['id']} "
+                    f"'{category['name']}' (a background class without annotations)")  # fmt: skip
+    read.id_map = {c["id"]: i for i, c in enumerate(read.categories)}
+    if list(read.id_map) != list(range(1, len(read.id_map) + 1)):
+        finding("category_ids_remapped", FIX, f"category ids {list(read.id_map)} are 0-based or "
+                f"not contiguous (mapped to 0..{len(read.id_map) - 1} on load)")  # fmt: skip
+
+    images = {image.get("id"): image for image in coco["images"]}
+    read.annotations = {image_id: [] for image_id in images}
+    skipped, clipped = Counter(), 0
+    for ann in coco["annotations"]:
+        image = images.get(ann.get("image_id"))
+        category = ann.get("category_id")
+        if category not in read.id_map:
+            finding("unknown_category", ERROR, f"annotation {ann.get('id')} has unknown "
+                    f"category_id {category} (categories: {list(read.id_map)})")  # fmt: skip
+            continue
+        if not _valid_box(ann.get("bbox")):
+            bbox = ann.get("bbox")
+            finding(
+                "malformed_bbox", ERROR, f"annotation {ann.get('id')} has a malformed bbox {bbox}"
+            )
+            continue
+        if image is None:
+            skipped["unknown image id"] += 1
+            continue
+        x, y, w, h = ann["bbox"]
+        x0, y0 = max(x, 0), max(y, 0)
+        x1, y1 = min(x + w, image["width"]), min(y + h, image["height"])
+        if w <= 0 or h <= 0:
+            skipped["zero area"] += 1
+            continue
+        if x1 <= x0 or y1 <= y0:
+            skipped["outside the image"] += 1
+            continue
+        clipped += (x0, y0, x1, y1) != (x, y, x + w, y + h)
+        record = {"bbox": [x0, y0, x1 - x0, y1 - y0], "iscrowd": ann.get("iscrowd", 0),
+                  "category_id": read.id_map[ann["category_id"]]}  # fmt: skip
+        polygons = [p for p in ann.get("segmentation") or [] if isinstance(p, list)
+                    and len(p) >= 6]  # fmt: skip
+        if polygons:
+            record["segmentation"] = polygons
+        read.annotations[image["id"]].append(record)
+    if skipped:
+        finding("skipped_annotations", SKIP, "skipped annotations: "
+                + ", ".join(f"{n} {reason}" for reason, n in skipped.items()))  # fmt: skip
+    if clipped:
+        finding("clipped_boxes", FIX, f"{clipped} annotations partly outside their image (clipped)")
+    return read
