@@ -1,7 +1,9 @@
-"""Run every benchmark in this folder, then tabulate benchmarks/results/*.json as Markdown.
+"""Run every benchmark in this folder, then tabulate benchmarks/results/*.json as Markdown into
+benchmarks/results/summary.md and README.md (between its bench-table markers): every figure in
+those tables is a value of a result file.
 
-python benchmarks/run_all.py              # runs them all, writes benchmarks/results/summary.md
-python benchmarks/run_all.py --tabulate   # only rewrites the table from the result files
+python benchmarks/run_all.py              # runs them all, then tabulates
+python benchmarks/run_all.py --tabulate   # only rewrites the tables from the result files
 """
 
 import json
@@ -12,6 +14,37 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
+README = HERE.parent / "README.md"
+START, END = "<!-- bench-table -->", "<!-- /bench-table -->"
+
+
+def number(value) -> str:
+    """4 significant digits; no exponent for values of 1 and more."""
+    if isinstance(value, int) or abs(value) >= 1000:
+        return f"{value:.0f}"
+    return f"{value:.4g}"
+
+
+def table() -> str:
+    """One Markdown row per result file: what it measured, on what, every number it holds, and
+    its targets."""
+    rows = ["| benchmark | device | result | target |", "|---|---|---|---|"]
+    for path in sorted(RESULTS.glob("*.json")):
+        result = json.loads(path.read_text())
+        numbers = ", ".join(
+            f"{key} {number(value)}" for key, value in result.items()
+            if isinstance(value, int | float) and not isinstance(value, bool)
+        )  # fmt: skip
+        wanted = ", ".join(f"{k} {v}" for k, v in result.get("targets", {}).items())
+        rows.append(f"| {result.get('benchmark', path.stem)} | {result.get('device')} "
+                    f"| {numbers} | {wanted} |")  # fmt: skip
+    return "\n".join(rows)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def main():
@@ -24,22 +57,12 @@ def main():
         print(f"== {script.name}", flush=True)
         if subprocess.run([sys.executable, str(script)], cwd=HERE.parent).returncode:
             failed.append(script.name)
-    rows = ["| benchmark | device | result | target |", "|---|---|---|---|"]
-    for path in sorted(RESULTS.glob("*.json")):
-        result = json.loads(path.read_text())
-        targets = result.get("targets", {})
-        measured = ", ".join(
-            f"{key} {result[key]:.3g}" for key in targets if isinstance(result.get(key), float)
-        )
-        wanted = ", ".join(f"{k} {v}" for k, v in targets.items())
-        rows.append(
-            f"| {result.get('benchmark', path.stem)} | {result.get('device')} "
-            f"| {measured} | {wanted} |"
-        )
-    tmp = RESULTS / "summary.md.tmp"
-    tmp.write_text("\n".join(rows) + "\n")
-    os.replace(tmp, RESULTS / "summary.md")
-    print("\n".join(rows))
+    rows = table()
+    write_atomic(RESULTS / "summary.md", rows + "\n")
+    readme = README.read_text(encoding="utf-8")
+    before, rest = readme.split(START, 1)
+    write_atomic(README, f"{before}{START}\n{rows}\n{END}{rest.split(END, 1)[1]}")
+    print(rows)
     if failed:
         sys.exit(f"benchmarks failed: {', '.join(failed)}")
 

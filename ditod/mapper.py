@@ -86,8 +86,9 @@ class LayoutDatasetMapper(DatasetMapper):
 
     Adds to each mapped dict ``input_ids`` (L,) and ``bbox`` (L, 4) in 0..1000 of the augmented,
     unpadded image; segments cropped out of the image are dropped before the page's token cap.
-    Each page is tokenized once per worker process (an LRU cache of ``cache_size`` pages);
-    augmentations then only move boxes.
+    Tokens are cached per worker process in an LRU cache of ``cache_size`` pages: a dataset
+    within that size is tokenized once per worker, a larger one re-tokenizes the pages that fell
+    out of the cache (on PubLayNet's 335k pages, every epoch); augmentations only move boxes.
 
     Args:
         tokenizer: OCR-page tokenizer, or None for an image-only model (no text read).

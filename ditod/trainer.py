@@ -195,8 +195,12 @@ class LayoutTrainer(DefaultTrainer):
 
     One iteration (``SOLVER.MAX_ITER``, LR schedule, checkpoint and eval periods) is one optimizer
     step over ``SOLVER.ACCUMULATION_STEPS`` micro-batches of ``SOLVER.IMS_PER_BATCH`` images.
-    Resuming restores model, optimizer, scheduler, AMP scaler, iteration and the position in the
-    training data stream.
+    Resuming restores model, optimizer, scheduler, AMP scaler, iteration, the position in the
+    training data stream and each rank's RNG states (torch, its current CUDA device, numpy,
+    Python). It continues exactly as the interrupted run would have (bit-identical weights, as
+    tested with one and with two processes) when resumed with the same number of processes and
+    ``DATALOADER.NUM_WORKERS 0``; with loader workers, their augmentation RNGs restart from their
+    seeds (each worker's draws are not saved), so random augmentations differ after the resume.
     """
 
     def __init__(self, cfg):
