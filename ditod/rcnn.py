@@ -42,13 +42,13 @@ class VLGeneralizedRCNN(GeneralizedRCNN):
         return tensor.to(self.device)
 
     def page_batch(self, images, batched_inputs) -> PageBatch:
-        """Images (an ``ImageList``) + the pages' sizes and text padded to the batch's longest
-        page, built on the host and copied once."""
-        sizes = self._to_device(torch.tensor(images.image_sizes, dtype=torch.long))
-        batch = PageBatch(images.tensor, sizes)
+        """Images (an ``ImageList``) + text padded to the batch's longest page, with the pages'
+        sizes as a (B, 2) tensor for the fusion, built on the host and copied once."""
+        batch = PageBatch(images.tensor, list(images.image_sizes))
         lengths = [len(x.get("input_ids", ())) for x in batched_inputs]
         if not self.use_text or max(lengths) == 0:
             return batch
+        batch.image_sizes = self._to_device(torch.tensor(images.image_sizes, dtype=torch.long))
         size = (len(batched_inputs), max(lengths))
         input_ids = torch.full(size, self.pad_token_id, dtype=torch.long)
         bbox = torch.zeros(*size, 4, dtype=torch.long)
