@@ -1,8 +1,8 @@
 """detectron2 glue for LayoutLMv3 document-layout detection."""
 
-from .compat import apply_shims
+from .compat import install_shims
 
-apply_shims()  # before anything below imports detectron2
+install_shims()  # before anything below imports detectron2
 
 from . import backbone as _backbone  # noqa: E402, F401  (registers the backbone)
 from . import rcnn as _rcnn  # noqa: E402, F401  (registers the meta-architecture)

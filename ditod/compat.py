@@ -1,6 +1,9 @@
 """Shims that let FAIR's detectron2 v0.6 (python code only) run on today's stack.
 
-Applied once, by ``import ditod``, before anything imports detectron2 (DESIGN §5 step 4):
+``import ditod`` installs them once (:func:`install_shims`) as an import hook: each applies when
+the module it concerns is first imported, before anyone uses it, and ``import ditod`` itself
+imports neither torch nor detectron2 (the OCR and page tools stay light). A module already
+imported when the hook is installed is shimmed on the spot (DESIGN §5 step 4):
 
 - ``detectron2._C``: installed without its C++/CUDA extension, detectron2 gets a stub module whose
   version queries answer and whose every compiled op raises :class:`CompiledOpUnavailable` naming
@@ -24,16 +27,14 @@ working code.
 """
 
 import importlib
+import importlib.abc
+import importlib.machinery
 import importlib.util
 import sys
 import types
 import warnings
 
-import numpy as np
-import torch
-from PIL import Image
-
-__all__ = ["CompiledOpUnavailable", "apply_shims"]
+__all__ = ["CompiledOpUnavailable", "apply_shims", "install_shims"]
 
 _NUMPY_ALIASES = {"int": int, "float": float, "str": str, "object": object, "bool": bool}
 _JIT_SCRIPT_AT_IMPORT = ("fvcore.nn.focal_loss", "detectron2.modeling.box_regression")
@@ -125,6 +126,8 @@ _dispatcher_stubs = []  # keeps the torch.library registration alive
 
 
 def _register_dispatcher_stubs() -> None:
+    import torch
+
     if _dispatcher_stubs:
         return
     lib = torch.library.Library("detectron2", "DEF")
@@ -155,28 +158,116 @@ def _has_real_compiled_ops() -> bool:
         return True
 
 
-def apply_shims() -> None:
-    """Apply all shims; safe to call more than once."""
+def _old_names() -> None:
+    """numpy's removed aliases and ``PIL.Image.LINEAR``, which detectron2 and fvcore name."""
+    import numpy as np
+    from PIL import Image
+
     for name, value in _NUMPY_ALIASES.items():
         if name not in np.__dict__:
             setattr(np, name, value)
     if not hasattr(Image, "LINEAR"):
         Image.LINEAR = Image.BILINEAR
-    if not _has_real_compiled_ops():
-        import detectron2
 
-        stub = _CompiledOpsStub()
-        sys.modules["detectron2._C"] = stub
-        detectron2._C = stub
-        _register_dispatcher_stubs()
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message="`torch.jit.script` is deprecated", category=FutureWarning
-        )
-        for module in _JIT_SCRIPT_AT_IMPORT:
-            if importlib.util.find_spec(module.split(".")[0]) is not None:
-                importlib.import_module(module)
+
+def _after_detectron2(detectron2) -> None:
+    """The compiled-ops stub, once ``detectron2`` itself has loaded (its submodules import
+    ``_C``)."""
+    if _has_real_compiled_ops():
+        return
+    stub = _CompiledOpsStub()
+    sys.modules["detectron2._C"] = stub
+    detectron2._C = stub
+    _register_dispatcher_stubs()
+
+
+def _after_coco_evaluation(module) -> None:
     if isinstance(sys.modules.get("detectron2._C"), _CompiledOpsStub):
         _use_faster_coco_eval()
-    if importlib.util.find_spec("detectron2") is not None:
+
+
+def _quiet_jit_script():
+    context = warnings.catch_warnings()
+    context.__enter__()
+    warnings.filterwarnings(
+        "ignore", message="`torch.jit.script` is deprecated", category=FutureWarning
+    )
+    return context
+
+
+# module → (run before its code, run after it with the module); before returns a context to exit.
+_HOOKS = {
+    "detectron2": (_old_names, _after_detectron2),
+    "detectron2.evaluation.coco_evaluation": (None, _after_coco_evaluation),
+    **{name: (_quiet_jit_script, None) for name in _JIT_SCRIPT_AT_IMPORT},
+}
+
+
+class _ShimLoader(importlib.abc.Loader):
+    """A module's own loader, with its shim run around the module's code."""
+
+    def __init__(self, loader, before, after):
+        self.loader, self.before, self.after = loader, before, after
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        context = self.before() if self.before else None
+        try:
+            self.loader.exec_module(module)
+        finally:
+            if context is not None:
+                context.__exit__(None, None, None)
+        if self.after:
+            self.after(module)
+
+
+class _ExportLoader(importlib.abc.Loader):
+    def create_module(self, spec):
+        return _ExportWithoutCaffe2(spec)
+
+    def exec_module(self, module):
+        pass
+
+
+class _ShimFinder(importlib.abc.MetaPathFinder):
+    """First on ``sys.meta_path``: finds the shimmed modules as the path finder does and wraps
+    their loaders; every other import goes on untouched."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name not in _HOOKS and name != "detectron2.export":
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is None or spec.loader is None:
+            return None
+        if name == "detectron2.export":
+            if importlib.util.find_spec("caffe2") is not None:
+                return None
+            spec.loader = _ExportLoader()
+        else:
+            spec.loader = _ShimLoader(spec.loader, *_HOOKS[name])
+        return spec
+
+
+def install_shims() -> None:
+    """Install the shims (safe to call more than once): an import hook for modules not imported
+    yet, and the shim itself for any already imported."""
+    if not any(isinstance(finder, _ShimFinder) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _ShimFinder())
+    if "detectron2" in sys.modules:
+        _old_names()
+        _after_detectron2(sys.modules["detectron2"])
+    if "detectron2.evaluation.coco_evaluation" in sys.modules:
+        _after_coco_evaluation(sys.modules["detectron2.evaluation.coco_evaluation"])
+    if "detectron2" in sys.modules and "detectron2.export" not in sys.modules:
         _open_export_without_caffe2()
+
+
+def apply_shims() -> None:
+    """Install the shims and import what they concern now (detectron2, its box regression and
+    evaluation, fvcore's focal loss): for code that needs everything shimmed at once."""
+    install_shims()
+    for module in ("detectron2", *_JIT_SCRIPT_AT_IMPORT, "detectron2.evaluation.coco_evaluation"):
+        if importlib.util.find_spec(module.split(".")[0]) is not None:
+            importlib.import_module(module)
