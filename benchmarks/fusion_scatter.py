@@ -1,4 +1,5 @@
-"""Text→grid fusion: ditod.fusion.scatter_text_to_grid vs a per-box Python loop (the seed's way,
+"""Text→grid fusion: ditod.modeling.fusion.scatter_text_to_grid vs a per-box Python loop (the
+seed's way,
 with its axes fixed), B=2, N=300, C=768, 25×19 map, in one process; medians after a warm-up.
 
     python benchmarks/fusion_scatter.py [--device cuda] [--out results.json]
@@ -13,7 +14,7 @@ import time
 import torch
 from _results import write_result
 
-from ditod.fusion import scatter_text_to_grid
+from ditod.modeling.fusion import scatter_text_to_grid
 
 
 def per_box_loop(feats, boxes, mask, sizes, grid_hw, stride):

@@ -37,7 +37,7 @@ from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import EventStorage
 
 from ditod import add_layoutlmv3_config
-from ditod.trainer import LayoutTrainStep
+from ditod.engine.trainer import LayoutTrainStep
 
 CONFIGS = {
     "image_only": (ROOT / "configs" / "publaynet" / "cascade_layoutlmv3_image.yaml", []),

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from _results import load_script, write_result
 
-from ditod.ocr import find_images, run_ocr
+from ditod.pages.ocr import find_images, run_ocr
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT.parent / "shared" / "data" / "publaynet-samples"

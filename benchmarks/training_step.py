@@ -27,8 +27,8 @@ from detectron2.modeling import build_model
 from detectron2.utils.events import EventStorage
 
 from ditod import add_layoutlmv3_config
-from ditod.datasets import load_layout_coco_json
-from ditod.mapper import LayoutDatasetMapper
+from ditod.data.datasets import load_layout_coco_json
+from ditod.data.mapper import LayoutDatasetMapper
 from layoutlmv3.tokenization import train_bpe_tokenizer
 
 TINY = ROOT / "configs" / "demo" / "cascade_layoutlmv3_tiny_synthetic.yaml"

@@ -5,13 +5,16 @@ through with its traceback. Programming errors (assertions, type errors) always 
 import os
 import sys
 
-from layoutlmv3.loading import IncompatibleWeights
+__all__ = ["add_debug_flag", "debug_requested", "is_user_error", "run_tool"]
 
-__all__ = ["USER_ERRORS", "add_debug_flag", "debug_requested", "run_tool"]
 
-# Errors whose message names the input and the problem: a missing or unreadable file, a bad
-# value or key, weights or classes that do not fit, an OCR engine that is not installed.
-USER_ERRORS = (OSError, ValueError, KeyError, IncompatibleWeights)
+def is_user_error(error: BaseException) -> bool:
+    """An error whose message names the input and the problem: a missing or unreadable file, a
+    bad value or key, weights or classes that do not fit (``layoutlmv3.IncompatibleWeights``,
+    looked up only if loaded: this module imports no torch)."""
+    loading = sys.modules.get("layoutlmv3.loading")
+    kinds = (OSError, ValueError, KeyError) + ((loading.IncompatibleWeights,) if loading else ())
+    return isinstance(error, kinds)
 
 
 def debug_requested(argv=None) -> bool:
@@ -26,13 +29,15 @@ def add_debug_flag(parser) -> None:
 
 
 def run_tool(main, *args, argv=None) -> int:
-    """``main(*args)``; a :data:`USER_ERRORS` exception becomes ``error: <message>`` on stderr
-    and exit status 2, unless :func:`debug_requested`."""
+    """``main(*args)``; a user error (:func:`is_user_error`) becomes ``error: <message>`` on
+    stderr and exit status 2, unless :func:`debug_requested`."""
     if debug_requested(argv):
         return main(*args)
     try:
         return main(*args)
-    except USER_ERRORS as error:
+    except Exception as error:
+        if not is_user_error(error):
+            raise
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"error: {message}\n(--debug or DITOD_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 2

@@ -1,10 +1,13 @@
-"""Config keys of the LayoutLMv3 detector, added to detectron2's defaults."""
+"""Config keys of the LayoutLMv3 detector, added to detectron2's defaults. Importing this module
+registers the detector's parts (:mod:`ditod.modeling`), which the keys name."""
 
 import difflib
 from pathlib import Path
 
 import yaml
 from detectron2.config import CfgNode as CN
+
+from . import modeling as _  # noqa: F401  (registers the backbone and meta-architecture)
 
 __all__ = [
     "ConfigError",

@@ -5,7 +5,7 @@ the data (``nonzero``, boolean indexing, ``repeat_interleave`` without ``output_
 ``bincount``, ``unique``) each block the host until the GPU has caught up. The same aten
 operations run on the CPU, so a dispatch mode can count them there, and the Python stack says
 whose code asked for each. (Pageable host-to-device copies also wait, but a CPU run cannot see
-them: the model's own copies are pinned and ``non_blocking``, see ``ditod/rcnn.py``.)
+them: the model's own copies are pinned and ``non_blocking``, see ``ditod/modeling/rcnn.py``.)
 """
 
 import sys

@@ -1,4 +1,4 @@
-"""Every rule of ditod.annotation_rules walked through the loader and the checker: what stops
+"""Every rule of ditod.data.annotation_rules walked through the loader and the checker: what stops
 the loader is the checker's error (same message), what the loader skips or fixes is the checker's
 warning, and the loader really does it."""
 
@@ -9,9 +9,9 @@ import logging
 import pytest
 from PIL import Image
 
-from ditod.annotation_rules import ERROR, FIX, SKIP, read_coco
-from ditod.dataset_check import check_dataset
-from ditod.datasets import load_layout_coco_json
+from ditod.data.annotation_rules import ERROR, FIX, SKIP, read_coco
+from ditod.data.dataset_check import check_dataset
+from ditod.data.datasets import load_layout_coco_json
 
 CLEAN = {
     "images": [{"id": 1, "file_name": "a.png", "width": 100, "height": 80},

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from ditod.datasets import load_layout_coco_json
+from ditod.data.datasets import load_layout_coco_json
 
 SCRIPT = Path(__file__).resolve().parents[1] / "datasets" / "cdla_to_coco.py"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from ditod.dataset_check import check_dataset
+from ditod.data.dataset_check import check_dataset
 
 CLI = Path(__file__).resolve().parents[1] / "tools" / "check_dataset.py"
 TINY = Path(__file__).resolve().parents[1] / "configs" / "tiny" / "cascade_layoutlmv3_tiny.yaml"

@@ -16,9 +16,9 @@ from detectron2.engine import default_argument_parser
 from detectron2.modeling import build_model
 
 from ditod import LayoutCheckpointer
-from ditod.class_sets import ClassSetMismatch, map_checkpoint_classes, remap_class_rows
 from ditod.config import load_config
-from ditod.datasets import read_categories
+from ditod.data.class_sets import ClassSetMismatch, map_checkpoint_classes, remap_class_rows
+from ditod.data.datasets import read_categories
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "tiny" / "cascade_layoutlmv3_tiny.yaml"

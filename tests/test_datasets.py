@@ -8,7 +8,7 @@ from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from ditod import add_layoutlmv3_config, register_layout_datasets
-from ditod.datasets import load_layout_coco_json
+from ditod.data.datasets import load_layout_coco_json
 
 
 def coco(categories, annotations, images=None):

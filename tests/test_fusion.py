@@ -1,11 +1,12 @@
-"""ditod.fusion against a naive per-box loop (x → columns, y → rows, each page's own size)."""
+"""ditod.modeling.fusion against a naive per-box loop (x → columns, y → rows, each page's own
+size)."""
 
 import math
 
 import pytest
 import torch
 
-from ditod.fusion import TextFusion, scatter_text_to_grid
+from ditod.modeling.fusion import TextFusion, scatter_text_to_grid
 
 
 def naive_text_map(feats, boxes, mask, sizes, grid_hw, stride):

@@ -19,19 +19,21 @@ from detectron2.utils.events import EventStorage
 from host_syncs import HostSyncCounter
 from transformers import LayoutLMv3Config
 
-from ditod import trainer as trainer_module
 from ditod.config import load_config
-from ditod.trainer import LayoutTrainStep, restore_rank_rng, rng_state
+from ditod.engine import trainer as trainer_module
+from ditod.engine.trainer import LayoutTrainStep, restore_rank_rng, rng_state
 from layoutlmv3 import LayoutLMv3Model
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "tiny" / "cascade_layoutlmv3_tiny.yaml"
-launch_module = importlib.import_module("ditod.launch")  # ditod.launch is also the function
+launch_module = importlib.import_module(
+    "ditod.engine.launch"
+)  # ditod.engine.launch is also the function
 
 
 @pytest.fixture
 def machine_with_8_gpus(monkeypatch):
-    """A CUDA machine as ditod.launch sees it, with launchers that only record their calls."""
+    """A CUDA machine as ditod.engine.launch sees it, with launchers that only record calls."""
     calls = []
     monkeypatch.setattr(launch_module.torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(launch_module.torch.cuda, "device_count", lambda: 8)

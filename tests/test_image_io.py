@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ditod.image_io import read_page_image
+from ditod.pages.image_io import read_page_image
 
 
 def test_exif_rotation_is_applied(tmp_path):

@@ -16,12 +16,12 @@ from PIL import Image
 from pycocotools.coco import COCO
 
 from ditod import LayoutCheckpointer, add_layoutlmv3_config
-from ditod import ocr as ocr_module
-from ditod.export import export_torchscript
-from ditod.inference import run_inference
-from ditod.page_inputs import collect_pages
+from ditod.deploy.export import export_torchscript
+from ditod.deploy.inference import run_inference
+from ditod.deploy.predictor import LayoutPredictor
+from ditod.pages import ocr as ocr_module
+from ditod.pages.page_inputs import collect_pages
 from ditod.plots import write_plots
-from ditod.predictor import LayoutPredictor
 
 ROOT = Path(__file__).resolve().parents[1]
 export_cli = import_script("tools/export_torchscript.py")

@@ -10,7 +10,7 @@ import torch
 from detectron2.data import transforms as T
 from PIL import Image
 
-from ditod.mapper import LayoutDatasetMapper
+from ditod.data.mapper import LayoutDatasetMapper
 from layoutlmv3 import OCRPageTokenizer
 
 WORDS = ["Figure", "Table", "accuracy", "results", "model", "Introduction"]

@@ -14,10 +14,10 @@ import pytest
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from PIL import Image
 
-from ditod.class_sets import check_class_sets
 from ditod.config import load_config
-from ditod.datasets import register_layout_datasets
-from ditod.mapper import LayoutDatasetMapper
+from ditod.data.class_sets import check_class_sets
+from ditod.data.datasets import register_layout_datasets
+from ditod.data.mapper import LayoutDatasetMapper
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLAYNET = ["text", "title", "list", "table", "figure"]

@@ -27,9 +27,9 @@ from detectron2.modeling import build_model
 from PIL import Image
 
 from ditod import LayoutCheckpointer, add_layoutlmv3_config
-from ditod import ocr as ocr_module
-from ditod.datasets import register_layout_dataset
-from ditod.mapper import LayoutDatasetMapper
+from ditod.data.datasets import register_layout_dataset
+from ditod.data.mapper import LayoutDatasetMapper
+from ditod.pages import ocr as ocr_module
 from layoutlmv3 import IncompatibleWeights
 from layoutlmv3.loading import UnsafeCheckpoint
 
@@ -395,7 +395,7 @@ def test_21_kill_9_of_the_ocr_step_then_rerun_redoes_only_what_is_missing(tmp_pa
 
 def test_22_nan_loss_stops_naming_the_iteration_and_the_term(tmp_path, bpe_folder, monkeypatch):
     from ditod import LayoutTrainer
-    from ditod.rcnn import VLGeneralizedRCNN
+    from ditod.modeling.rcnn import VLGeneralizedRCNN
 
     name = dataset(tmp_path, {"page.png": page_image()}, {"page.json": OCR_PAGE})
     cfg = tiny_cfg(bpe_folder)

@@ -8,7 +8,7 @@ import pytest
 from conftest import import_script
 from PIL import Image
 
-from ditod.datasets import load_layout_coco_json
+from ditod.data.datasets import load_layout_coco_json
 
 synthetic_pages = import_script("datasets/synthetic_pages.py")
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from ditod.optimizer import optimizer_param_groups
-from ditod.trainer import LayoutTrainStep, SkipSampler
+from ditod.engine.optimizer import optimizer_param_groups
+from ditod.engine.trainer import LayoutTrainStep, SkipSampler
 from layoutlmv3 import LayoutLMv3Model
 from layoutlmv3.modeling import LayoutLMv3Config
 

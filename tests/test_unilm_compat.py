@@ -17,8 +17,8 @@ from detectron2.modeling import build_model
 from transformers import LayoutLMv3Config
 
 from ditod import LayoutCheckpointer
-from ditod.backbone import LAYOUTLMV3_SIZES
 from ditod.config import load_config
+from ditod.modeling.backbone import LAYOUTLMV3_SIZES
 from layoutlmv3 import IncompatibleWeights, LayoutLMv3Model
 
 ROOT = Path(__file__).resolve().parents[1]

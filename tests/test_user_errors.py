@@ -11,8 +11,8 @@ import pytest
 from ocr_test_engines import OneLineEngine
 from PIL import Image
 
-from ditod.ocr import run_ocr
-from ditod.page_inputs import collect_pages
+from ditod.pages.ocr import run_ocr
+from ditod.pages.page_inputs import collect_pages
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "tiny" / "cascade_layoutlmv3_tiny.yaml"

@@ -22,7 +22,7 @@ from tabulate import tabulate
 
 from ditod.cli import add_debug_flag, run_tool
 from ditod.config import load_config
-from ditod.dataset_check import check_config_datasets, check_dataset
+from ditod.data.dataset_check import check_config_datasets, check_dataset
 
 
 def parse_args(argv=None):

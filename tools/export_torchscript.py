@@ -22,8 +22,8 @@ from detectron2.utils.logger import setup_logger
 from ditod import LayoutCheckpointer
 from ditod.cli import add_debug_flag, run_tool
 from ditod.config import load_config
-from ditod.export import export_torchscript
-from ditod.mapper import LayoutDatasetMapper
+from ditod.data.mapper import LayoutDatasetMapper
+from ditod.deploy.export import export_torchscript
 
 
 def main(argv=None) -> int:

@@ -23,10 +23,10 @@ from detectron2.utils.logger import setup_logger
 
 from ditod.cli import add_debug_flag, run_tool
 from ditod.config import load_config
-from ditod.inference import run_inference
-from ditod.ocr import ENGINES, PAGE_TIMEOUT, EngineUnavailable, write_failure_list
-from ditod.page_inputs import collect_pages
-from ditod.predictor import LayoutPredictor
+from ditod.deploy.inference import run_inference
+from ditod.deploy.predictor import LayoutPredictor
+from ditod.pages.ocr import ENGINES, PAGE_TIMEOUT, EngineUnavailable, write_failure_list
+from ditod.pages.page_inputs import collect_pages
 
 
 def parse_args(argv=None):

@@ -22,7 +22,7 @@ import ditod  # noqa: F401  (its shims must apply before detectron2 is imported)
 
 # isort: split
 from ditod.cli import add_debug_flag, run_tool
-from ditod.ocr import ENGINES, PAGE_TIMEOUT, EngineUnavailable, find_images, run_ocr
+from ditod.pages.ocr import ENGINES, PAGE_TIMEOUT, EngineUnavailable, find_images, run_ocr
 
 
 def parse_args(argv=None):

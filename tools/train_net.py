@@ -26,9 +26,9 @@ from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
 from ditod import LayoutCheckpointer, LayoutTrainer, launch, register_layout_datasets
-from ditod.class_sets import check_class_sets
 from ditod.cli import add_debug_flag, run_tool
 from ditod.config import load_config
+from ditod.data.class_sets import check_class_sets
 
 
 def datasets_used(cfg, args) -> tuple:

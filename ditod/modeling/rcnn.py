@@ -14,7 +14,8 @@ __all__ = ["VLGeneralizedRCNN"]
 class VLGeneralizedRCNN(GeneralizedRCNN):
     """``GeneralizedRCNN`` that pads the batch's text and passes it with the images to the
     backbone. Inputs may carry ``input_ids`` (L,) and ``bbox`` (L, 4) in 0..1000 of the augmented,
-    unpadded page (from :class:`ditod.mapper.LayoutDatasetMapper`); pages without them, and every
+    unpadded page (from :class:`ditod.data.mapper.LayoutDatasetMapper`); pages without them, and
+    every
     page when the model is image-only, get no text.
 
     Args:

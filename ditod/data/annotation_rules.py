@@ -1,7 +1,8 @@
 """The rules a COCO layout annotation file is read by, in one place.
 
-The loader (:func:`ditod.datasets.load_layout_coco_json`) applies them and the checker
-(:func:`ditod.dataset_check.check_dataset`) reports them, each finding with what the loader does:
+The loader (:func:`ditod.data.datasets.load_layout_coco_json`) applies them and the checker
+(:func:`ditod.data.dataset_check.check_dataset`) reports them, each finding with what the loader
+does:
 
 | rule | action |
 |---|---|

@@ -9,9 +9,9 @@ from pathlib import Path
 from PIL import Image
 from tqdm import tqdm
 
-from .image_io import read_page_image
-from .ocr import PAGE_TIMEOUT, run_ocr_jobs, write_json_atomic
-from .page_inputs import PageInput
+from ..pages.image_io import read_page_image
+from ..pages.ocr import PAGE_TIMEOUT, run_ocr_jobs, write_json_atomic
+from ..pages.page_inputs import PageInput
 from .predictor import LayoutPredictor
 from .visualization import draw_detections
 

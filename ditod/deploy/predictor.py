@@ -6,8 +6,8 @@ import torch
 from detectron2.modeling import build_model
 from detectron2.structures import Instances
 
-from .checkpoint import LayoutCheckpointer
-from .mapper import LayoutDatasetMapper
+from ..data.mapper import LayoutDatasetMapper
+from ..engine.checkpoint import LayoutCheckpointer
 
 __all__ = ["LayoutPredictor"]
 
@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 class LayoutPredictor:
     """Config + ``MODEL.WEIGHTS`` → detections for batches of pages.
 
-    Pages go through the test-time :class:`~ditod.mapper.LayoutDatasetMapper` (resize of
+    Pages go through the test-time :class:`~ditod.data.mapper.LayoutDatasetMapper` (resize of
     ``INPUT.MIN/MAX_SIZE_TEST``, OCR JSON → tokens with ``MODEL.LAYOUTLMV3.TEXT``), so a
     text-fused model sees its text as it did in evaluation.
 

@@ -29,10 +29,10 @@ from detectron2.utils.logger import setup_logger
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Sampler
 
+from ..data.class_sets import check_class_sets
+from ..data.mapper import LayoutDatasetMapper
 from .checkpoint import LayoutCheckpointer
-from .class_sets import check_class_sets
 from .evaluation import LayoutEvaluator
-from .mapper import LayoutDatasetMapper
 from .optimizer import build_optimizer
 
 __all__ = ["GatherRNGStates", "LayoutTrainStep", "LayoutTrainer", "SkipSampler", "restore_rank_rng"]

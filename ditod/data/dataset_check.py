@@ -1,6 +1,6 @@
 """Checks of a COCO layout dataset and its OCR JSON before training (``tools/check_dataset.py``).
 
-The annotation file is read by the loader's own rules (:mod:`ditod.annotation_rules`): what
+The annotation file is read by the loader's own rules (:mod:`ditod.data.annotation_rules`): what
 stops the loader is an error here, what it skips or fixes a warning saying so. Then the files
 the loader does not open but training reads: images missing on disk or of another size than the
 json says (errors), and the OCR JSON (unreadable or corner-format boxes: errors; pages without

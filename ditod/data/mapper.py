@@ -14,8 +14,8 @@ from detectron2.data import transforms as T
 
 from layoutlmv3 import EncodedPage, OCRPageTokenizer
 
-from .backbone import build_layoutlmv3_config
-from .image_io import read_page_image
+from ..modeling.backbone import build_layoutlmv3_config
+from ..pages.image_io import read_page_image
 
 __all__ = ["LayoutDatasetMapper", "build_page_tokenizer", "read_ocr_json"]
 

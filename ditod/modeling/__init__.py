@@ -1,0 +1,24 @@
+"""The detector: the LayoutLMv3 pyramid + FPN backbone with text fusion, and the VL R-CNN
+meta-architecture, both registered with detectron2 by importing this package."""
+
+from .backbone import (
+    LAYOUTLMV3_SIZES,
+    LayoutLMv3Backbone,
+    PageBatch,
+    build_layoutlmv3_config,
+    build_layoutlmv3_fpn_backbone,
+)
+from .fusion import FUSION_TYPES, TextFusion, scatter_text_to_grid
+from .rcnn import VLGeneralizedRCNN
+
+__all__ = [
+    "FUSION_TYPES",
+    "LAYOUTLMV3_SIZES",
+    "LayoutLMv3Backbone",
+    "PageBatch",
+    "TextFusion",
+    "VLGeneralizedRCNN",
+    "build_layoutlmv3_config",
+    "build_layoutlmv3_fpn_backbone",
+    "scatter_text_to_grid",
+]
