@@ -4,12 +4,13 @@ torch + transformers only; no detectron2 import here.
 """
 
 from .loading import IncompatibleWeights, load_state_dict
-from .modeling import LayoutLMv3DetectionOutput, LayoutLMv3Model
+from .modeling import LayoutLMv3DetectionModel, LayoutLMv3DetectionOutput, LayoutLMv3Model
 from .tokenization import EncodedPage, OCRPageTokenizer, load_tokenizer, normalize_box
 
 __all__ = [
     "EncodedPage",
     "IncompatibleWeights",
+    "LayoutLMv3DetectionModel",
     "LayoutLMv3DetectionOutput",
     "LayoutLMv3Model",
     "OCRPageTokenizer",

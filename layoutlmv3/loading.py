@@ -1,8 +1,9 @@
-"""Load LayoutLMv3 weights from transformers folders, single weight files and unilm checkpoints.
+"""Load LayoutLMv3 weights from single weight files and unilm checkpoints (hub folders load
+through transformers' ``from_pretrained``; see ``LayoutLMv3DetectionModel.from_pretrained``).
 
 Checkpoint keys are mapped onto the model's by stripping whatever prefix sits in front of the
 LayoutLMv3 names (``layoutlmv3.`` in hub checkpoints, ``backbone.bottom_up.backbone.`` in unilm's
-detectron2 checkpoints, none in a saved ``LayoutLMv3Model``); the prefix is found, not guessed
+detectron2 checkpoints, none in a saved model); the prefix is found, not guessed
 from a list. unilm's detectors hold the pyramid layers under ``encoder.fpn1/2``; they are renamed
 to this model's ``fpn1/2`` (the only difference in their key layout). Files are read with
 ``torch.load(weights_only=True)`` or safetensors.

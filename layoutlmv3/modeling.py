@@ -1,7 +1,9 @@
 """LayoutLMv3 for document layout detection.
 
-Parameter names equal ``transformers.LayoutLMv3Model``'s, so hub checkpoints load with a plain
-prefix strip. Unlike transformers' model it takes pages of any size divisible by the patch size
+Built on transformers' ``LayoutLMv3PreTrainedModel``: ``from_pretrained`` / ``save_pretrained``,
+weight initialisation and activation (gradient) checkpointing are transformers' own, and the
+parameter names equal ``transformers.LayoutLMv3Model``'s, so hub checkpoints load as they are.
+Unlike transformers' model it takes pages of any size divisible by the patch size
 (the 14×14 ``pos_embed`` is resized bicubically), attends through
 ``torch.nn.functional.scaled_dot_product_attention`` with text padding masked and the relative
 (1-D) and spatial (2-D) biases as trainable additive masks, and has gradient checkpointing and
@@ -12,18 +14,25 @@ from the patch tokens of ``out_features`` layers, plus the text tokens' hidden s
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from timm.layers import DropPath
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 from transformers import LayoutLMv3Config
 from transformers.activations import ACT2FN
+from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutput
+from transformers.models.layoutlmv3.modeling_layoutlmv3 import LayoutLMv3PreTrainedModel
 from transformers.utils import ModelOutput
 
-__all__ = ["LayoutLMv3DetectionOutput", "LayoutLMv3Model", "relative_position_bucket"]
+__all__ = [
+    "LayoutLMv3DetectionModel",
+    "LayoutLMv3DetectionOutput",
+    "LayoutLMv3Model",
+    "relative_position_bucket",
+]
 
 DEFAULT_OUT_FEATURES = ("layer3", "layer5", "layer7", "layer11")
 PYRAMID_STRIDES = (4, 8, 16, 32)
@@ -224,7 +233,9 @@ class LayoutLMv3Intermediate(nn.Module):
         return self.intermediate_act_fn(self.dense(hidden_states))
 
 
-class LayoutLMv3Layer(nn.Module):
+class LayoutLMv3Layer(GradientCheckpointingLayer):
+    """One transformer layer; transformers' activation checkpointing recomputes it when on."""
+
     def __init__(self, config: LayoutLMv3Config, drop_path: float = 0.0):
         super().__init__()
         self.attention = LayoutLMv3Attention(config, drop_path)
@@ -253,7 +264,6 @@ class LayoutLMv3Encoder(nn.Module):
         if self.has_spatial_attention_bias:
             self.rel_pos_x_bias = nn.Linear(config.rel_2d_pos_bins, heads, bias=False)
             self.rel_pos_y_bias = nn.Linear(config.rel_2d_pos_bins, heads, bias=False)
-        self.gradient_checkpointing = False
 
     @staticmethod
     def _bias(table: nn.Linear, coords: torch.Tensor, bins: int, max_distance: int):
@@ -314,26 +324,32 @@ class LayoutLMv3Encoder(nn.Module):
         """(B, L, D) → last hidden states (B, L, D), ``{i: output of layer i}`` for tap_layers."""
         taps = {}
         for index, layer in enumerate(self.layer):
-            if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
-                hidden_states = checkpoint(layer, hidden_states, attn_bias, use_reentrant=False)
-            else:
-                hidden_states = layer(hidden_states, attn_bias)
+            hidden_states = layer(hidden_states, attn_bias)
             if index in tap_layers:
                 taps[index] = hidden_states
         return hidden_states, taps
 
 
-class LayoutLMv3Model(nn.Module):
-    """LayoutLMv3 transformer over OCR text tokens and image patches.
+class LayoutLMv3DetectionModel(LayoutLMv3PreTrainedModel):
+    """LayoutLMv3 transformer over OCR text tokens and image patches, for layout detection.
+
+    A transformers ``PreTrainedModel``: ``from_pretrained`` (a hub folder, with or without the
+    ``layoutlmv3.`` prefix), ``save_pretrained`` and ``activation_checkpointing_enable`` /
+    ``gradient_checkpointing_enable`` work as for any transformers model. Single weight files
+    and unilm's detectron2 checkpoints load too (see :meth:`from_pretrained`).
 
     Args:
         config: ``transformers.LayoutLMv3Config``.
         detection: return the feature pyramid of ``out_features`` instead of hidden states.
         out_features: names ``layer<i>`` (0-based layer index) of the four pyramid levels, mapped
-            in order to strides 4, 8, 16 and 32.
+            in order to strides 4, 8, 16 and 32; the last must be the last layer.
         drop_path_rate: stochastic depth, linearly increasing to this rate at the last layer.
         gradient_checkpointing: recompute each layer in the backward pass.
     """
+
+    supports_gradient_checkpointing = True
+    # transformers' model keeps these derived buffers; this one computes them
+    _keys_to_ignore_on_load_unexpected = [r"position_ids", r"visual_bbox"]  # noqa: RUF012
 
     def __init__(
         self,
@@ -343,8 +359,7 @@ class LayoutLMv3Model(nn.Module):
         drop_path_rate: float = 0.0,
         gradient_checkpointing: bool = False,
     ):
-        super().__init__()
-        self.config = config
+        super().__init__(config)
         self.detection = detection
         if config.text_embed:
             self.embeddings = LayoutLMv3TextEmbeddings(config)
@@ -357,7 +372,6 @@ class LayoutLMv3Model(nn.Module):
             self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
             self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.encoder = LayoutLMv3Encoder(config, drop_path_rate)
-        self.encoder.gradient_checkpointing = gradient_checkpointing
 
         if detection:
             if len(out_features) != len(PYRAMID_STRIDES):
@@ -390,43 +404,35 @@ class LayoutLMv3Model(nn.Module):
             self.fpn2 = nn.Sequential(nn.ConvTranspose2d(dim, dim, kernel_size=2, stride=2))
             self.fpn3 = nn.Identity()
             self.fpn4 = nn.MaxPool2d(kernel_size=2, stride=2)
-        self.init_weights()
-
-    @classmethod
-    def from_pretrained(cls, path, config=None, strict: bool = False, **kwargs):
-        """Load a transformers folder, a ``.bin``/``.safetensors``/``.pth`` file plus ``config``
-        (a ``LayoutLMv3Config`` or ``config.json`` path; default: ``config.json`` beside the file),
-        with or without the ``layoutlmv3.`` prefix, or a unilm detection checkpoint. ``kwargs`` go
-        to the constructor. Missing / unexpected / mismatched keys are logged in one block; with
-        ``strict=True`` they raise."""
-        from .loading import load_pretrained
-
-        return load_pretrained(cls, path, config=config, strict=strict, **kwargs)
-
-    @property
-    def gradient_checkpointing(self) -> bool:
-        return self.encoder.gradient_checkpointing
-
-    @gradient_checkpointing.setter
-    def gradient_checkpointing(self, enabled: bool) -> None:
-        self.encoder.gradient_checkpointing = enabled
+        self.post_init()
+        if gradient_checkpointing:
+            self.activation_checkpointing_enable({"use_reentrant": False})
 
     @torch.no_grad()
-    def init_weights(self) -> None:
-        """transformers' initialisation: normal(0, initializer_range), zero biases, unit norms."""
-        std = self.config.initializer_range
-        for module in self.modules():
-            if isinstance(module, nn.Linear | nn.Conv2d | nn.ConvTranspose2d):
-                module.weight.normal_(0.0, std)
-                if module.bias is not None:
-                    module.bias.zero_()
-            elif isinstance(module, nn.Embedding):
-                module.weight.normal_(0.0, std)
-                if module.padding_idx is not None:
-                    module.weight[module.padding_idx].zero_()
-            elif isinstance(module, nn.LayerNorm | nn.BatchNorm2d):
-                module.weight.fill_(1.0)
-                module.bias.zero_()
+    def _init_weights(self, module) -> None:
+        """transformers' initialisation (normal(0, initializer_range), zero biases, unit norms,
+        padding rows zero), and zero ``cls_token`` / ``pos_embed`` as transformers' model."""
+        super()._init_weights(module)
+        if module is self and self.config.visual_embed:
+            self.cls_token.zero_()
+            self.pos_embed.zero_()
+
+    @classmethod
+    def from_pretrained(cls, path, *args, config=None, strict: bool = False, **kwargs):
+        """A transformers folder (``config.json`` + ``model.safetensors`` / ``pytorch_model.bin``,
+        with or without the ``layoutlmv3.`` prefix) through transformers' ``from_pretrained``;
+        a single ``.bin`` / ``.safetensors`` / ``.pth`` file with ``config`` (a
+        ``LayoutLMv3Config`` or a ``config.json`` path; default: the one beside the file), a
+        unilm detectron2 detector included, through :func:`layoutlmv3.loading.load_pretrained`,
+        whose one report lists missing / unexpected / mis-shaped keys (``strict=True`` raises
+        instead). ``kwargs`` go to the constructor (``detection``, ``out_features``, ...)."""
+        from .loading import WEIGHT_FILES, load_pretrained
+
+        folder = Path(path)
+        hub_folder = folder.is_dir() and any((folder / name).is_file() for name in WEIGHT_FILES)
+        if hub_folder and config is None and not strict and not args:
+            return super().from_pretrained(folder, **kwargs)
+        return load_pretrained(cls, path, config=config, strict=strict, **kwargs)
 
     @staticmethod
     def visual_bbox(height: int, width: int, device=None) -> torch.Tensor:
@@ -528,3 +534,8 @@ class LayoutLMv3Model(nn.Module):
             if has_text:
                 text_states[name] = tokens[:, :text_length]
         return LayoutLMv3DetectionOutput(feature_maps=feature_maps, text_hidden_states=text_states)
+
+
+# The name existing code imports; new code names LayoutLMv3DetectionModel (transformers has its own
+# LayoutLMv3Model, which takes only 224×224 pages).
+LayoutLMv3Model = LayoutLMv3DetectionModel

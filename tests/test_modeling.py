@@ -282,3 +282,32 @@ def test_pickle_with_code_is_refused(tmp_path):
     torch.save({"weight": _Exploit()}, path)
     with pytest.raises(ValueError, match=r"evil\.bin: not a weights-only torch checkpoint"):
         load_state_dict(path)
+
+
+def test_transformers_machinery_saves_loads_and_checkpoints(tmp_path):
+    """A transformers PreTrainedModel: save_pretrained → from_pretrained (detection kwargs to the
+    constructor), and a hub folder into detection mode leaves only the pyramid to initialise."""
+    import transformers
+
+    from layoutlmv3 import LayoutLMv3DetectionModel
+
+    model = detection_model().eval()
+    assert isinstance(model, transformers.PreTrainedModel)
+    model.save_pretrained(tmp_path / "saved")
+    again = LayoutLMv3DetectionModel.from_pretrained(
+        tmp_path / "saved", detection=True, out_features=model.out_features
+    ).eval()
+    for (name, a), b in zip(model.state_dict().items(), again.state_dict().values()):
+        assert torch.equal(a, b), name
+    hub = HFLayoutLMv3Model(tiny_config()).eval()
+    hub.save_pretrained(tmp_path / "hub")
+    loaded = LayoutLMv3DetectionModel.from_pretrained(
+        tmp_path / "hub", detection=True, out_features=model.out_features
+    )
+    hub_state = hub.state_dict()
+    for name, value in loaded.state_dict().items():
+        if not name.startswith(("fpn1.", "fpn2.")):
+            assert torch.equal(value, hub_state[name]), name
+    loaded.gradient_checkpointing_enable({"use_reentrant": False})
+    assert loaded.is_gradient_checkpointing
+    assert all(layer.gradient_checkpointing for layer in loaded.encoder.layer)

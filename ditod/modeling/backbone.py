@@ -11,7 +11,7 @@ from detectron2.modeling import BACKBONE_REGISTRY, FPN, Backbone
 from detectron2.modeling.backbone.fpn import LastLevelMaxPool
 from transformers import LayoutLMv3Config
 
-from layoutlmv3 import LayoutLMv3Model
+from layoutlmv3 import LayoutLMv3DetectionModel
 from layoutlmv3.modeling import PYRAMID_STRIDES
 
 from .fusion import FUSION_TYPES, TextFusion
@@ -95,15 +95,17 @@ class LayoutLMv3Backbone(Backbone):
     """LayoutLMv3 feature pyramid (strides 4/8/16/32) with text fused into chosen levels.
 
     Args:
-        model: a ``LayoutLMv3Model`` in detection mode.
+        model: a ``LayoutLMv3DetectionModel`` in detection mode.
         fusion_type: "" (none), "add", "gated" or "concat".
         fusion_layers: names among the model's ``out_features`` to fuse text into.
     """
 
-    def __init__(self, model: LayoutLMv3Model, fusion_type: str = "", fusion_layers=()):
+    def __init__(self, model: LayoutLMv3DetectionModel, fusion_type: str = "", fusion_layers=()):
         super().__init__()
         if not model.detection:
-            raise ValueError("LayoutLMv3Backbone needs a LayoutLMv3Model built with detection=True")
+            raise ValueError(
+                "LayoutLMv3Backbone needs a LayoutLMv3DetectionModel with detection=True"
+            )
         self.backbone = model
         config = model.config
         self._out_features = list(model.out_features)
@@ -176,7 +178,7 @@ class LayoutLMv3Backbone(Backbone):
 
 def build_layoutlmv3_backbone(cfg) -> LayoutLMv3Backbone:
     node = cfg.MODEL.LAYOUTLMV3
-    model = LayoutLMv3Model(
+    model = LayoutLMv3DetectionModel(
         build_layoutlmv3_config(cfg),
         detection=True,
         out_features=node.OUT_FEATURES,
