@@ -16,10 +16,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from detectron2.data import MetadataCatalog
 from PIL import Image
 
+from layoutlmv3.loading import load_checkpoint
+
 from .annotation_rules import ERROR, read_coco
-from .datasets import default_ocr_root
+from .class_sets import check_class_sets, map_checkpoint_classes
+from .datasets import default_ocr_root, register_layout_datasets
+from .mapper import build_page_tokenizer
 
 __all__ = ["DatasetReport", "check_config_datasets", "check_dataset"]
 
@@ -141,14 +146,6 @@ def check_config_datasets(cfg, names) -> DatasetReport:
     policy (OCR only for text models), then the class sets (datasets vs
     ``MODEL.ROI_HEADS.NUM_CLASSES`` vs the classes of ``MODEL.WEIGHTS``) and the tokenizer
     against the model's vocabulary. Messages name the dataset."""
-    from detectron2.data import MetadataCatalog
-
-    from layoutlmv3.loading import load_checkpoint
-
-    from .class_sets import check_class_sets, map_checkpoint_classes
-    from .datasets import register_layout_datasets
-    from .mapper import build_page_tokenizer
-
     report = DatasetReport()
     register_layout_datasets(cfg, names)
     uses_text = not cfg.MODEL.LAYOUTLMV3.IMAGE_ONLY
