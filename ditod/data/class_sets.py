@@ -26,13 +26,16 @@ class ClassSetMismatch(ValueError):
 
 
 def dataset_class_names(name: str) -> list[str]:
-    """The layout classes of a registered dataset, in contiguous-id order, read from its COCO
-    json's categories (without parsing its images and annotations) or from its metadata."""
+    """The layout classes of a registered dataset, in contiguous-id order, from its metadata,
+    else read from its COCO json's categories (without parsing its images and annotations) and
+    kept there (``thing_classes``, as the loader sets it)."""
     metadata = MetadataCatalog.get(name)
     if metadata.get("thing_classes", None) is not None:
         return list(metadata.thing_classes)
     if metadata.get("json_file", None):
-        return [c["name"] for c in layout_categories(read_categories(metadata.json_file))]
+        categories = layout_categories(read_categories(metadata.json_file))
+        metadata.set(thing_classes=[c["name"] for c in categories])
+        return list(metadata.thing_classes)
     DatasetCatalog.get(name)  # a dataset registered by other code fills its metadata on load
     return list(MetadataCatalog.get(name).get("thing_classes", []))
 

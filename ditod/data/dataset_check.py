@@ -5,9 +5,9 @@ stops the loader is an error here, what it skips or fixes a warning saying so. T
 the loader does not open but training reads: images missing on disk or of another size than the
 json says (errors), and the OCR JSON (unreadable or corner-format boxes: errors; pages without
 OCR: an error under ``MISSING_OCR error``, a warning under ``image_only``; boxes outside the
-page: warnings). :func:`check_config_datasets` checks the
-datasets of a config as training or evaluation with it would read them: its OCR policy and
-tokenizer, its class count and the classes of its ``MODEL.WEIGHTS``.
+page: warnings). :func:`check_config_datasets` checks the datasets of a config as training or
+evaluation with it would read them: its OCR policy and tokenizer, its class count and the
+classes of its ``MODEL.WEIGHTS``.
 """
 
 import json

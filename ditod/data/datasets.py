@@ -94,8 +94,7 @@ def read_categories(json_file) -> list[dict]:
 def load_layout_coco_json(json_file, image_root, ocr_root=None, dataset_name=None) -> list[dict]:
     """Dataset dicts of a COCO json, each with the path of its page's OCR JSON (``ocr_file``),
     read by the rules of :mod:`ditod.data.annotation_rules`: what they call an error raises
-    (naming the
-    file and the ids), what they skip or fix is logged and counted."""
+    (naming the file and the ids), what they skip or fix is logged and counted."""
     json_file = Path(json_file)
     ocr_root = Path(ocr_root) if ocr_root else default_ocr_root(image_root)
     try:

@@ -15,7 +15,6 @@ from layoutlmv3.loading import (
     DERIVED_BUFFERS,
     IncompatibleWeights,
     StateMatch,
-    checkpoint_prefix,
     find_weights_file,
     format_report,
     load_checkpoint,
@@ -163,13 +162,12 @@ class LayoutCheckpointer(DetectionCheckpointer):
     def _pretrained_backbone_state(self, state: dict, path: Path) -> tuple[dict, StateMatch]:
         backbone = self.model.backbone.bottom_up.backbone
         try:
-            checkpoint_prefix(state, path)
-        except IncompatibleWeights as error:
+            match = match_state_dict(backbone.state_dict(), state, str(path))
+        except IncompatibleWeights as error:  # no LayoutLMv3 encoder keys at all
             raise IncompatibleWeights(
                 f"{error}. MODEL.WEIGHTS must be a checkpoint of this detector or pretrained "
                 "LayoutLMv3 weights (e.g. a local copy of microsoft/layoutlmv3-base)"
             ) from None
-        match = match_state_dict(backbone.state_dict(), state, str(path))
         unused = unused_by_config(backbone.config)
         ignored = [k for k in match.unexpected if k.startswith(unused)] if unused else []
         if ignored:

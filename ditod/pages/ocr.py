@@ -190,15 +190,19 @@ class TesseractEngine:
 ENGINES = {e.name: e for e in (RapidOCREngine, PaddleOCREngine, TesseractEngine)}
 
 
+def _engine_class(engine):
+    if not isinstance(engine, str):
+        return engine
+    if engine not in ENGINES:
+        raise ValueError(f"OCR engine '{engine}' is not one of {sorted(ENGINES)}")
+    return ENGINES[engine]
+
+
 def build_engine(engine, **options):
     """An engine by name (one of :data:`ENGINES`) or from its class: any importable class whose
     instances have ``name`` and ``version`` and map an RGB array (H, W, 3) to ``[(box, text,
     score, polygon), ...]``. :class:`EngineUnavailable` says what to install or pass."""
-    if not isinstance(engine, str):
-        return engine(**options)
-    if engine not in ENGINES:
-        raise ValueError(f"OCR engine '{engine}' is not one of {sorted(ENGINES)}")
-    return ENGINES[engine](**options)
+    return _engine_class(engine)(**options)
 
 
 def ocr_page(engine, image_path) -> dict:
@@ -346,9 +350,9 @@ def run_ocr_jobs(jobs, failed_list, engine="rapidocr", workers=1, page_timeout=P
             pending.append((Path(image), Path(target)))
     logger.info("%d pages to OCR, %d already done", len(pending), summary.skipped)
     if pending:
-        build_engine(engine, **options)  # fail here, once and clearly, not in every worker
+        # an unknown name fails here; an engine that cannot load, in the first worker to try
+        label = _engine_class(engine).name
         start = time.perf_counter()
-        label = engine if isinstance(engine, str) else engine.name
         progress = tqdm(total=len(pending), unit="page", desc=f"OCR ({label})")
         if page_timeout or workers > 1:
             _run_in_workers(pending, summary, progress, engine, options, workers, page_timeout)
