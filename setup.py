@@ -24,6 +24,8 @@ REQUIRES = [
     "tensorboard>=2.14",
     "matplotlib>=3.7",
     "pypdfium2>=4.20",
+    # OCR / text extraction and batch inference past one machine (--ray-address)
+    "ray>=2.9",
 ]
 
 EXTRAS = {

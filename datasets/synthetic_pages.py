@@ -5,7 +5,9 @@
         [--language en|zh] [--columns 1 2] [--seed 0] [--split-val 0.2]
 
 Writes ``<out>/images/*.png``, ``<out>/OCR/*.json`` (``{"bbox": [[x, y, w, h]], "words", "W",
-"H"}``, the exact rendered lines) and ``<out>/{train,val}.json`` (COCO). Figure and table
+"H"}``, the exact rendered lines) and ``<out>/{train,val}.json`` (COCO); with ``--pdf`` also
+``<out>/pdf/*.pdf``, each page as a born-digital PDF (its text as real text in the embedded font,
+one point per pixel of the PNG, the rest as an image). Figure and table
 captions look alike ("Figure 3: …" / "Table 2: …", same font, below their object or alone in the
 text flow), so only their text tells them apart. English uses DejaVu (matplotlib ships it);
 Chinese needs a CJK font (``apt-get install fonts-wqy-microhei``, or ``--font``).
@@ -69,6 +71,7 @@ class PageWriter:
         self.image = Image.new("RGB", PAGE_SIZE, "white")
         self.draw = ImageDraw.Draw(self.image)
         self.boxes, self.ocr_boxes, self.ocr_words = [], [], []
+        self.texts = []  # (x, baseline y, text, font size) of every line drawn
 
     def font(self, size):
         return ImageFont.truetype(self.font_path, size)
@@ -83,6 +86,7 @@ class PageWriter:
         while width and self.draw.textlength(text, font=font) > width and len(text) > 1:
             text = text[:-1].rstrip()
         self.draw.text((x, y), text, fill="black", font=font)
+        self.texts.append((x, y + font.getmetrics()[0], text, size))
         x0, y0, x1, y1 = self.draw.textbbox((x, y), text, font=font)
         self.ocr_boxes.append([x0, y0, x1 - x0, y1 - y0])
         self.ocr_words.append(text)
@@ -177,6 +181,43 @@ class PageWriter:
         self.add("Footer", x0, y0, x1, y1)
 
 
+def write_pdf(page: PageWriter, path: Path) -> None:
+    """``page`` as a one-page PDF of its size in points: the image with its text erased as the
+    background, and each text line as real text in the page's font at its place."""
+    import ctypes
+
+    import pypdfium2
+    import pypdfium2.raw as pdfium_c
+
+    background = page.image.copy()
+    eraser = ImageDraw.Draw(background)
+    for x, y, w, h in page.ocr_boxes:
+        eraser.rectangle([x, y, x + w - 1, y + h - 1], fill="white")
+    width, height = page.image.size
+    document = pypdfium2.PdfDocument.new()
+    pdf_page = document.new_page(width, height)
+    image = pypdfium2.PdfImage.new(document)
+    image.set_bitmap(pypdfium2.PdfBitmap.from_pil(background))
+    image.set_matrix(pypdfium2.PdfMatrix().scale(width, height))
+    pdf_page.insert_obj(image)
+    data = Path(page.font_path).read_bytes()
+    buffer = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
+    font = pdfium_c.FPDFText_LoadFont(document, buffer, len(data), pdfium_c.FPDF_FONT_TRUETYPE, 1)
+    if not font:
+        raise ValueError(f"{page.font_path}: PDFium cannot embed this font")
+    for x, baseline, text, size in page.texts:
+        text_object = pdfium_c.FPDFPageObj_CreateTextObj(document, font, size)
+        encoded = ctypes.create_string_buffer((text + "\0").encode("utf-16-le"))
+        pdfium_c.FPDFText_SetText(text_object, ctypes.cast(encoded, pdfium_c.FPDF_WIDESTRING))
+        pdfium_c.FPDFPageObj_Transform(text_object, 1, 0, 0, 1, x, height - baseline)
+        pdfium_c.FPDFPage_InsertObject(pdf_page, text_object)
+    pdf_page.gen_content()
+    tmp = path.with_name(f".{path.name}.tmp")
+    document.save(str(tmp))
+    document.close()
+    os.replace(tmp, path)
+
+
 def _write_json(path: Path, data) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(data, ensure_ascii=False))
@@ -184,8 +225,9 @@ def _write_json(path: Path, data) -> None:
 
 
 def generate(out, pages=40, classes="cdla", language="en", columns=(1, 2), seed=0,
-             split_val=0.2, font=None) -> dict:  # fmt: skip
-    """Render ``pages`` pages into ``out``; returns ``{"train": json_path, "val": json_path}``."""
+             split_val=0.2, font=None, pdf=False) -> dict:  # fmt: skip
+    """Render ``pages`` pages into ``out`` (with ``pdf``, each also as ``pdf/<name>.pdf``);
+    returns ``{"train": json_path, "val": json_path}``."""
     out = Path(out)
     names = CDLA_CLASSES if classes == "cdla" else PUBLAYNET_CLASSES
     font_path = find_font(language, font)
@@ -201,6 +243,9 @@ def generate(out, pages=40, classes="cdla", language="en", columns=(1, 2), seed=
         page.render(rng.choice(list(columns)))
         name = f"{language}_{index:05d}"
         page.image.save(out / "images" / f"{name}.png")
+        if pdf:
+            (out / "pdf").mkdir(exist_ok=True)
+            write_pdf(page, out / "pdf" / f"{name}.pdf")
         _write_json(out / "OCR" / f"{name}.json", {"bbox": page.ocr_boxes,
                     "words": page.ocr_words, "W": PAGE_SIZE[0], "H": PAGE_SIZE[1]})  # fmt: skip
         split = splits["val" if index >= pages - num_val else "train"]
@@ -229,11 +274,12 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--split-val", type=float, default=0.2)
     parser.add_argument("--font", help="a TrueType font to use instead of the default")
+    parser.add_argument("--pdf", action="store_true", help="also write each page as a PDF")
     args = parser.parse_args(argv)
     try:
         paths = generate(args.out, args.pages, args.classes, args.language, tuple(args.columns),
-                         args.seed, args.split_val, args.font)  # fmt: skip
-    except FileNotFoundError as error:
+                         args.seed, args.split_val, args.font, args.pdf)  # fmt: skip
+    except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(json.dumps({k: str(v) for k, v in paths.items()}))

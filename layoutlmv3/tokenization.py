@@ -176,6 +176,15 @@ class OCRPageTokenizer:
                 f"{source}: 'words' and 'bbox' have different lengths "
                 f"({len(words)} vs {len(boxes)})"
             )
+        engine = page.get("engine")
+        read = engine.get("first_tokens", 0) if isinstance(engine, dict) else 0
+        if read and not 0 < self.tokens_per_segment <= read:
+            keeps = f"{self.tokens_per_segment}" if self.tokens_per_segment else "all"
+            raise ValueError(
+                f"{source}: OCR read only the first {read} tokens of each line (first-token "
+                f"OCR) but the model keeps {keeps} tokens per segment (TOKENS_PER_SEGMENT): "
+                f"OCR again without first-token mode, or set TOKENS_PER_SEGMENT to 1..{read}"
+            )
         width, height = page.get("W"), page.get("H")
         if words and not (
             isinstance(width, int | float) and isinstance(height, int | float)

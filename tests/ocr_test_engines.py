@@ -1,5 +1,7 @@
 """OCR engines for tests that run in spawned OCR worker processes (importable by name there)."""
 
+import os
+import signal
 import time
 
 
@@ -17,3 +19,16 @@ class OneLineEngine:
         if width > height:
             time.sleep(self.delay)
         return [([1.0, 1.0, 10.0, 5.0], "text", 0.9, [[1, 1], [11, 1], [11, 6], [1, 6]])]
+
+
+class DyingEngine(OneLineEngine):
+    """:class:`OneLineEngine` whose process is killed (SIGKILL, as by ``kill -9`` or a lost
+    machine) on pages wider than they are tall."""
+
+    name = "dying"
+
+    def __call__(self, image):
+        height, width = image.shape[:2]
+        if width > height:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().__call__(image)

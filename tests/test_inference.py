@@ -85,7 +85,7 @@ def test_infer_cli_writes_json_overlays_and_coco_and_skips_a_broken_page(
         "MODEL.LAYOUTLMV3.TEXT.TOKENIZER", tokenizer, "MODEL.ROI_HEADS.NUM_CLASSES", 2,
     )  # fmt: skip
     assert result.returncode == 1, result.stderr[-3000:]
-    assert "6 pages done, 1 skipped" in result.stdout
+    assert "6 pages done, 0 done by an earlier run, 1 skipped" in result.stdout
     failed = (out / "failed.txt").read_text()
     assert "broken.png" in failed and "truncated" in failed.lower()
 
@@ -115,6 +115,12 @@ def test_infer_cli_writes_json_overlays_and_coco_and_skips_a_broken_page(
     results = coco.loadRes(str(out / "coco_instances_results.json"))
     assert len(results.getImgIds()) == 6 and len(results.getAnnIds()) == total
     assert [c["name"] for c in coco.loadCats(coco.getCatIds())] == CLASSES
+
+    written = (out / "coco_instances_results.json").read_bytes()
+    (out / "overlays" / "page_003.png").unlink()  # as if the run had died on that page
+    again = infer(*result.args[2:])
+    assert "1 pages done, 5 done by an earlier run, 1 skipped" in again.stdout, again.stderr
+    assert (out / "coco_instances_results.json").read_bytes() == written
 
 
 class FakeEngine:

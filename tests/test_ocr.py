@@ -48,7 +48,7 @@ def test_default_engine_reads_the_words_where_they_are(rendered, tmp_path):
     out = tmp_path / "OCR"
     result = ocr_cli(rendered / "images", "--out", out, "--workers", 2)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "3 done, 0 skipped" in result.stdout
+    assert "3 OCR'd, 0 skipped" in result.stdout
     found_words, total_words, matched_lines, total_lines = 0, 0, 0, 0
     for truth_file in sorted((rendered / "truth").glob("*.json")):
         truth = json.loads(truth_file.read_text())
@@ -75,7 +75,7 @@ def test_rerun_redoes_only_missing_and_invalid_pages(rendered, tmp_path):
     second.write_text('{"words": ["a"], "bbox": [')  # truncated by a crash
     before = third.stat().st_mtime_ns
     result = ocr_cli(rendered / "images", "--out", out, "--workers", 1)
-    assert "2 done, 1 skipped" in result.stdout
+    assert "2 OCR'd, 1 skipped" in result.stdout
     assert is_valid_ocr_json(first) and is_valid_ocr_json(second)
     assert third.stat().st_mtime_ns == before
 
@@ -89,7 +89,7 @@ def test_corrupt_page_is_counted_and_blank_page_is_empty(tmp_path):
     (images / "broken.jpg").write_bytes(data[: len(data) // 3])
     result = ocr_cli(images, "--workers", 1)
     assert result.returncode == 1
-    assert "1 done, 0 skipped" in result.stdout and "1 failed" in result.stdout
+    assert "1 OCR'd, 0 skipped" in result.stdout and "1 failed" in result.stdout
     blank = json.loads((tmp_path / "OCR" / "blank.json").read_text())
     assert blank["words"] == [] and blank["bbox"] == [] and (blank["W"], blank["H"]) == (300, 200)
     failed = (tmp_path / "OCR" / "ocr_failed.txt").read_text()

@@ -389,7 +389,7 @@ def test_21_kill_9_of_the_ocr_step_then_rerun_redoes_only_what_is_missing(tmp_pa
     stamps = {p.name: p.stat().st_mtime_ns for p in done}
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert f"{4 - len(done)} done, {len(done)} skipped" in result.stdout
+    assert f"{4 - len(done)} OCR'd, {len(done)} skipped" in result.stdout
     assert all(p.stat().st_mtime_ns == stamps[p.name] for p in done)
 
 
@@ -450,7 +450,7 @@ def test_23_disk_full_while_writing_a_checkpoint_or_ocr_json(tmp_path, bpe_folde
             return []
 
     monkeypatch.setitem(ocr_module.ENGINES, "fake", Engine)
-    monkeypatch.setattr(ocr_module, "is_valid_ocr_json", lambda path: False)
+    monkeypatch.setattr(ocr_module, "is_valid_ocr_json", lambda path, first_tokens=0: False)
     write_text = Path.write_text
 
     def partial_then_full(path, text, *args, **kwargs):

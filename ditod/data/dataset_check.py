@@ -47,13 +47,21 @@ def _upright_size(path: Path) -> tuple[int, int]:
     return width, height
 
 
-def _check_ocr(path: Path, width, height, report: DatasetReport) -> None:
+def _check_ocr(path: Path, width, height, report: DatasetReport, tokens_per_segment=None):
     try:
         page = json.loads(path.read_text(encoding="utf-8"))
         words, boxes = page["words"], page["bbox"]
     except (OSError, ValueError, KeyError, TypeError) as error:
         report.errors.append(f"{path}: unreadable OCR JSON ({type(error).__name__}: {error})")
         return
+    engine = page.get("engine")
+    read = engine.get("first_tokens", 0) if isinstance(engine, dict) else 0
+    if read and tokens_per_segment is not None and not 0 < tokens_per_segment <= read:
+        report.errors.append(
+            f"{path}: OCR read only the first {read} tokens of each line (--first-tokens) but "
+            f"TOKENS_PER_SEGMENT is {tokens_per_segment} (0: all): OCR again without "
+            f"--first-tokens, or set TOKENS_PER_SEGMENT to 1..{read}"
+        )
     if len(words) != len(boxes):
         report.errors.append(f"{path}: {len(words)} words but {len(boxes)} boxes")
         return
@@ -80,10 +88,12 @@ def _check_ocr(path: Path, width, height, report: DatasetReport) -> None:
 
 
 def check_dataset(json_file, image_root, ocr_root=None, check_ocr: bool = True,
-                  missing_ocr: str = "image_only") -> DatasetReport:  # fmt: skip
+                  missing_ocr: str = "image_only",
+                  tokens_per_segment=None) -> DatasetReport:  # fmt: skip
     """Check one COCO json, its images and (with ``check_ocr``) their OCR JSON; pages without
     OCR JSON are an error under ``missing_ocr="error"`` (``MODEL.LAYOUTLMV3.TEXT.MISSING_OCR``),
-    a warning under ``"image_only"``."""
+    a warning under ``"image_only"``. With ``tokens_per_segment`` (the config's
+    ``TOKENS_PER_SEGMENT``), first-token OCR that read fewer tokens per line is an error."""
     report = DatasetReport()
     json_file, image_root = Path(json_file), Path(image_root)
     ocr_root = Path(ocr_root) if ocr_root else default_ocr_root(image_root)
@@ -119,7 +129,7 @@ def check_dataset(json_file, image_root, ocr_root=None, check_ocr: bool = True,
         if check_ocr:
             ocr_file = ocr_root / Path(image["file_name"]).with_suffix(".json")
             if ocr_file.is_file():
-                _check_ocr(ocr_file, *declared, report)
+                _check_ocr(ocr_file, *declared, report, tokens_per_segment)
             else:
                 pages_without_ocr += 1
     if pages_without_ocr and missing_ocr == "error":
@@ -154,9 +164,11 @@ def check_config_datasets(cfg, names) -> DatasetReport:
         if not metadata.get("json_file", None):
             report.warnings.append(f"[{name}] registered without a COCO json: not checked")
             continue
+        text = cfg.MODEL.LAYOUTLMV3.TEXT
         checked = check_dataset(metadata.json_file, metadata.image_root,
                                 metadata.get("ocr_root", None), check_ocr=uses_text,
-                                missing_ocr=cfg.MODEL.LAYOUTLMV3.TEXT.MISSING_OCR)  # fmt: skip
+                                missing_ocr=text.MISSING_OCR,
+                                tokens_per_segment=text.TOKENS_PER_SEGMENT)  # fmt: skip
         report.errors += [f"[{name}] {message}" for message in checked.errors]
         report.warnings += [f"[{name}] {message}" for message in checked.warnings]
         for cls, count in checked.class_counts.items():

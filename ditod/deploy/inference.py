@@ -1,29 +1,37 @@
 """An inference run over pages: OCR where the model reads text, detection in batches, and per
 page a JSON of detections and an overlay PNG, plus COCO files for the whole run."""
 
+import json
 import logging
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+from detectron2.structures import Boxes, Instances
 from PIL import Image
 from tqdm import tqdm
 
 from ..pages.image_io import read_page_image
-from ..pages.ocr import PAGE_TIMEOUT, run_ocr_jobs, write_json_atomic
+from ..pages.ocr import PAGE_TIMEOUT, PageJob, run_ocr_jobs, write_json_atomic
 from ..pages.page_inputs import PageInput
 from .predictor import LayoutPredictor
 from .visualization import draw_detections
 
-__all__ = ["InferenceSummary", "page_detections", "run_inference"]
+__all__ = ["InferenceSummary", "page_detections", "run_inference", "run_inference_on_ray"]
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
 class InferenceSummary:
+    """``done``: pages detected; ``skipped``: pages an earlier run finished; ``failed``:
+    ``(source, error message)`` of pages skipped for an error."""
+
     done: int = 0
-    failed: list = field(default_factory=list)  # (source, error message)
+    skipped: int = 0
+    failed: list = field(default_factory=list)
 
 
 def page_detections(instances, class_names) -> list[dict]:
@@ -44,23 +52,119 @@ def _save_png_atomic(image, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _ocr_files(predictor, pages, out_dir: Path, ocr_root, engine: str, workers: int,
-               page_timeout) -> dict:  # fmt: skip
-    """Page name → its OCR JSON: under ``ocr_root`` when given, else OCR'd into ``out/ocr``."""
-    if not predictor.uses_text:
+def _ocr_files(uses_text: bool, pages, out_dir: Path, ocr_root, engine: str, workers,
+               page_timeout, text_layer: bool, ray_address) -> dict:  # fmt: skip
+    """Page name → its OCR JSON: under ``ocr_root`` when given, else written into ``out/ocr``
+    (a PDF page's from its text layer when usable, else by OCR)."""
+    if not uses_text:
         return {}
     root = Path(ocr_root) if ocr_root else out_dir / "ocr"
     files = {page.name: root / f"{page.name}.json" for page in pages}
     if not ocr_root:
-        jobs = [(page.image, files[page.name]) for page in pages]
-        run_ocr_jobs(jobs, out_dir / "ocr_failed.txt", engine, workers, page_timeout)
+        jobs = [PageJob(page.image, files[page.name], page.pdf, page.page_index) for page in pages]
+        run_ocr_jobs(jobs, out_dir / "ocr_failed.txt", engine, workers, page_timeout,
+                     text_layer=text_layer, ray_address=ray_address)  # fmt: skip
     return files
+
+
+def _finished(out_dir: Path, page: PageInput) -> dict | None:
+    """The predictions JSON of a page an earlier run finished (its overlay written too)."""
+    path = out_dir / "predictions" / f"{page.name}.json"
+    if not (out_dir / "overlays" / f"{page.name}.png").is_file():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and "detections" in record else None
+
+
+def _instances(detections: list[dict], width: int, height: int) -> Instances:
+    """:func:`page_detections` entries back as ``Instances`` (for drawing)."""
+    instances = Instances((height, width))
+    instances.pred_boxes = Boxes(torch.tensor([d["bbox"] for d in detections],
+                                              dtype=torch.float32).reshape(-1, 4))  # fmt: skip
+    instances.scores = torch.tensor([d["score"] for d in detections], dtype=torch.float32)
+    instances.pred_classes = torch.tensor([d["category_id"] for d in detections],
+                                          dtype=torch.int64)  # fmt: skip
+    return instances
+
+
+class _RunWriter:
+    """Writes each page's outputs as its detections arrive, and the run's COCO files."""
+
+    def __init__(self, out_dir: Path, pages: list[PageInput], class_names):
+        self.out_dir, self.class_names = out_dir, class_names
+        self.records = {}
+        self.summary = InferenceSummary()
+        self.pending = []
+        for page in pages:
+            if record := _finished(out_dir, page):
+                self.records[page.name] = record
+                self.summary.skipped += 1
+            else:
+                self.pending.append(page)
+        if self.summary.skipped:
+            logger.info("%d pages already done (predictions and overlay written), %d to detect",
+                        self.summary.skipped, len(self.pending))  # fmt: skip
+        self.pages = pages
+        self.progress = tqdm(total=len(self.pending), unit="page", desc="detect")
+
+    def page_done(self, page: PageInput, width: int, height: int, detections: list,
+                  class_names=None) -> None:  # fmt: skip
+        self.class_names = self.class_names or class_names
+        record = {"source": page.source, "image": str(page.image), "width": width,
+                  "height": height, "detections": detections}  # fmt: skip
+        page_image = read_page_image(page.image, format="RGB")
+        overlay = draw_detections(page_image, _instances(detections, width, height),
+                                  self.class_names)  # fmt: skip
+        write_json_atomic(self.out_dir / "predictions" / f"{page.name}.json", record)
+        _save_png_atomic(overlay, self.out_dir / "overlays" / f"{page.name}.png")
+        self.records[page.name] = record
+        self.summary.done += 1
+        self.progress.update()
+
+    def page_failed(self, page: PageInput, error: str) -> None:
+        self.summary.failed.append((page.source, error))
+        logger.error("skipped %s: %s", page.source, error)
+        self.progress.update()
+
+    def finish(self) -> InferenceSummary:
+        self.progress.close()
+        images, results = [], []
+        for page in self.pages:
+            record = self.records.get(page.name)
+            if record is None:
+                continue
+            image_id = len(images) + 1
+            images.append({"id": image_id, "file_name": str(page.image),
+                           "width": record["width"], "height": record["height"]})  # fmt: skip
+            for d in record["detections"]:
+                x0, y0, x1, y1 = d["bbox"]
+                results.append({"image_id": image_id, "category_id": d["category_id"] + 1,
+                                "bbox": [x0, y0, round(x1 - x0, 2), round(y1 - y0, 2)],
+                                "score": d["score"]})  # fmt: skip
+        if self.class_names:
+            categories = [{"id": i + 1, "name": n} for i, n in enumerate(self.class_names)]
+        else:  # no page detected in this run: the categories an earlier run wrote
+            categories = _earlier_categories(self.out_dir / "coco_pages.json")
+        write_json_atomic(self.out_dir / "coco_pages.json",
+                          {"images": images, "categories": categories})  # fmt: skip
+        write_json_atomic(self.out_dir / "coco_instances_results.json", results)
+        return self.summary
+
+
+def _earlier_categories(path: Path) -> list:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))["categories"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
 
 
 def run_inference(predictor: LayoutPredictor, pages: list[PageInput], out_dir, *,
                   batch_size: int = 1, ocr_root=None, ocr_engine: str = "rapidocr",
-                  ocr_workers: int = 1,
-                  ocr_page_timeout=PAGE_TIMEOUT) -> InferenceSummary:  # fmt: skip
+                  ocr_workers=None, ocr_page_timeout=PAGE_TIMEOUT,
+                  text_layer: bool = True) -> InferenceSummary:  # fmt: skip
     """Detect on ``pages`` and write into ``out_dir``:
 
     - ``predictions/<name>.json``: source, page size and detections (:func:`page_detections`);
@@ -69,46 +173,82 @@ def run_inference(predictor: LayoutPredictor, pages: list[PageInput], out_dir, *
       1..K in model order) and ``coco_pages.json`` (their ``images`` and ``categories``);
     - ``ocr/<name>.json`` for a text-reading model when ``ocr_root`` is not given.
 
-    A page that cannot be read (image, OCR JSON) is logged, counted and skipped.
+    Pages whose predictions and overlay an earlier run wrote are not detected again (the COCO
+    files cover them). A page that cannot be read (image, OCR JSON) is logged, counted and
+    skipped.
     """
     out_dir = Path(out_dir)
-    summary = InferenceSummary()
-    ocr_files = _ocr_files(predictor, pages, out_dir, ocr_root, ocr_engine, ocr_workers,
-                           ocr_page_timeout)  # fmt: skip
-    images, results = [], []
-    progress = tqdm(total=len(pages), unit="page", desc="detect")
-    for start in range(0, len(pages), batch_size):
+    writer = _RunWriter(out_dir, pages, predictor.class_names)
+    ocr_files = _ocr_files(predictor.uses_text, writer.pending, out_dir, ocr_root, ocr_engine,
+                           ocr_workers, ocr_page_timeout, text_layer, None)  # fmt: skip
+    todo = writer.pending
+    for start in range(0, len(todo), batch_size):
         batch, inputs = [], []
-        for page in pages[start : start + batch_size]:
+        for page in todo[start : start + batch_size]:
             try:
                 inputs.append(predictor.map_page(page.image, ocr_files.get(page.name)))
                 batch.append(page)
             except (OSError, ValueError) as error:
-                summary.failed.append((page.source, str(error)))
-                logger.error("skipped %s: %s", page.source, error)
+                writer.page_failed(page, str(error))
         for page, mapped, instances in zip(batch, inputs, predictor(inputs) if inputs else []):
             detections = page_detections(instances, predictor.class_names)
-            height, width = mapped["height"], mapped["width"]
-            write_json_atomic(
-                out_dir / "predictions" / f"{page.name}.json",
-                {"source": page.source, "image": str(page.image), "width": width,
-                 "height": height, "detections": detections},
-            )  # fmt: skip
-            page_image = read_page_image(page.image, format="RGB")
-            overlay = draw_detections(page_image, instances, predictor.class_names)
-            _save_png_atomic(overlay, out_dir / "overlays" / f"{page.name}.png")
-            image_id = len(images) + 1
-            images.append({"id": image_id, "file_name": str(page.image), "width": width,
-                           "height": height})  # fmt: skip
-            for d in detections:
-                x0, y0, x1, y1 = d["bbox"]
-                results.append({"image_id": image_id, "category_id": d["category_id"] + 1,
-                                "bbox": [x0, y0, round(x1 - x0, 2), round(y1 - y0, 2)],
-                                "score": d["score"]})  # fmt: skip
-            summary.done += 1
-        progress.update(len(pages[start : start + batch_size]))
-    progress.close()
-    categories = [{"id": i + 1, "name": n} for i, n in enumerate(predictor.class_names)]
-    write_json_atomic(out_dir / "coco_pages.json", {"images": images, "categories": categories})
-    write_json_atomic(out_dir / "coco_instances_results.json", results)
-    return summary
+            writer.page_done(page, mapped["width"], mapped["height"], detections)
+    return writer.finish()
+
+
+class DetectorActor:
+    """A :class:`LayoutPredictor` on a Ray worker: page image bytes (and OCR JSON text) in,
+    ``(width, height, detections, class names)`` out."""
+
+    def __init__(self, cfg, threads: int):
+        if cfg.MODEL.DEVICE == "cpu":
+            torch.set_num_threads(threads)
+        self.predictor = LayoutPredictor(cfg)
+        self.scratch = Path(tempfile.mkdtemp(prefix="ditod-ray-"))
+
+    def detect(self, image: bytes, suffix: str, ocr_text: str | None):
+        image_file = self.scratch / f"page{suffix}"
+        image_file.write_bytes(image)
+        ocr_file = None
+        if ocr_text is not None:
+            ocr_file = self.scratch / "page.json"
+            ocr_file.write_text(ocr_text, encoding="utf-8")
+        mapped = self.predictor.map_page(image_file, ocr_file)
+        (instances,) = self.predictor([mapped])
+        detections = page_detections(instances, self.predictor.class_names)
+        return mapped["width"], mapped["height"], detections, self.predictor.class_names
+
+
+def run_inference_on_ray(cfg, pages: list[PageInput], out_dir, address: str, *, workers=None,
+                         threads: int = 1, ocr_root=None, ocr_engine: str = "rapidocr",
+                         ocr_page_timeout=PAGE_TIMEOUT, text_layer: bool = True,
+                         page_timeout=None) -> InferenceSummary:  # fmt: skip
+    """:func:`run_inference` with detection (and OCR) on a Ray cluster: ``workers`` actors
+    (default: as many as the cluster holds), each a model built from ``cfg`` on one GPU when
+    ``MODEL.DEVICE`` is CUDA, else on ``threads`` CPUs. Outputs are written here, per page."""
+    from ..pages.ray_pool import run_on_ray
+
+    out_dir = Path(out_dir)
+    writer = _RunWriter(out_dir, pages, None)
+    uses_text = not cfg.MODEL.LAYOUTLMV3.IMAGE_ONLY
+    ocr_files = _ocr_files(uses_text, writer.pending, out_dir, ocr_root, ocr_engine, None,
+                           ocr_page_timeout, text_layer, address)  # fmt: skip
+    todo = []
+    for page in writer.pending:
+        ocr_file = ocr_files.get(page.name)
+        if ocr_file is not None and not Path(ocr_file).is_file():
+            writer.page_failed(page, f"{ocr_file}: OCR JSON not found")
+        else:
+            todo.append(page)
+
+    def payload(page):
+        ocr_file = ocr_files.get(page.name)
+        text = Path(ocr_file).read_text(encoding="utf-8") if ocr_file else None
+        return page.image.read_bytes(), page.image.suffix, text
+
+    gpus = 1 if cfg.MODEL.DEVICE.startswith("cuda") else 0
+    run_on_ray(address, DetectorActor, (cfg, threads), "detect", todo, payload,
+               lambda page, result: writer.page_done(page, *result), writer.page_failed,
+               workers=workers, cpus=1 if gpus else threads, gpus=gpus,
+               item_timeout=page_timeout)  # fmt: skip
+    return writer.finish()

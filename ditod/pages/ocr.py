@@ -1,6 +1,9 @@
 """OCR preprocessing: one JSON per page image, ``{"bbox": [[x, y, w, h], ...], "words": [...],
 "W": width, "H": height}`` plus ``scores``, ``polys`` and an ``engine`` record (DESIGN §3, §6).
 
+Pages rendered from a PDF take their text from the PDF's text layer when it has a usable one
+(:mod:`.pdf_text`, ~100× faster than OCR); the others are OCR'd.
+
 Engines sit behind one small interface (an image in, text lines out): ``rapidocr`` (default; its
 models ship in the wheel), ``paddleocr`` (2.x ``ocr`` and 3.x ``predict`` APIs) and ``tesseract``.
 Runs are resumable (pages whose JSON exists and is valid are skipped), parallel (one engine per
@@ -11,6 +14,7 @@ the per-page time limit has its worker killed and is listed as failed.
 
 import ctypes
 import importlib.metadata
+import io
 import json
 import logging
 import multiprocessing
@@ -22,17 +26,26 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
+from typing import NamedTuple
 
 import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
+from .first_tokens import first_words, prefix_widths
 from .image_io import degenerate_page, read_page_image
+from .pdf_text import PdfTextLayer
 
 __all__ = [
     "ENGINES",
     "EngineUnavailable",
+    "OCRActor",
     "OCRSummary",
+    "PageJob",
+    "available_cores",
     "build_engine",
+    "default_layout",
     "find_images",
     "is_valid_ocr_json",
     "ocr_page",
@@ -46,9 +59,16 @@ logger = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 # Seconds one page may take (the densest PubLayNet pages take ~20 s on 2 cores).
 PAGE_TIMEOUT = 300.0
+# Cores per OCR engine process by default (see default_layout).
+THREADS_PER_WORKER = 4
 # Seconds a worker process may take to start and load its engine.
 WORKER_START_TIMEOUT = 600.0
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+# Narrowest recogniser input (pixels at its 48-pixel height) in first-token mode, for line
+# starts and for lines recognised whole (measured on PubLayNet: benchmarks/ocr_first_tokens.py).
+PREFIX_MIN_WIDTH = 64
+LINE_MIN_WIDTH = 192
+_NO_TEXT = SimpleNamespace(txts=(), scores=())
 
 
 class EngineUnavailable(RuntimeError):
@@ -72,11 +92,18 @@ def _line(poly, text, score):
 
 
 class RapidOCREngine:
-    """RapidOCR (PP-OCR models in ONNX, shipped in the wheel; offline)."""
+    """RapidOCR (PP-OCR models in ONNX, shipped in the wheel; offline).
+
+    Args:
+        first_tokens: k > 0 recognises only the start of each line, enough for its first k
+            tokens (see :mod:`.first_tokens`); its lines' text is then their first k words.
+        threads: onnxruntime intra-op threads of each model (-1: onnxruntime's default).
+    """
 
     name = "rapidocr"
+    supports_first_tokens = True
 
-    def __init__(self, use_angle_cls: bool = True, threads: int = -1, **_):
+    def __init__(self, use_angle_cls: bool = True, threads: int = -1, first_tokens: int = 0, **_):
         try:
             from rapidocr import RapidOCR
         except ImportError as error:
@@ -84,17 +111,64 @@ class RapidOCREngine:
                 "rapidocr is not installed: pip install 'layoutlmv3-ditod[ocr]' "
                 "(rapidocr + onnxruntime)"
             ) from error
+        if first_tokens < 0:
+            raise ValueError(f"first_tokens must be >= 0 (0: whole lines), got {first_tokens}")
         logging.getLogger("RapidOCR").setLevel(logging.WARNING)
         params = {"EngineConfig.onnxruntime.intra_op_num_threads": threads} if threads > 0 else None
         self.engine = RapidOCR(params=params)
         self.use_angle_cls = use_angle_cls
+        self.first_tokens = first_tokens
         self.version = _version("rapidocr")
 
     def __call__(self, image: np.ndarray) -> list:
+        if self.first_tokens:
+            return self._line_starts(image)
         result = self.engine(image, use_cls=self.use_angle_cls)
         if result.boxes is None or result.txts is None:
             return []
         return [_line(p, t, s) for p, t, s in zip(result.boxes, result.txts, result.scores)]
+
+    def _line_starts(self, image: np.ndarray) -> list:
+        """RapidOCR's detection, angle classification and recognition steps, with each line
+        recognised only up to a little past its (k+1)-th word (see :mod:`.first_tokens`)."""
+        from rapidocr.main import RapidOCRError
+        from rapidocr.utils.process_img import map_boxes_to_original
+
+        ocr, k = self.engine, self.first_tokens
+        resized, record = ocr.preprocess_img(image)
+        try:
+            crops, detected = ocr.detect_and_crop(resized, record)
+            if self.use_angle_cls:
+                crops, _ = ocr.cls_and_rotate(crops)
+        except RapidOCRError:
+            return []
+        texts, scores = [None] * len(crops), [0.0] * len(crops)
+        widths = [prefix_widths(crop, k) for crop in crops]
+        for attempt in range(max(map(len, widths), default=0)):
+            lines = [i for i, text in enumerate(texts) if text is None and attempt < len(widths[i])]
+            starts = self._recognize([crops[i][:, : widths[i][attempt]] for i in lines],
+                                     PREFIX_MIN_WIDTH)  # fmt: skip
+            for i, text, score in zip(lines, starts.txts, starts.scores):
+                texts[i], scores[i] = first_words(text, k), score
+        whole = [i for i, text in enumerate(texts) if text is None]
+        if whole:
+            lines = self._recognize([crops[i] for i in whole], LINE_MIN_WIDTH)
+            for i, text, score in zip(whole, lines.txts, lines.scores):
+                texts[i], scores[i] = text, score
+        boxes = map_boxes_to_original(detected.boxes, record, *image.shape[:2])
+        return [_line(box, text, score) for box, text, score in zip(boxes, texts, scores)
+                if text.strip() and score >= ocr.text_score]  # fmt: skip
+
+    def _recognize(self, crops: list, min_width: int):
+        """Recognise ``crops`` padded to at least ``min_width`` pixels at the recogniser's
+        height (RapidOCR pads every crop to 320: most of the cost of a short crop)."""
+        recognizer = self.engine._load_rec_model()
+        shape = recognizer.rec_image_shape
+        recognizer.rec_image_shape = [*shape[:2], min_width]
+        try:
+            return self.engine.recognize_txt(crops) if crops else _NO_TEXT
+        finally:
+            recognizer.rec_image_shape = shape
 
 
 class PaddleOCREngine:
@@ -216,15 +290,29 @@ def ocr_page(engine, image_path) -> dict:
         "H": int(image.shape[0]),
         "scores": [round(score, 4) for _, _, score, _ in lines],
         "polys": [poly for _, _, _, poly in lines],
-        "engine": {"name": engine.name, "version": engine.version},
+        "engine": engine_record(engine),
     }
 
 
-def is_valid_ocr_json(path) -> bool:
-    """A finished OCR JSON: parses, has the keys, equal-length ``words`` and ``bbox``."""
+def engine_record(engine) -> dict:
+    """The ``engine`` entry of an OCR JSON: name, version and, for first-token OCR, ``k``
+    (each line holds only its first k words: readers keeping more tokens must refuse it)."""
+    record = {"name": engine.name, "version": engine.version}
+    if getattr(engine, "first_tokens", 0):
+        record["first_tokens"] = engine.first_tokens
+    return record
+
+
+def is_valid_ocr_json(path, first_tokens: int = 0) -> bool:
+    """A finished OCR JSON: parses, has the keys, equal-length ``words`` and ``bbox``, and holds
+    every token of its lines (``first_tokens`` k > 0: at least their first k)."""
     try:
         page = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
+        return False
+    engine = page.get("engine") if isinstance(page, dict) else None
+    read = engine.get("first_tokens", 0) if isinstance(engine, dict) else 0
+    if read and (not first_tokens or read < first_tokens):
         return False
     return (
         isinstance(page, dict)
@@ -258,6 +346,22 @@ def write_failure_list(path, failed) -> None:
         path.unlink(missing_ok=True)
 
 
+def available_cores() -> int:
+    """Cores this process may run on (its affinity mask, e.g. under taskset or a CPU quota)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def default_layout(cores: int | None = None) -> tuple[int, int]:
+    """(workers, onnxruntime threads per worker) of an OCR run by default: one engine per
+    :data:`THREADS_PER_WORKER` cores. Measured on 2 cores (benchmarks/ocr_layouts.py): one
+    2-thread engine beats two 1-thread ones; an engine's threads stop paying beyond a few."""
+    cores = cores or available_cores()
+    workers = max(1, cores // THREADS_PER_WORKER)
+    return workers, max(1, cores // workers)
+
+
 def find_images(folder) -> list[Path]:
     """Page images under ``folder``, recursively, sorted."""
     folder = Path(folder)
@@ -268,11 +372,26 @@ def find_images(folder) -> list[Path]:
 
 @dataclass
 class OCRSummary:
-    """``failed``: ``(image, reason)`` of pages not OCR'd (errors, time limit, degenerate)."""
+    """``done``: pages OCR'd; ``text_layer``: PDF pages whose text came from the PDF;
+    ``skipped``: pages whose valid JSON existed; ``failed``: ``(image, reason)`` of pages with
+    no JSON (errors, time limit, degenerate); ``fallback``: ``(source, reason)`` of PDF pages
+    OCR'd because their text layer was missing or unusable."""
 
     done: int = 0
+    text_layer: int = 0
     skipped: int = 0
     failed: list = field(default_factory=list)
+    fallback: list = field(default_factory=list)
+
+
+class PageJob(NamedTuple):
+    """One page to write text for: its image, its JSON path and, for a page rendered from a
+    PDF, the PDF and the page's 0-based index (its text layer is read when usable)."""
+
+    image: Path
+    target: Path
+    pdf: Path | None = None
+    page_index: int = 0
 
 
 _worker_engine = None
@@ -312,7 +431,8 @@ def _ocr_to_file(image_path: Path, out_path: Path):
         return image_path, f"{type(error).__name__}: {error}"
 
 
-def run_ocr(images, image_root, out_root, engine="rapidocr", workers=1, **options) -> OCRSummary:
+def run_ocr(images, image_root, out_root, engine="rapidocr", workers=None,
+            **options) -> OCRSummary:  # fmt: skip
     """OCR ``images`` (paths under ``image_root``) into ``out_root/<relative path>.json``.
 
     Pages whose JSON exists and is valid are skipped; failures are logged, counted and listed in
@@ -326,35 +446,58 @@ def run_ocr(images, image_root, out_root, engine="rapidocr", workers=1, **option
     return run_ocr_jobs(jobs, out_root / "ocr_failed.txt", engine, workers, **options)
 
 
-def run_ocr_jobs(jobs, failed_list, engine="rapidocr", workers=1, page_timeout=PAGE_TIMEOUT,
-                 **options) -> OCRSummary:  # fmt: skip
-    """OCR each ``(image path, JSON path)`` of ``jobs``; see :func:`run_ocr`. The failed pages
-    are listed in ``failed_list`` (removed when none failed).
+def run_ocr_jobs(jobs, failed_list, engine="rapidocr", workers=None, page_timeout=PAGE_TIMEOUT,
+                 text_layer=True, ray_address=None, **options) -> OCRSummary:  # fmt: skip
+    """Write the text of each page of ``jobs`` (:class:`PageJob`, or ``(image, JSON path)``
+    pairs); see :func:`run_ocr`. The pages with no JSON are listed in ``failed_list`` (removed
+    when there are none).
 
     Args:
         page_timeout: seconds a page may take; pages then run in worker processes, and one that
             runs past it is killed with its worker and listed as failed. None (or 0): no limit,
             and with one worker the pages run in this process.
+        workers: engine processes (None: :func:`default_layout`); each gets ``threads``
+            (default: the cores shared between them).
+        text_layer: take a PDF page's text from its text layer when usable (False: OCR every
+            page).
+        ray_address: OCR on this Ray cluster (see :func:`.ray_pool.connect_ray`): ``workers``
+            actors (default: as many as its CPUs hold) of ``threads`` CPUs each.
     """
-    if workers > 1:  # share the cores between the workers' engines instead of oversubscribing
-        options.setdefault("threads", max(1, (os.cpu_count() or 1) // workers))
+    if ray_address:
+        options.setdefault("threads", default_layout()[1])
+    elif workers is None:
+        workers, threads = default_layout()
+        options.setdefault("threads", threads)
+    else:  # share the cores between the workers' engines instead of oversubscribing
+        options.setdefault("threads", max(1, available_cores() // workers))
+    first_tokens = options.get("first_tokens", 0)
+    if first_tokens and not getattr(_engine_class(engine), "supports_first_tokens", False):
+        raise ValueError(f"first-token OCR (first_tokens={first_tokens}) is only implemented "
+                         f"for rapidocr, not {_engine_class(engine).name}")  # fmt: skip
     summary = OCRSummary()
-    pending = []
-    for image, target in jobs:
-        if is_valid_ocr_json(target):
+    pending, from_pdf = [], []
+    for job in (PageJob(*job) for job in jobs):
+        if is_valid_ocr_json(job.target, first_tokens):
             summary.skipped += 1
-        elif problem := degenerate_page(image):
-            summary.failed.append((str(image), problem))
-            logger.warning("skipped %s before OCR: %s", image, problem)
+        elif job.pdf is not None and text_layer:
+            from_pdf.append(job)
+        elif problem := degenerate_page(job.image):
+            summary.failed.append((str(job.image), problem))
+            logger.warning("skipped %s before OCR: %s", job.image, problem)
         else:
-            pending.append((Path(image), Path(target)))
+            pending.append((Path(job.image), Path(job.target)))
+    if from_pdf:
+        pending += _read_text_layers(from_pdf, summary)
     logger.info("%d pages to OCR, %d already done", len(pending), summary.skipped)
     if pending:
         # an unknown name fails here; an engine that cannot load, in the first worker to try
         label = _engine_class(engine).name
         start = time.perf_counter()
         progress = tqdm(total=len(pending), unit="page", desc=f"OCR ({label})")
-        if page_timeout or workers > 1:
+        if ray_address:
+            _run_on_ray(pending, summary, progress, engine, options, workers, page_timeout,
+                        ray_address)  # fmt: skip
+        elif page_timeout or workers > 1:
             _run_in_workers(pending, summary, progress, engine, options, workers, page_timeout)
         else:
             _init_worker(engine, options)
@@ -365,9 +508,76 @@ def run_ocr_jobs(jobs, failed_list, engine="rapidocr", workers=1, page_timeout=P
         logger.info("OCR: %d pages in %.1f s (%.2f pages/s)", len(pending), elapsed,
                     len(pending) / max(elapsed, 1e-9))  # fmt: skip
     if summary.failed:
-        logger.warning("%d pages not OCR'd (listed in %s)", len(summary.failed), failed_list)
+        logger.warning("%d pages have no text JSON (listed in %s)", len(summary.failed),
+                       failed_list)  # fmt: skip
     write_failure_list(failed_list, summary.failed)
     return summary
+
+
+def _read_text_layers(jobs, summary: OCRSummary) -> list:
+    """Write the JSON of the PDF pages of ``jobs`` from their text layers; returns the
+    ``(image, JSON path)`` of those that need OCR (no or unusable text layer), recorded in
+    ``summary.fallback``."""
+    needs_ocr, layer = [], None
+    try:
+        for job in tqdm(jobs, unit="page", desc="PDF text layer"):
+            source = f"{job.pdf}#page={job.page_index + 1}"
+            try:
+                if layer is None or layer.path != Path(job.pdf):
+                    if layer is not None:
+                        layer.close()
+                    layer = None
+                    layer = PdfTextLayer(job.pdf)
+                with Image.open(job.image) as image:
+                    width, height = image.size
+                result = layer.read(job.page_index, width, height)
+            except (OSError, ValueError) as error:
+                summary.failed.append((source, str(error)))
+                logger.error("no text for %s: %s", source, error)
+                continue
+            if result.page is None:
+                summary.fallback.append((source, result.reason))
+                logger.info("%s: %s; OCR instead", source, result.reason)
+                needs_ocr.append((Path(job.image), Path(job.target)))
+            else:
+                write_json_atomic(Path(job.target), result.page)
+                summary.text_layer += 1
+    finally:
+        if layer is not None:
+            layer.close()
+    if summary.fallback:
+        logger.warning("%d of %d PDF pages have no usable text layer and are OCR'd",
+                       len(summary.fallback), len(jobs))  # fmt: skip
+    return needs_ocr
+
+
+class OCRActor:
+    """One engine on a Ray worker: page image bytes in, the page's OCR JSON dict out."""
+
+    def __init__(self, engine, options):
+        self.engine = build_engine(engine, **options)
+
+    def ocr(self, data: bytes) -> dict:
+        return ocr_page(self.engine, io.BytesIO(data))
+
+
+def _run_on_ray(pending, summary, progress, engine, options, workers, page_timeout, address):
+    """OCR ``pending`` on a Ray cluster; JSON written here, as each page's result arrives."""
+    from .ray_pool import ActorStartError, run_on_ray
+
+    def written(job, page):
+        write_json_atomic(job[1], page)
+        _record((job[0], None), summary, progress)
+
+    def failed(job, error):
+        _record((job[0], error), summary, progress)
+
+    try:
+        run_on_ray(address, OCRActor, (engine, options), "ocr", pending,
+                   lambda job: (job[0].read_bytes(),), written, failed, workers=workers,
+                   cpus=options["threads"], item_timeout=page_timeout)  # fmt: skip
+    except ActorStartError as error:
+        raise EngineUnavailable(f"an OCR worker could not start on Ray: {error.reason}") from None
 
 
 def _run_in_workers(pending, summary, progress, engine, options, workers, page_timeout):

@@ -1,10 +1,13 @@
 """The pages of an inference run: image files, folders of them, and PDFs rendered page by page."""
 
 import logging
+import math
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
 
 from .image_io import degenerate_page
 from .ocr import IMAGE_SUFFIXES
@@ -24,11 +27,15 @@ class PageInput:
             of the page are ``<folder>/<name>.<suffix>``.
         image: the page image (for a PDF page, the rendered PNG).
         source: what the user gave for it (``file.pdf#page=3`` for PDF pages).
+        pdf: for a PDF page, the PDF (its text layer can stand in for OCR).
+        page_index: for a PDF page, its 0-based index in ``pdf``.
     """
 
     name: str
     image: Path
     source: str
+    pdf: Path | None = None
+    page_index: int = 0
 
 
 def pdf_problem(pdf: Path) -> str:
@@ -46,10 +53,19 @@ def pdf_problem(pdf: Path) -> str:
     return "damaged: PDFium could not parse it"
 
 
+def _image_size(path: Path):
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except (OSError, UnidentifiedImageError):
+        return None
+
+
 def render_pdf(pdf: Path, out_dir: Path, dpi: float) -> list[Path]:
     """Render every page of ``pdf`` at ``dpi`` to ``out_dir/page-0001.png`` … (written to a
-    temporary file, then renamed). Raises ``ValueError`` naming the file and the reason (not a
-    PDF, encrypted, no pages, damaged) if it yields no page."""
+    temporary file, then renamed; a page whose PNG of that size exists is kept). Raises
+    ``ValueError`` naming the file and the reason (not a PDF, encrypted, no pages, damaged) if it
+    yields no page."""
     import pypdfium2
 
     try:
@@ -60,17 +76,21 @@ def render_pdf(pdf: Path, out_dir: Path, dpi: float) -> list[Path]:
         document.close()
         raise ValueError(f"{pdf}: the PDF has no pages")
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
+    paths, scale = [], dpi / 72
     try:
         for index in range(len(document)):
-            page = document[index]
-            image = page.render(scale=dpi / 72).to_pil().convert("RGB")
-            page.close()
             path = out_dir / f"page-{index + 1:04d}.png"
+            paths.append(path)
+            page = document[index]
+            size = (math.ceil(page.get_width() * scale), math.ceil(page.get_height() * scale))
+            if _image_size(path) == size:  # rendered by an earlier run at this dpi
+                page.close()
+                continue
+            image = page.render(scale=scale).to_pil().convert("RGB")
+            page.close()
             tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
             image.save(tmp, format="PNG")
             os.replace(tmp, path)
-            paths.append(path)
     finally:
         document.close()
     return paths
@@ -115,8 +135,9 @@ def collect_pages(inputs, render_dir, dpi: float = 150) -> tuple[list[PageInput]
                 except ValueError as error:
                     failures.append((str(path), str(error)))
                     continue
-                for number, image in enumerate(rendered, start=1):
-                    pages.append(PageInput(f"{name}/{image.stem}", image, f"{path}#page={number}"))
+                for index, image in enumerate(rendered):
+                    pages.append(PageInput(f"{name}/{image.stem}", image,
+                                           f"{path}#page={index + 1}", path, index))  # fmt: skip
             elif suffix in IMAGE_SUFFIXES:
                 if problem := degenerate_page(path):
                     failures.append((str(path), problem))

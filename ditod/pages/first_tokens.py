@@ -1,0 +1,64 @@
+"""Recognise only the start of each text line: enough for its first k tokens.
+
+A model with ``TOKENS_PER_SEGMENT: k`` reads the first k tokens of each OCR line; recognition
+is nearly all of OCR's time and grows with the line's width. Every line is still detected (its
+box stays the full line's), but the recogniser first sees only the line image up to a little
+into its (k+1)-th word, the word gaps found in the line's ink. The result is kept when the
+recogniser reads more than k words there (so the k-th word is whole), and the line's text is
+then its first k words: with a tokenizer that splits on whitespace before sub-word splitting
+(RoBERTa BPE, XLM-R sentencepiece), the first k tokens lie within the first k words. A gap
+inside a word (low resolution, wide kerning) cuts too early and is retried a little wider; a
+line that never shows k+1 words (short lines, scripts without spaces) is recognised whole.
+"""
+
+import cv2
+import numpy as np
+
+__all__ = ["first_words", "prefix_widths", "word_gaps"]
+
+# A run of at least this many ink-free columns times the ink's height (and of at least 2) is a
+# word gap (a space is ~0.25 em; gaps between letters are under 0.1 em).
+WORD_GAP = 0.2
+
+
+def word_gaps(crop: np.ndarray) -> tuple[list[tuple[int, int]], int]:
+    """Word gaps of the line image ``crop`` (h, w[, 3]), left to right, as ``(first blank
+    column, first inked column after it)``, and the height of its ink in pixels."""
+    gray = crop.mean(axis=2) if crop.ndim == 3 else crop.astype(np.float64)
+    gray = np.clip(gray, 0, 255).astype(np.uint8)
+    threshold, _ = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    ink = gray <= threshold
+    if ink.mean() > 0.5:  # light text on a dark background
+        ink = ~ink
+    rows = np.flatnonzero(ink.any(axis=1))
+    if rows.size == 0:
+        return [], 0
+    height = int(rows[-1] - rows[0] + 1)
+    inked = np.flatnonzero(ink.any(axis=0))
+    blank = np.diff(inked) - 1
+    wide = np.flatnonzero(blank >= max(2, WORD_GAP * height))
+    return [(int(inked[i]) + 1, int(inked[i + 1])) for i in wide], height
+
+
+def prefix_widths(crop: np.ndarray, tokens: int) -> list[int]:
+    """Widths of the line starts to try, narrowest first, for the first ``tokens`` tokens of
+    the line image ``crop``: one ink-height into its (``tokens`` + 1)-th gap-delimited word,
+    then into the word two and five further (for gaps that were not spaces). Empty when the
+    line is too short to cut."""
+    gaps, height = word_gaps(crop)
+    widths = []
+    for index in (tokens - 1, tokens + 1, tokens + 4):
+        if index < len(gaps):
+            width = gaps[index][1] + height
+            if width < crop.shape[1]:
+                widths.append(width)
+    return widths
+
+
+def first_words(text: str, words: int) -> str | None:
+    """``text`` read from a line start → its first ``words`` words, or None when it shows no
+    more than ``words`` words (the last one may be cut)."""
+    parts = text.split()
+    if len(parts) <= words:
+        return None
+    return " ".join(parts[:words])
