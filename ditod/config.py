@@ -148,6 +148,18 @@ def add_layoutlmv3_config(cfg: CN) -> None:
     # Extra COCO datasets: a list of [name, json_file, image_root, ocr_root] ("" = sibling OCR/).
     _C.DATASETS.EXTRA = []
 
+    # Layout post-processing of detections (ditod.modeling.layout_postprocess), in evaluation
+    # and inference alike; 0 / empty: off.
+    _C.TEST.LAYOUT = CN()
+    # One score threshold per class (model order), on top of MODEL.ROI_HEADS.SCORE_THRESH_TEST.
+    _C.TEST.LAYOUT.SCORE_THRESHOLDS = []
+    # A box covered by at least this fraction of its area by a larger box of another class goes.
+    _C.TEST.LAYOUT.CONTAINED = 0.0
+    # Of two boxes of different classes with a larger IoU, the lower-scoring one goes.
+    _C.TEST.LAYOUT.CROSS_CLASS_IOU = 0.0
+    # tools/infer.py: each caption region moved into its figure/table region in the JSON.
+    _C.TEST.LAYOUT.MERGE_CAPTIONS = False
+
     # DETR-style augmentation: with probability 1/2, resize to a short side of 400/500/600 and
     # crop 384..600 before the usual ResizeShortestEdge.
     _C.AUG = CN()

@@ -36,13 +36,15 @@ def find_column_split(boxes: np.ndarray, width: float, max_crossing: float = 0.2
     return float(candidates[int(np.argmin(score))])
 
 
-def column_reading_order(boxes, width: float) -> list[int]:
+def column_reading_order(boxes, width: float, max_crossing: float = 0.2) -> list[int]:
     """Indices of ``boxes`` (S, 4) in reading order: on a two-column page, segments spanning the
     gutter split the page into bands; each band is read left column top to bottom, then the right
-    column. One-column pages: top to bottom, left to right."""
+    column. One-column pages: top to bottom, left to right. ``max_crossing``: see
+    :func:`find_column_split` (layout regions, fewer and more often full-width than text lines,
+    use a larger one)."""
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     top_down = sorted(range(len(boxes)), key=lambda i: (boxes[i, 1], boxes[i, 0]))
-    split = find_column_split(boxes, width)
+    split = find_column_split(boxes, width, max_crossing)
     if split is None:
         return top_down
     order, left, right = [], [], []

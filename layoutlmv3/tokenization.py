@@ -18,6 +18,7 @@ from .reading_order import READING_ORDERS, column_reading_order
 
 __all__ = [
     "EncodedPage",
+    "FirstTokensMismatch",
     "OCRPageTokenizer",
     "TokenizedSegments",
     "normalize_box",
@@ -97,6 +98,11 @@ class EncodedPage:
     bbox: torch.Tensor
     attention_mask: torch.Tensor
     skipped_segments: int = 0
+
+
+class FirstTokensMismatch(ValueError):
+    """An OCR JSON made by first-token OCR (each line read to its first k tokens) given to a
+    tokenizer keeping more tokens per segment: a configuration error, never a missing page."""
 
 
 class OCRPageTokenizer:
@@ -180,7 +186,7 @@ class OCRPageTokenizer:
         read = engine.get("first_tokens", 0) if isinstance(engine, dict) else 0
         if read and not 0 < self.tokens_per_segment <= read:
             keeps = f"{self.tokens_per_segment}" if self.tokens_per_segment else "all"
-            raise ValueError(
+            raise FirstTokensMismatch(
                 f"{source}: OCR read only the first {read} tokens of each line (first-token "
                 f"OCR) but the model keeps {keeps} tokens per segment (TOKENS_PER_SEGMENT): "
                 f"OCR again without first-token mode, or set TOKENS_PER_SEGMENT to 1..{read}"

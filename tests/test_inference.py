@@ -81,7 +81,7 @@ def test_infer_cli_writes_json_overlays_and_coco_and_skips_a_broken_page(
     result = infer(
         "--config-file", CONFIG, "--input", pages / "images", pages / "doc.pdf",
         pages / "broken.png", "--output", out, "--ocr-root", pages / "OCR", "--dpi", 72,
-        "--batch-size", 2, "--score-threshold", 0.0, "MODEL.WEIGHTS", weights,
+        "--batch-size", 2, "--score-threshold", 0.0, "--markdown", "MODEL.WEIGHTS", weights,
         "MODEL.LAYOUTLMV3.TEXT.TOKENIZER", tokenizer, "MODEL.ROI_HEADS.NUM_CLASSES", 2,
     )  # fmt: skip
     assert result.returncode == 1, result.stderr[-3000:]
@@ -101,6 +101,15 @@ def test_infer_cli_writes_json_overlays_and_coco_and_skips_a_broken_page(
             assert 0 <= x0 <= x1 <= 160 and 0 <= y0 <= y1 <= 128
         scores = [d["score"] for d in page["detections"]]
         assert scores == sorted(scores, reverse=True)
+        # the same boxes as regions, in reading order, with the OCR lines inside them (the PDF's
+        # pages have no OCR JSON under --ocr-root: no text)
+        key = lambda d: (d["score"], d["bbox"])  # noqa: E731
+        assert sorted(map(key, page["regions"])) == sorted(map(key, page["detections"]))
+        assert all(r["role"] == "text" for r in page["regions"])
+        with_text = [r for r in page["regions"] if "text" in r]
+        assert len(with_text) == (0 if name.startswith("doc/") else len(page["regions"]))
+        markdown = (out / "markdown" / f"{name}.md").read_text()
+        assert all(r["text"] in markdown for r in with_text)
         total += len(page["detections"])
         overlay = np.asarray(Image.open(out / "overlays" / f"{name}.png"))
         assert overlay.shape == (128, 160, 3), name
@@ -147,7 +156,7 @@ def test_text_model_ocrs_pages_on_the_fly(text_model, pages, tmp_path, monkeypat
     assert not failed and len(found) == 4
     # the stub engine exists in this process only: no worker processes (no page time limit)
     summary = run_inference(
-        predictor, found[:2], tmp_path, ocr_engine="fake", ocr_page_timeout=None
+        predictor, found[:2], tmp_path, ocr_engine="fake", ocr_workers=1, ocr_page_timeout=None
     )
     assert summary.done == 2 and not summary.failed
     written = json.loads((tmp_path / "ocr" / "page_001.json").read_text())

@@ -461,7 +461,7 @@ def test_23_disk_full_while_writing_a_checkpoint_or_ocr_json(tmp_path, bpe_folde
 
     monkeypatch.setattr(Path, "write_text", partial_then_full)  # ... on a full disk
     summary = ocr_module.run_ocr(
-        [tmp_path / "page.png"], tmp_path, tmp_path / "OCR", "fake", page_timeout=None
+        [tmp_path / "page.png"], tmp_path, tmp_path / "OCR", "fake", workers=1, page_timeout=None
     )  # the stub engine exists in this process only
     monkeypatch.undo()
     assert summary.done == 0 and "No space left on device" in summary.failed[0][1]

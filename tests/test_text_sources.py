@@ -13,12 +13,13 @@ from ocr_test_engines import OneLineEngine
 from PIL import Image
 
 from ditod.data.dataset_check import check_dataset
+from ditod.data.mapper import LayoutDatasetMapper
 from ditod.pages import ocr as ocr_module
 from ditod.pages.first_tokens import first_words, prefix_widths, word_gaps
 from ditod.pages.ocr import PageJob, default_layout, is_valid_ocr_json, run_ocr_jobs
 from ditod.pages.page_inputs import collect_pages
 from ditod.pages.pdf_text import TEXT_LAYER_ENGINE, PdfTextLayer
-from layoutlmv3.tokenization import OCRPageTokenizer
+from layoutlmv3.tokenization import FirstTokensMismatch, OCRPageTokenizer
 
 synthetic = import_script("datasets/synthetic_pages.py")
 doclaynet = import_script("datasets/doclaynet_text.py")
@@ -124,7 +125,17 @@ def test_ocr_cli_takes_pdf_text_and_ocrs_images(born_digital, tmp_path, monkeypa
     shutil.copy(born_digital / "pdf" / "en_00000.pdf", docs / "paper.pdf")
     shutil.copy(born_digital / "images" / "en_00001.png", docs / "scan.png")
     out = tmp_path / "OCR"
-    argv = [str(docs), "--out", str(out), "--engine", "one-line", "--page-timeout", "0"]
+    argv = [
+        str(docs),
+        "--out",
+        str(out),
+        "--engine",
+        "one-line",
+        "--workers",
+        "1",
+        "--page-timeout",
+        "0",
+    ]  # in this process: the engine exists only here
     assert ocr_cli.main(argv) == 0
     assert "1 from PDF text layers, 1 OCR'd" in capsys.readouterr().out
     paper = json.loads((out / "paper" / "page-0001.json").read_text())
@@ -192,10 +203,16 @@ def test_first_token_ocr_reads_the_same_first_tokens_and_is_refused_for_more(
     assert not is_valid_ocr_json(path) and not is_valid_ocr_json(path, first_tokens=4)
     OCRPageTokenizer(bpe_folder, tokens_per_segment=3).tokenize_segments(start, str(path))
     for keep in (0, 5):
-        with pytest.raises(ValueError, match=f"{path}: OCR read only the first 3 tokens"):
+        with pytest.raises(FirstTokensMismatch, match=f"{path}: OCR read only the first 3 tokens"):
             OCRPageTokenizer(bpe_folder, tokens_per_segment=keep).tokenize_segments(
                 start, str(path)
             )
+    # even where missing OCR makes a page image-only, this mismatch stops the mapper
+    tokenizer = OCRPageTokenizer(bpe_folder)
+    mapper = LayoutDatasetMapper(is_train=False, augmentations=[], image_format="RGB",
+                                 tokenizer=tokenizer, missing_ocr="image_only")  # fmt: skip
+    with pytest.raises(FirstTokensMismatch):
+        mapper({"file_name": str(image), "ocr_file": str(path), "height": 792, "width": 612})
 
 
 def test_first_tokens_is_refused_for_engines_without_it(tmp_path):
@@ -203,10 +220,9 @@ def test_first_tokens_is_refused_for_engines_without_it(tmp_path):
         run_ocr_jobs([], tmp_path / "f.txt", "tesseract", first_tokens=3)
 
 
-def test_default_ocr_layout_is_one_engine_per_four_cores():
-    assert default_layout(1) == (1, 1) and default_layout(2) == (1, 2)
-    assert default_layout(8) == (2, 4) and default_layout(16) == (4, 4)
-    assert default_layout(6) == (1, 6)
+def test_default_ocr_layout_is_one_single_threaded_engine_per_core():
+    assert default_layout(1) == (1, 1) and default_layout(2) == (2, 1)
+    assert default_layout(16) == (16, 1)
 
 
 def doclaynet_page(cells, width=1025, height=1025) -> dict:

@@ -4,7 +4,8 @@
     python tools/infer.py --config-file configs/publaynet/cascade_layoutlmv3_image.yaml \
         --input scans/ paper.pdf page.png --output out/ MODEL.WEIGHTS output/model_final.pth
 
-Writes per page ``predictions/<name>.json`` and ``overlays/<name>.png``, and for the run
+Writes per page ``predictions/<name>.json`` (detections, and the regions in reading order with
+their text), ``overlays/<name>.png`` and with ``--markdown`` ``markdown/<name>.md``, and for the run
 ``coco_instances_results.json`` + ``coco_pages.json``. Text-fused models read the OCR JSON under
 ``--ocr-root`` (``<ocr-root>/<name>.json``) or get it on the fly into ``<output>/ocr/``: a PDF
 page's from its text layer when usable, else by OCR. A rerun into the same ``--output`` detects
@@ -24,13 +25,13 @@ from detectron2.utils.logger import setup_logger
 
 from ditod.cli import add_debug_flag, run_tool
 from ditod.config import load_config
-from ditod.deploy.inference import run_inference, run_inference_on_ray
+from ditod.deploy.inference import PageOutputs, run_inference, run_inference_on_ray
 from ditod.deploy.predictor import LayoutPredictor
 from ditod.pages.ocr import (
     ENGINES,
     PAGE_TIMEOUT,
-    THREADS_PER_WORKER,
     EngineUnavailable,
+    default_layout,
     write_failure_list,
 )
 from ditod.pages.page_inputs import collect_pages
@@ -45,10 +46,12 @@ def parse_args(argv=None):
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--score-threshold", type=float, default=0.5)
     parser.add_argument("--dpi", type=float, default=150, help="PDF rendering resolution")
+    parser.add_argument("--markdown", action="store_true", help="also write each page as "
+                        "Markdown (text from the PDF text layer or OCR)")  # fmt: skip
     parser.add_argument("--ocr-root", help="existing OCR JSON, <ocr-root>/<page name>.json")
     parser.add_argument("--ocr-engine", choices=sorted(ENGINES), default="rapidocr")
-    parser.add_argument("--ocr-workers", type=int, help="OCR processes (default: one per "
-                        f"{THREADS_PER_WORKER} cores)")  # fmt: skip
+    parser.add_argument("--ocr-workers", type=int, help="OCR processes (default: "
+                        "{} here, of {} thread(s) each)".format(*default_layout()))  # fmt: skip
     parser.add_argument("--no-text-layer", action="store_true",
                         help="OCR PDF pages even when they have a usable text layer")  # fmt: skip
     parser.add_argument("--ray-address", help="run on a Ray cluster: auto (the one this machine "
@@ -83,7 +86,8 @@ def main(argv=None) -> int:
     pages, failed = collect_pages(args.input, out / "pages", dpi=args.dpi)
     ocr = {"ocr_root": args.ocr_root, "ocr_engine": args.ocr_engine,
            "ocr_page_timeout": args.ocr_page_timeout or None,
-           "text_layer": not args.no_text_layer}  # fmt: skip
+           "text_layer": not args.no_text_layer,
+           "outputs": PageOutputs.from_config(cfg, markdown=args.markdown)}  # fmt: skip
     try:
         if args.ray_address:
             summary = run_inference_on_ray(cfg, pages, out, args.ray_address,

@@ -13,6 +13,7 @@ from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
 
 from layoutlmv3 import EncodedPage, OCRPageTokenizer
+from layoutlmv3.tokenization import FirstTokensMismatch
 
 from ..modeling.backbone import build_layoutlmv3_config
 from ..pages.image_io import read_page_image
@@ -140,6 +141,8 @@ class LayoutDatasetMapper(DatasetMapper):
             if not path:
                 raise FileNotFoundError(f"{dataset_dict['file_name']}: no OCR file registered")
             segments = self.tokenizer.tokenize_segments(read_ocr_json(path), source=str(path))
+        except FirstTokensMismatch:
+            raise  # the OCR and the config do not belong together: no page is image-only here
         except (OSError, ValueError) as error:
             if self.missing_ocr == "error":
                 raise type(error)(

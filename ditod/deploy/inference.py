@@ -13,13 +13,21 @@ from detectron2.structures import Boxes, Instances
 from PIL import Image
 from tqdm import tqdm
 
+from ..data.mapper import read_ocr_json
 from ..pages.image_io import read_page_image
 from ..pages.ocr import PAGE_TIMEOUT, PageJob, run_ocr_jobs, write_json_atomic
 from ..pages.page_inputs import PageInput
 from .predictor import LayoutPredictor
+from .regions import merge_captions, page_markdown, page_regions
 from .visualization import draw_detections
 
-__all__ = ["InferenceSummary", "page_detections", "run_inference", "run_inference_on_ray"]
+__all__ = [
+    "InferenceSummary",
+    "PageOutputs",
+    "page_detections",
+    "run_inference",
+    "run_inference_on_ray",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -52,11 +60,11 @@ def _save_png_atomic(image, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _ocr_files(uses_text: bool, pages, out_dir: Path, ocr_root, engine: str, workers,
+def _ocr_files(needs_text: bool, pages, out_dir: Path, ocr_root, engine: str, workers,
                page_timeout, text_layer: bool, ray_address) -> dict:  # fmt: skip
     """Page name → its OCR JSON: under ``ocr_root`` when given, else written into ``out/ocr``
-    (a PDF page's from its text layer when usable, else by OCR)."""
-    if not uses_text:
+    (a PDF page's from its text layer when usable, else by OCR) when ``needs_text``."""
+    if not needs_text and not ocr_root:
         return {}
     root = Path(ocr_root) if ocr_root else out_dir / "ocr"
     files = {page.name: root / f"{page.name}.json" for page in pages}
@@ -90,11 +98,29 @@ def _instances(detections: list[dict], width: int, height: int) -> Instances:
     return instances
 
 
+@dataclass
+class PageOutputs:
+    """What :func:`run_inference` writes per page beyond detections, predictions JSON and
+    overlay: the predictions' ``regions`` (reading order, text, roles: always, with text when
+    the page has OCR JSON) with captions merged into their figures and tables
+    (``merge_captions``, ``TEST.LAYOUT.MERGE_CAPTIONS``), and ``markdown/<name>.md``."""
+
+    merge_captions: bool = False
+    markdown: bool = False
+
+    @classmethod
+    def from_config(cls, cfg, markdown: bool = False) -> "PageOutputs":
+        return cls(cfg.TEST.LAYOUT.MERGE_CAPTIONS, markdown)
+
+
 class _RunWriter:
     """Writes each page's outputs as its detections arrive, and the run's COCO files."""
 
-    def __init__(self, out_dir: Path, pages: list[PageInput], class_names):
+    def __init__(self, out_dir: Path, pages: list[PageInput], class_names,
+                 outputs: PageOutputs | None = None):  # fmt: skip
         self.out_dir, self.class_names = out_dir, class_names
+        self.outputs = outputs or PageOutputs()
+        self.ocr_files = {}
         self.records = {}
         self.summary = InferenceSummary()
         self.pending = []
@@ -113,8 +139,16 @@ class _RunWriter:
     def page_done(self, page: PageInput, width: int, height: int, detections: list,
                   class_names=None) -> None:  # fmt: skip
         self.class_names = self.class_names or class_names
+        ocr_file = self.ocr_files.get(page.name)
+        ocr_page = read_ocr_json(ocr_file) if ocr_file and Path(ocr_file).is_file() else None
+        regions = page_regions(detections, width, ocr_page)
+        if self.outputs.merge_captions:
+            regions = merge_captions(regions)
         record = {"source": page.source, "image": str(page.image), "width": width,
-                  "height": height, "detections": detections}  # fmt: skip
+                  "height": height, "detections": detections, "regions": regions}  # fmt: skip
+        if self.outputs.markdown:
+            _write_text_atomic(self.out_dir / "markdown" / f"{page.name}.md",
+                               page_markdown(regions))  # fmt: skip
         page_image = read_page_image(page.image, format="RGB")
         overlay = draw_detections(page_image, _instances(detections, width, height),
                                   self.class_names)  # fmt: skip
@@ -154,6 +188,13 @@ class _RunWriter:
         return self.summary
 
 
+def _write_text_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def _earlier_categories(path: Path) -> list:
     try:
         return json.loads(path.read_text(encoding="utf-8"))["categories"]
@@ -163,11 +204,12 @@ def _earlier_categories(path: Path) -> list:
 
 def run_inference(predictor: LayoutPredictor, pages: list[PageInput], out_dir, *,
                   batch_size: int = 1, ocr_root=None, ocr_engine: str = "rapidocr",
-                  ocr_workers=None, ocr_page_timeout=PAGE_TIMEOUT,
-                  text_layer: bool = True) -> InferenceSummary:  # fmt: skip
+                  ocr_workers=None, ocr_page_timeout=PAGE_TIMEOUT, text_layer: bool = True,
+                  outputs: PageOutputs | None = None) -> InferenceSummary:  # fmt: skip
     """Detect on ``pages`` and write into ``out_dir``:
 
-    - ``predictions/<name>.json``: source, page size and detections (:func:`page_detections`);
+    - ``predictions/<name>.json``: source, page size, detections (:func:`page_detections`) and
+      regions (:class:`PageOutputs`);
     - ``overlays/<name>.png``: the page with its detections drawn;
     - ``coco_instances_results.json`` (COCO results: image ids 1.. in page order, category ids
       1..K in model order) and ``coco_pages.json`` (their ``images`` and ``categories``);
@@ -178,15 +220,19 @@ def run_inference(predictor: LayoutPredictor, pages: list[PageInput], out_dir, *
     skipped.
     """
     out_dir = Path(out_dir)
-    writer = _RunWriter(out_dir, pages, predictor.class_names)
-    ocr_files = _ocr_files(predictor.uses_text, writer.pending, out_dir, ocr_root, ocr_engine,
-                           ocr_workers, ocr_page_timeout, text_layer, None)  # fmt: skip
+    outputs = outputs or PageOutputs()
+    writer = _RunWriter(out_dir, pages, predictor.class_names, outputs)
+    ocr_files = _ocr_files(predictor.uses_text or outputs.markdown, writer.pending, out_dir,
+                           ocr_root, ocr_engine, ocr_workers, ocr_page_timeout, text_layer,
+                           None)  # fmt: skip
+    writer.ocr_files = ocr_files
     todo = writer.pending
     for start in range(0, len(todo), batch_size):
         batch, inputs = [], []
         for page in todo[start : start + batch_size]:
             try:
-                inputs.append(predictor.map_page(page.image, ocr_files.get(page.name)))
+                ocr_file = ocr_files.get(page.name) if predictor.uses_text else None
+                inputs.append(predictor.map_page(page.image, ocr_file))
                 batch.append(page)
             except (OSError, ValueError) as error:
                 writer.page_failed(page, str(error))
@@ -222,27 +268,30 @@ class DetectorActor:
 def run_inference_on_ray(cfg, pages: list[PageInput], out_dir, address: str, *, workers=None,
                          threads: int = 1, ocr_root=None, ocr_engine: str = "rapidocr",
                          ocr_page_timeout=PAGE_TIMEOUT, text_layer: bool = True,
-                         page_timeout=None) -> InferenceSummary:  # fmt: skip
+                         page_timeout=None,
+                         outputs: PageOutputs | None = None) -> InferenceSummary:  # fmt: skip
     """:func:`run_inference` with detection (and OCR) on a Ray cluster: ``workers`` actors
     (default: as many as the cluster holds), each a model built from ``cfg`` on one GPU when
     ``MODEL.DEVICE`` is CUDA, else on ``threads`` CPUs. Outputs are written here, per page."""
     from ..pages.ray_pool import run_on_ray
 
     out_dir = Path(out_dir)
-    writer = _RunWriter(out_dir, pages, None)
+    outputs = outputs or PageOutputs()
+    writer = _RunWriter(out_dir, pages, None, outputs)
     uses_text = not cfg.MODEL.LAYOUTLMV3.IMAGE_ONLY
-    ocr_files = _ocr_files(uses_text, writer.pending, out_dir, ocr_root, ocr_engine, None,
-                           ocr_page_timeout, text_layer, address)  # fmt: skip
+    ocr_files = _ocr_files(uses_text or outputs.markdown, writer.pending, out_dir, ocr_root,
+                           ocr_engine, None, ocr_page_timeout, text_layer, address)  # fmt: skip
+    writer.ocr_files = ocr_files
     todo = []
     for page in writer.pending:
-        ocr_file = ocr_files.get(page.name)
+        ocr_file = ocr_files.get(page.name) if uses_text else None
         if ocr_file is not None and not Path(ocr_file).is_file():
             writer.page_failed(page, f"{ocr_file}: OCR JSON not found")
         else:
             todo.append(page)
 
     def payload(page):
-        ocr_file = ocr_files.get(page.name)
+        ocr_file = ocr_files.get(page.name) if uses_text else None
         text = Path(ocr_file).read_text(encoding="utf-8") if ocr_file else None
         return page.image.read_bytes(), page.image.suffix, text
 

@@ -6,6 +6,7 @@ from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN
 from detectron2.utils.events import get_event_storage
 
 from .backbone import PageBatch
+from .layout_postprocess import LayoutPostprocess
 
 __all__ = ["VLGeneralizedRCNN"]
 
@@ -21,18 +22,23 @@ class VLGeneralizedRCNN(GeneralizedRCNN):
     Args:
         pad_token_id: id used to pad ``input_ids`` (RoBERTa and XLM-R: 1).
         use_text: pass text to the backbone.
+        layout_postprocess: applied to each page's detections at inference (``TEST.LAYOUT``).
     """
 
     @configurable
-    def __init__(self, *, pad_token_id: int = 1, use_text: bool = True, **kwargs):
+    def __init__(self, *, pad_token_id: int = 1, use_text: bool = True,
+                 layout_postprocess: LayoutPostprocess | None = None, **kwargs):  # fmt: skip
         super().__init__(**kwargs)
         self.pad_token_id = pad_token_id
         self.use_text = use_text
+        self.layout_postprocess = layout_postprocess
 
     @classmethod
     def from_config(cls, cfg):
         config = super().from_config(cfg)
         config["use_text"] = not cfg.MODEL.LAYOUTLMV3.IMAGE_ONLY
+        postprocess = LayoutPostprocess.from_config(cfg)
+        config["layout_postprocess"] = postprocess if postprocess.active else None
         return config
 
     def _to_device(self, tensor: torch.Tensor) -> torch.Tensor:
@@ -91,6 +97,8 @@ class VLGeneralizedRCNN(GeneralizedRCNN):
         else:
             detected_instances = [x.to(self.device) for x in detected_instances]
             results = self.roi_heads.forward_with_given_boxes(features, detected_instances)
+        if self.layout_postprocess is not None:
+            results = [self.layout_postprocess(page) for page in results]
         if do_postprocess:
             return GeneralizedRCNN._postprocess(results, batched_inputs, images.image_sizes)
         return results

@@ -60,7 +60,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 # Seconds one page may take (the densest PubLayNet pages take ~20 s on 2 cores).
 PAGE_TIMEOUT = 300.0
 # Cores per OCR engine process by default (see default_layout).
-THREADS_PER_WORKER = 4
+THREADS_PER_WORKER = 1
 # Seconds a worker process may take to start and load its engine.
 WORKER_START_TIMEOUT = 600.0
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -355,8 +355,9 @@ def available_cores() -> int:
 
 def default_layout(cores: int | None = None) -> tuple[int, int]:
     """(workers, onnxruntime threads per worker) of an OCR run by default: one engine per
-    :data:`THREADS_PER_WORKER` cores. Measured on 2 cores (benchmarks/ocr_layouts.py): one
-    2-thread engine beats two 1-thread ones; an engine's threads stop paying beyond a few."""
+    :data:`THREADS_PER_WORKER` cores. Measured on 2 cores (benchmarks/ocr_layouts.py): two
+    1-thread engines beat one 2-thread engine by 21% (a worker starts in ~2 s; onnxruntime's
+    intra-op threads parallelise PP-OCR's small convolutions poorly)."""
     cores = cores or available_cores()
     workers = max(1, cores // THREADS_PER_WORKER)
     return workers, max(1, cores // workers)

@@ -1,0 +1,78 @@
+"""Detection throughput on CPU by batch size (1, 4, 8) in one run, and whether
+``tools/infer.py``'s default ``--batch-size`` is the fastest.
+
+    python benchmarks/inference_batch.py [--pages 8] [--config F] [--out F]
+
+The base-size image-only PubLayNet detector (random weights: speed does not depend on them) on
+synthetic pages, each mapped as inference maps it (``INPUT.MIN_SIZE_TEST`` 800); every batch
+size runs the same pages, after one warm-up page, under ``torch.inference_mode``.
+"""
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import ditod  # noqa: F401  (its shims must apply before detectron2 is imported)
+
+# isort: split
+import torch
+from _results import ROOT, load_script, write_result
+from detectron2.modeling import build_model
+
+from ditod.config import load_config
+from ditod.data.mapper import LayoutDatasetMapper
+from ditod.pages.ocr import available_cores, find_images
+
+BATCHES = (1, 4, 8)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pages", type=int, default=8)
+    parser.add_argument("--config", default="configs/publaynet/cascade_layoutlmv3_image.yaml")
+    parser.add_argument("--out", default="benchmarks/results/inference_batch.json")
+    args = parser.parse_args()
+    # the SIZE preset, no pretrained weights read (speed does not depend on them)
+    opts = ["MODEL.DEVICE", "cpu", "MODEL.LAYOUTLMV3.CONFIG", "", "MODEL.LAYOUTLMV3.SIZE", "base"]
+    cfg = load_config(str(ROOT / args.config), opts)
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    mapper = LayoutDatasetMapper(cfg, is_train=False)
+    default = (
+        load_script("tools/infer.py")
+        .parse_args(["--config-file", "c", "--input", "p", "--output", "o"])
+        .batch_size
+    )
+    with tempfile.TemporaryDirectory() as scratch:
+        load_script("datasets/synthetic_pages.py").generate(
+            scratch, pages=args.pages, seed=2, split_val=0.0
+        )
+        inputs = [mapper({"file_name": str(p)}) for p in find_images(Path(scratch) / "images")]
+    speeds = {}
+    with torch.inference_mode():
+        model(inputs[:1])  # warm-up
+        for batch in BATCHES:
+            start = time.perf_counter()
+            for first in range(0, len(inputs), batch):
+                model(inputs[first : first + batch])
+            speeds[batch] = len(inputs) / (time.perf_counter() - start)
+            print(f"batch {batch}: {speeds[batch]:.3f} pages/s")
+    fastest = max(speeds, key=speeds.get)
+    height, width = inputs[0]["image"].shape[1:]
+    summary = {
+        "benchmark": f"detection pages/s by batch size, base image-only detector "
+        f"({Path(args.config).name}), {len(inputs)} pages at {width}x{height}, "
+        f"{torch.get_num_threads()} threads",
+        "device": f"cpu ({available_cores()} cores)",
+        **{f"pages_per_s_batch_{b}": s for b, s in speeds.items()},
+        "fastest_batch": fastest,
+        "default_batch": default,
+        "default_is_fastest": default == fastest,
+        "targets": {"default_is_fastest": "true"},
+    }
+    write_result(summary, args.out)
+
+
+if __name__ == "__main__":
+    main()
