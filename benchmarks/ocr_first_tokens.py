@@ -3,8 +3,9 @@ and how many lines give the model the same first 3 tokens.
 
     python benchmarks/ocr_first_tokens.py [--images DIR] [--pages 20] [--k 3] [--out F]
 
-Both engines run in this process with the default layout's threads, loaded before the clock,
-each page OCR'd by both in turn (the machine's load falls on both alike). Lines are matched by
+Both engines run in this process with every core's thread (the best single-process setting,
+``ocr_layouts.json``), loaded before the clock, each page OCR'd by both in turn (the machine's
+load falls on both alike). Lines are matched by
 their box (first-token OCR keeps every detected line's full box); a line counts as the same
 when its first k words are equal, which for whitespace-split tokenizers (RoBERTa BPE, XLM-R)
 implies equal first k tokens. Lines found by only one of the two count as different.
@@ -17,7 +18,7 @@ from pathlib import Path
 from _results import write_result
 
 from ditod.pages.image_io import read_page_image
-from ditod.pages.ocr import available_cores, build_engine, default_layout, find_images
+from ditod.pages.ocr import available_cores, build_engine, find_images
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT.parent / "shared" / "data" / "publaynet-samples"
@@ -31,7 +32,7 @@ def main():
     parser.add_argument("--out", default="benchmarks/results/ocr_first_tokens.json")
     args = parser.parse_args()
     images = find_images(args.images)[: args.pages]
-    threads = default_layout()[1]
+    threads = available_cores()
     full_engine = build_engine("rapidocr", threads=threads)
     start_engine = build_engine("rapidocr", threads=threads, first_tokens=args.k)
     full_time = start_time = 0.0
