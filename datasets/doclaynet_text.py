@@ -16,11 +16,12 @@ image's size. Exit status 1 if any page failed (listed with the reason).
 import argparse
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
 from tqdm import tqdm
+
+from ditod.pages.ocr import write_json_atomic
 
 logger = logging.getLogger("doclaynet_text")
 
@@ -62,13 +63,6 @@ def convert_page(source: Path, size: tuple[int, int] | None = None) -> dict:
         boxes.append([round(float(v), 2) for v in box])
         words.append(text)
     return {"bbox": boxes, "words": words, "W": int(width), "H": int(height), "engine": ENGINE}
-
-
-def write_json_atomic(path: Path, data) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def pages_to_convert(cells_dir: Path, coco_files) -> list[tuple[Path, str, tuple | None]]:

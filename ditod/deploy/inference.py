@@ -15,7 +15,13 @@ from tqdm import tqdm
 
 from ..data.mapper import read_ocr_json
 from ..pages.image_io import read_page_image
-from ..pages.ocr import PAGE_TIMEOUT, PageJob, run_ocr_jobs, write_json_atomic
+from ..pages.ocr import (
+    PAGE_TIMEOUT,
+    PageJob,
+    run_ocr_jobs,
+    write_json_atomic,
+    write_text_atomic,
+)
 from ..pages.page_inputs import PageInput
 from .predictor import LayoutPredictor
 from .regions import merge_captions, page_markdown, page_regions
@@ -147,7 +153,7 @@ class _RunWriter:
         record = {"source": page.source, "image": str(page.image), "width": width,
                   "height": height, "detections": detections, "regions": regions}  # fmt: skip
         if self.outputs.markdown:
-            _write_text_atomic(self.out_dir / "markdown" / f"{page.name}.md",
+            write_text_atomic(self.out_dir / "markdown" / f"{page.name}.md",
                                page_markdown(regions))  # fmt: skip
         page_image = read_page_image(page.image, format="RGB")
         overlay = draw_detections(page_image, _instances(detections, width, height),
@@ -186,13 +192,6 @@ class _RunWriter:
                           {"images": images, "categories": categories})  # fmt: skip
         write_json_atomic(self.out_dir / "coco_instances_results.json", results)
         return self.summary
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _earlier_categories(path: Path) -> list:

@@ -324,15 +324,21 @@ def is_valid_ocr_json(path, first_tokens: int = 0) -> bool:
     )
 
 
-def write_json_atomic(path: Path, data) -> None:
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file renamed over it: a reader never sees
+    a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: Path, data) -> None:
+    write_text_atomic(path, json.dumps(data, ensure_ascii=False))
 
 
 def write_failure_list(path, failed) -> None:
@@ -527,7 +533,7 @@ def _read_text_layers(jobs, summary: OCRSummary) -> list:
                 if layer is None or layer.path != Path(job.pdf):
                     if layer is not None:
                         layer.close()
-                    layer = None
+                        layer = None  # not closed twice if the next PDF fails to open
                     layer = PdfTextLayer(job.pdf)
                 with Image.open(job.image) as image:
                     width, height = image.size
