@@ -24,14 +24,17 @@ REQUIRES = [
     "tensorboard>=2.14",
     "matplotlib>=3.7",
     "pypdfium2>=4.20",
+    # export (tools/export.py) and the onnxruntime inference backend
+    "onnx>=1.16",
+    "onnxruntime>=1.17",
     # OCR / text extraction and batch inference past one machine (--ray-address)
     "ray>=2.9",
 ]
 
 EXTRAS = {
-    # Default OCR engine: its PP-OCR models ship inside the wheel, so it works offline.
-    # onnxruntime is what it runs on but is not a declared dependency of rapidocr.
-    "ocr": ["rapidocr==3.10.0", "onnxruntime>=1.17"],
+    # Default OCR engine: its PP-OCR models ship inside the wheel, so it works offline (on
+    # onnxruntime, a dependency of this package, not a declared one of rapidocr).
+    "ocr": ["rapidocr==3.10.0"],
     "paddle": ["paddleocr>=2.7", "paddlepaddle==3.2.2"],
     "tesseract": ["pytesseract>=0.3.10"],
     "dev": ["pytest>=8", "pytest-timeout>=2.2", "ruff>=0.6"],

@@ -2,7 +2,8 @@
 benchmarks/results/summary.md and README.md (between its bench-table markers): every figure in
 those tables is a value of a result file.
 
-python benchmarks/run_all.py              # runs them all, then tabulates
+python benchmarks/run_all.py              # runs them all (but the long ones), then tabulates
+python benchmarks/run_all.py --all        # the long ones too (LONG: hours on a CPU)
 python benchmarks/run_all.py --tabulate   # only rewrites the tables from the result files
 """
 
@@ -16,6 +17,7 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 README = HERE.parent / "README.md"
 START, END = "<!-- bench-table -->", "<!-- /bench-table -->"
+LONG = {"ablation_synthetic.py"}  # trainings: ~2.5 h on 2 cores
 
 
 def number(value) -> str:
@@ -51,7 +53,8 @@ def main():
     RESULTS.mkdir(exist_ok=True)
     scripts = sorted(
         p for p in HERE.glob("*.py") if p.name != Path(__file__).name and not p.name.startswith("_")
-    )
+        and ("--all" in sys.argv[1:] or p.name not in LONG)
+    )  # fmt: skip
     failed = []
     for script in [] if "--tabulate" in sys.argv[1:] else scripts:
         print(f"== {script.name}", flush=True)

@@ -42,6 +42,9 @@ CHINESE_VOCABULARY = (
 WORDS = {"en": ENGLISH_VOCABULARY.split(" "), "zh": list(CHINESE_VOCABULARY)}
 PAGE_SIZE = (612, 792)
 MARGIN = 48
+LINE_HEIGHT = int(11 * 1.5)  # a text line at 11 pt
+TABLE_ROW_HEIGHT = 16
+CAPTION_HEIGHT = 24  # a 10 pt caption line and the space after it
 
 
 def find_font(language: str, font: str | None = None) -> str:
@@ -109,8 +112,7 @@ class PageWriter:
         self.add(name, x, top, x + width, bottom)
         return y + 8
 
-    def figure(self, x, y, width, number):
-        height = self.rng.randint(70, 120)
+    def figure(self, x, y, width, height):
         self.draw.rectangle([x, y, x + width, y + height], outline="black", width=2)
         for _ in range(6):
             px, py = self.rng.randint(x + 5, x + width - 5), self.rng.randint(y + 5, y + height - 5)
@@ -119,9 +121,8 @@ class PageWriter:
         self.add("Figure", x, y, x + width + 1, y + height + 1)
         return y + height + 6
 
-    def table(self, x, y, width, number):
-        rows, cols = self.rng.randint(3, 5), self.rng.randint(2, 4)
-        row_h, col_w = 16, width // cols
+    def table(self, x, y, width, rows, cols):
+        row_h, col_w = TABLE_ROW_HEIGHT, width // cols
         for r in range(rows):
             for c in range(cols):
                 self.line(x + c * col_w + 3, y + r * row_h + 2, self.sentence(1), 9, col_w - 6)
@@ -140,16 +141,32 @@ class PageWriter:
         return y1 + 10
 
     def column(self, x, width, y, bottom, counters):
+        """Blocks from ``y`` down; the first block that would reach ``bottom`` (where the
+        references start) ends the column instead."""
         while y < bottom - 60:
             kind = self.rng.choices(["Text", "Figure", "Table", "Caption", "Equation"],
                                     [5, 1, 1, 1, 1])[0]  # fmt: skip
             if kind == "Text":
-                y = self.paragraph(x, y, width, self.rng.randint(2, 5))
+                lines = self.rng.randint(2, 5)
+                if y + lines * LINE_HEIGHT > bottom:
+                    break
+                y = self.paragraph(x, y, width, lines)
             elif kind in ("Figure", "Table"):
+                block_width = width - self.rng.randint(0, 40)
+                if kind == "Figure":
+                    size = (self.rng.randint(70, 120),)
+                    height = size[0] + 6
+                else:
+                    size = (self.rng.randint(3, 5), self.rng.randint(2, 4))
+                    height = size[0] * TABLE_ROW_HEIGHT + 6
+                if y + height + CAPTION_HEIGHT > bottom:
+                    break
                 counters[kind] += 1
                 draw = self.figure if kind == "Figure" else self.table
-                y = draw(x, y, width - self.rng.randint(0, 40), counters[kind])
+                y = draw(x, y, block_width, *size)
                 y = self.caption(x, y, width, kind, counters[kind])
+            elif y + CAPTION_HEIGHT > bottom:
+                break
             elif kind == "Caption":  # a caption alone in the text flow
                 which = self.rng.choice(["Figure", "Table"])
                 y = self.caption(x, y, width, which, self.rng.randint(1, 9))

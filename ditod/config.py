@@ -141,6 +141,15 @@ def add_layoutlmv3_config(cfg: CN) -> None:
     # "" (none), "add", "gated" or "concat".
     _C.MODEL.LAYOUTLMV3.FUSION.TYPE = ""
     _C.MODEL.LAYOUTLMV3.FUSION.LAYERS = ["layer11"]
+    # A map cell's text: "sum" or "mean" of the tokens covering it (summed, a stride-32 cell of
+    # 5-6 lines outweighs its image features ~20x).
+    _C.MODEL.LAYOUTLMV3.FUSION.REDUCE = "sum"
+    # SE: one text feature per OCR segment (the mean of its tokens) instead of one per token.
+    _C.MODEL.LAYOUTLMV3.FUSION.SEGMENTS = False
+    # Text at the box head: the first FUSION.LAYERS' text map pooled over each box with the
+    # image features' RoIAlign and added to them (needs MODEL.ROI_HEADS.NAME
+    # "TextCascadeROIHeads"; with or without FUSION.TYPE).
+    _C.MODEL.LAYOUTLMV3.FUSION.BOX_HEAD = False
 
     # Data root of the built-in datasets (publaynet_*, cdla_*, doclaynet_*); the environment
     # variable DITOD_DATASETS wins when this is empty.

@@ -11,7 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-__all__ = ["read_metrics", "write_plots"]
+__all__ = ["read_metrics", "save_figure", "write_plots"]
 
 
 def read_metrics(path) -> list[dict]:
@@ -38,7 +38,8 @@ def _ap_key(record_key: str, metric: str) -> bool:
     return record_key == f"bbox/{metric}" or record_key.endswith(f"/bbox/{metric}")
 
 
-def _save(figure, path: Path) -> Path:
+def save_figure(figure, path: Path) -> Path:
+    """Write ``figure`` as a PNG to ``path`` (atomically) and close it."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
     plt.close(figure)
@@ -63,13 +64,13 @@ def write_plots(metrics_file, out_dir) -> list[Path]:
         axes.set(xlabel="iteration", ylabel="loss", title="training loss")
         axes.legend(fontsize=7)
         axes.grid(alpha=0.3)
-        written.append(_save(figure, out_dir / "loss.png"))
+        written.append(save_figure(figure, out_dir / "loss.png"))
     if _series(records, "lr"):
         figure, axes = plt.subplots(figsize=(7, 3))
         axes.plot(*zip(*_series(records, "lr")))
         axes.set(xlabel="iteration", ylabel="learning rate", title="learning rate")
         axes.grid(alpha=0.3)
-        written.append(_save(figure, out_dir / "lr.png"))
+        written.append(save_figure(figure, out_dir / "lr.png"))
     evaluations = [r for r in records if any(_ap_key(k, "AP") for k in r)]
     if evaluations:
         figure, axes = plt.subplots(figsize=(7, 4))
@@ -81,7 +82,7 @@ def write_plots(metrics_file, out_dir) -> list[Path]:
         axes.set(xlabel="iteration", ylabel="AP (%)", title="evaluation", ylim=(0, 100))
         axes.legend()
         axes.grid(alpha=0.3)
-        written.append(_save(figure, out_dir / "ap.png"))
+        written.append(save_figure(figure, out_dir / "ap.png"))
         last = evaluations[-1]
         per_class = {k.rsplit("/AP-", 1)[1]: v for k, v in last.items()
                      if "/bbox/AP-" in f"/{k}" and isinstance(v, int | float)}  # fmt: skip
@@ -94,5 +95,5 @@ def write_plots(metrics_file, out_dir) -> list[Path]:
             axes.set(ylabel="bbox AP (%)", ylim=(0, 105),
                      title=f"per-class bbox AP at iteration {last['iteration']}")  # fmt: skip
             axes.tick_params(axis="x", rotation=30)
-            written.append(_save(figure, out_dir / "ap_per_class.png"))
+            written.append(save_figure(figure, out_dir / "ap_per_class.png"))
     return written

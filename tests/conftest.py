@@ -41,7 +41,7 @@ def write_rectangle_coco(root: Path, num_images: int = 4, size=(160, 128), seed:
         page = np.full((height, width, 3), 255, np.uint8)
         for k in range(2):
             w, h = rng.integers(30, 60), rng.integers(20, 40)
-            x = int(rng.integers(0, width - w)) if k == 0 else min(width - w, 80)
+            x = int(rng.integers(0, width - w)) if k == 0 else int(min(width - w, 80))
             y = 10 + k * 60
             category = k + 1
             if category == 1:

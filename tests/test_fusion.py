@@ -6,7 +6,12 @@ import math
 import pytest
 import torch
 
-from ditod.modeling.fusion import TextFusion, scatter_text_to_grid
+from ditod.modeling.fusion import (
+    TextFusion,
+    dense_text_grid,
+    pool_segments,
+    scatter_text_to_grid,
+)
 
 
 def naive_text_map(feats, boxes, mask, sizes, grid_hw, stride):
@@ -74,6 +79,47 @@ def test_scatter_gradient_equals_the_naive_loop():
     assert ours.grad[1, 30:].abs().max() == 0  # padding gets no gradient
 
 
+def naive_mean_map(feats, boxes, mask, sizes, grid_hw, stride):
+    """The naive sum divided by the number of tokens covering each cell."""
+    ones = torch.ones(*feats.shape[:2], 1)
+    total = naive_text_map(feats, boxes, mask, sizes, grid_hw, stride)
+    return total / naive_text_map(ones, boxes, mask, sizes, grid_hw, stride).clamp(min=1)
+
+
+@pytest.mark.parametrize("form", ["sparse", "dense"])
+def test_mean_of_the_tokens_covering_a_cell(form):
+    feats, boxes, mask, sizes = random_batch(seed=6)
+    scatter = scatter_text_to_grid if form == "sparse" else dense_text_grid
+    got = scatter(feats, boxes, mask, torch.tensor(sizes), (25, 19), 32, reduce="mean")
+    expected = naive_mean_map(feats, boxes, mask, sizes, (25, 19), 32)
+    assert (got - expected).abs().max().item() <= 1e-4
+    # a cell's mean is never longer than its longest token, however many cover it
+    assert got.norm(dim=1).max() <= feats[mask].norm(dim=-1).max() + 1e-5
+
+
+def test_dense_form_for_traced_graphs_equals_the_naive_loop():
+    feats, boxes, mask, sizes = random_batch(seed=3)
+    expected = naive_text_map(feats, boxes, mask, sizes, (25, 19), 32)
+    got = dense_text_grid(feats, boxes, mask, torch.tensor(sizes), (25, 19), 32)
+    assert (got - expected).abs().max().item() <= 1e-4
+
+
+def test_a_traced_scatter_holds_for_other_token_counts_and_sizes():
+    """Traced (as export traces it: the dense form), then run on a batch of another shape."""
+
+    def text_map(feats, boxes, mask, sizes, grid):
+        return scatter_text_to_grid(feats, boxes, mask, sizes, grid.shape[-2:], 32)
+
+    feats, boxes, mask, sizes = random_batch(seed=4, tokens=12)
+    traced = torch.jit.trace(text_map, (feats, boxes, mask, torch.tensor(sizes),
+                                        torch.zeros(25, 19)), check_trace=False)  # fmt: skip
+    feats, boxes, mask, sizes = random_batch(seed=5, tokens=40)
+    expected = naive_text_map(feats, boxes, mask, sizes, (22, 17), 32)
+    got = traced(feats, boxes, mask, torch.tensor(sizes), torch.zeros(22, 17))
+    assert got.shape == (3, 8, 22, 17)
+    assert (got - expected).abs().max().item() <= 1e-4
+
+
 def test_axes_are_not_swapped():
     feats = torch.ones(1, 1, 1)
     wide_box = torch.tensor([[[0, 0, 1000, 10]]])  # a full-width line at the top
@@ -97,8 +143,8 @@ def test_fusion_modules_against_the_naive_text_map(fusion_type):
     torch.manual_seed(0)
     feats, boxes, mask, sizes = random_batch()
     feature_map = torch.randn(3, 8, 25, 19)
-    fusion = TextFusion(fusion_type, channels=8, stride=32)
-    got = fusion(feature_map, feats, boxes, mask, sizes)
+    fusion = TextFusion(fusion_type, channels=8)
+    got = fusion(feature_map, scatter_text_to_grid(feats, boxes, mask, sizes, (25, 19), 32))
     text_map = naive_text_map(feats, boxes, mask, sizes, (25, 19), 32)
     if fusion_type == "add":
         expected = feature_map + text_map
@@ -111,9 +157,15 @@ def test_fusion_modules_against_the_naive_text_map(fusion_type):
     assert (got - expected).abs().max().item() <= 1e-3 * max(1.0, expected.abs().max().item())
 
 
+def test_scatter_rejects_unknown_reduction():
+    feats, boxes, mask, sizes = random_batch()
+    with pytest.raises(ValueError, match="reduce 'max' is not one of"):
+        scatter_text_to_grid(feats, boxes, mask, sizes, (25, 19), 32, reduce="max")
+
+
 def test_fusion_rejects_unknown_type():
     with pytest.raises(ValueError, match="fusion type 'sum' is not one of"):
-        TextFusion("sum", channels=8, stride=32)
+        TextFusion("sum", channels=8)
 
 
 def test_all_padding_gives_an_empty_map():
@@ -121,3 +173,62 @@ def test_all_padding_gives_an_empty_map():
     mask = torch.zeros(feats.shape[:2], dtype=torch.bool)
     text_map = scatter_text_to_grid(feats, boxes, mask, sizes, (25, 19), 32)
     assert text_map.shape == (3, 8, 25, 19) and text_map.abs().max() == 0
+
+
+def segment_page(seed=7):
+    """Two pages of <s> segments </s> as the tokenizer lays them out: each segment's tokens
+    consecutive with the segment's box; padding after the second page's tokens."""
+    generator = torch.Generator().manual_seed(seed)
+    pages = [[3, 1, 5, 2], [4, 4, 1]]  # tokens per segment; page 2's first two share a box
+    num_tokens = 2 + max(sum(p) for p in pages) + 3
+    boxes = torch.zeros(2, num_tokens, 4, dtype=torch.long)
+    mask = torch.zeros(2, num_tokens, dtype=torch.bool)
+    segments = []
+    for b, lengths in enumerate(pages):
+        position = 1  # after <s>
+        for k, length in enumerate(lengths):
+            box = torch.randint(0, 900, (2,), generator=generator)
+            box = torch.cat([box, box + torch.randint(5, 100, (2,), generator=generator)])
+            if b == 1 and k == 1:
+                box = boxes[1, position - 1].clone()  # same box as the segment before
+            boxes[b, position : position + length] = box
+            mask[b, position : position + length] = True
+            segments.append((b, position, length))
+            position += length
+    feats = torch.randn(2, num_tokens, 8, generator=generator)
+    feats[~mask] = float("nan")  # specials and padding carry garbage that must not leak
+    return feats, boxes, mask, segments
+
+
+def test_segment_features_are_their_tokens_mean_counted_once():
+    feats, boxes, mask, segments = segment_page()
+    pooled, first = pool_segments(feats, boxes, mask)
+    expected_first = torch.zeros_like(mask)
+    for b, start, length in segments:
+        if (b, start) == (1, 1 + 4):  # page 2's first two segments share a box: one run
+            continue
+        length = 4 + 4 if (b, start) == (1, 1) else length
+        expected_first[b, start] = True
+        mean = feats[b, start : start + length].mean(0)
+        for k in range(start, start + length):  # every token holds its segment's mean
+            assert torch.allclose(pooled[b, k], mean, atol=1e-6)
+    assert torch.equal(first, expected_first)
+    assert torch.isfinite(pooled[first]).all()
+
+
+def test_segments_scattered_once_each_over_their_boxes():
+    """SE through the scatter equals the naive map of one feature per segment at its box."""
+    feats, boxes, mask, segments = segment_page(seed=8)
+    sizes = [(800, 608), (704, 544)]
+    pooled, first = pool_segments(feats, boxes, mask)
+    got = scatter_text_to_grid(pooled, boxes, first, sizes, (25, 19), 32)
+    one_per_segment = torch.zeros_like(feats)
+    reference_mask = torch.zeros_like(mask)
+    for b, start, length in segments:
+        if (b, start) == (1, 1 + 4):  # merged into the segment before (same box)
+            continue
+        length = 4 + 4 if (b, start) == (1, 1) else length
+        one_per_segment[b, start] = feats[b, start : start + length].mean(0)
+        reference_mask[b, start] = True
+    expected = naive_text_map(one_per_segment, boxes, reference_mask, sizes, (25, 19), 32)
+    assert (got - expected).abs().max().item() <= 1e-4

@@ -1,5 +1,5 @@
 """Inference: the CLI over images, folders and PDFs (JSON, overlays, COCO files, skipped pages),
-OCR on the fly, TorchScript export of the image-only detector, and the metrics plots."""
+OCR on the fly, and the metrics plots (export: test_export.py)."""
 
 import json
 import subprocess
@@ -9,14 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import import_script, write_annotation_ocr, write_rectangle_coco
+from conftest import write_annotation_ocr, write_rectangle_coco
 from detectron2.config import get_cfg
 from detectron2.modeling import build_model
 from PIL import Image
 from pycocotools.coco import COCO
 
 from ditod import LayoutCheckpointer, add_layoutlmv3_config
-from ditod.deploy.export import export_torchscript
 from ditod.deploy.inference import run_inference
 from ditod.deploy.predictor import LayoutPredictor
 from ditod.pages import ocr as ocr_module
@@ -24,7 +23,6 @@ from ditod.pages.page_inputs import collect_pages
 from ditod.plots import write_plots
 
 ROOT = Path(__file__).resolve().parents[1]
-export_cli = import_script("tools/export_torchscript.py")
 CONFIG = ROOT / "configs" / "tiny" / "cascade_layoutlmv3_tiny.yaml"
 CLASSES = ["block", "frame"]
 
@@ -184,41 +182,6 @@ def test_collect_pages_reports_what_it_cannot_use(pages, tmp_path):
     assert "no such file" in reasons[str(tmp_path / "missing")]
 
 
-def canonical(instances) -> np.ndarray:
-    """Detections as rows (score, class, box) in a fixed order (score, then box)."""
-    rows = torch.cat([instances.scores[:, None], instances.pred_classes[:, None].float(),
-                      instances.pred_boxes.tensor], dim=1).numpy()  # fmt: skip
-    return rows[np.lexsort([rows[:, k] for k in (5, 4, 3, 2, 1)] + [-rows[:, 0]])]
-
-
-def test_torchscript_export_gives_the_eager_boxes(tmp_path):
-    torch.manual_seed(0)
-    model = build_model(tiny_cfg()).eval()
-    for parameter in model.roi_heads.parameters():  # untrained heads score every box alike
-        torch.nn.init.normal_(parameter, std=0.05)
-    page = np.asarray(Image.open(write_rectangle_coco(tmp_path).parent / "images" /
-                                 "page_001.png").convert("RGB"))  # fmt: skip
-    image = torch.as_tensor(np.ascontiguousarray(page.transpose(2, 0, 1)))
-    image = torch.nn.functional.interpolate(image[None].float(), size=(320, 400))[0]
-    adapter = export_torchscript(model, image, tmp_path / "model.ts")
-    traced = torch.jit.load(str(tmp_path / "model.ts"))
-    other_size = torch.nn.functional.interpolate(image[None], size=(384, 512))[0]
-    for page in (image, other_size):  # the trace is not tied to the size it was traced at
-        with torch.no_grad():
-            exported = adapter.outputs_schema(traced(page))[0]["instances"]
-            eager = model.inference([{"image": page}], do_postprocess=False)[0]
-        assert len(eager) > 10 and eager.scores.std() > 0.01
-        assert tuple(exported.image_size) == tuple(page.shape[1:])
-        np.testing.assert_allclose(canonical(exported), canonical(eager), atol=1e-3)
-
-
-def test_export_refuses_a_text_model(text_model):
-    _, tokenizer = text_model
-    model = build_model(tiny_cfg(tokenizer)).eval()
-    with pytest.raises(ValueError, match=r"image-only detector \(MODEL.LAYOUTLMV3.IMAGE_ONLY"):
-        export_torchscript(model, torch.zeros(3, 320, 400), "unused.ts")
-
-
 def test_plots_from_metrics(tmp_path):
     lines = [{"iteration": i, "total_loss": 3 - i / 50, "loss_cls": 1 - i / 200, "lr": 1e-3}
              for i in range(19, 100, 20)]  # fmt: skip
@@ -233,32 +196,3 @@ def test_plots_from_metrics(tmp_path):
     command = [sys.executable, str(ROOT / "tools" / "plot_metrics.py"), str(tmp_path / "nope.json")]
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 2 and "nope.json: no such file" in result.stderr
-
-
-def test_export_cli_writes_a_model_that_runs(tmp_path):
-    torch.manual_seed(0)
-    cfg = tiny_cfg()
-    model = build_model(cfg).eval()
-    LayoutCheckpointer(model, str(tmp_path)).save("image_only")
-    page = write_rectangle_coco(tmp_path).parent / "images" / "page_001.png"
-    opts = [
-        "MODEL.LAYOUTLMV3.IMAGE_ONLY",
-        "True",
-        "MODEL.LAYOUTLMV3.FUSION.TYPE",
-        "",
-        "MODEL.ROI_HEADS.NUM_CLASSES",
-        "2",
-        "MODEL.WEIGHTS",
-        str(tmp_path / "image_only.pth"),
-    ]
-    code = export_cli.main(["--config-file", str(CONFIG), "--sample-image", str(page),
-                            "--output", str(tmp_path / "m.ts"), *opts])  # fmt: skip
-    assert code == 0
-    traced = torch.jit.load(str(tmp_path / "m.ts"))
-    image = torch.as_tensor(np.array(Image.open(page).convert("RGB").resize((400, 320))))
-    boxes, classes, scores, size = traced(image.permute(2, 0, 1).contiguous())
-    assert boxes.shape[1] == 4 and len(boxes) == len(classes) == len(scores)
-    assert size.tolist() == [320, 400]
-    text_model_opts = ["MODEL.LAYOUTLMV3.IMAGE_ONLY", "False"]
-    assert export_cli.main(["--config-file", str(CONFIG), "--sample-image", str(page),
-                            "--output", str(tmp_path / "t.ts"), *text_model_opts]) == 2  # fmt: skip

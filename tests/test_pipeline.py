@@ -124,3 +124,47 @@ def test_two_cpu_processes_agree_on_the_weights(tmp_path, publaynet_samples, bpe
     assert int(world_size) == 2 and int(iteration) == 2
     assert float(moved) > 1e-6  # the (warm-up) steps changed the weights ...
     assert float(diff) == 0.0  # ... identically in both processes
+
+
+def test_ablation_trains_what_is_missing_and_tabulates_mean_and_std(
+    tmp_path, publaynet_samples, bpe_folder
+):
+    """Two variants × two seeds, three of the runs already done (their metrics.json): only the
+    fourth trains; the table holds each class's AP and mAP, mean ± std over the seeds."""
+    from ditod.engine.ablation import final_ap
+
+    (tmp_path / "variants.yaml").write_text(
+        'image_only:\n  MODEL.LAYOUTLMV3.IMAGE_ONLY: True\n  MODEL.LAYOUTLMV3.FUSION.TYPE: ""\n'
+        "gated:\n  MODEL.LAYOUTLMV3.FUSION.TYPE: gated\n"
+    )
+    out = tmp_path / "ablation"
+    classes = ["text", "title", "list", "table", "figure"]
+    done = {("image_only", 0): 10.0, ("image_only", 1): 20.0, ("gated", 0): 30.0}
+    for (variant, seed), ap in done.items():
+        run = out / variant / f"seed{seed}"
+        run.mkdir(parents=True)
+        record = {"iteration": 3, "bbox/AP": ap, **{f"bbox/AP-{c}": ap + k for k, c in
+                                                   enumerate(classes)}}  # fmt: skip
+        (run / "metrics.json").write_text(json.dumps({"iteration": 1, "total_loss": 2.0}) + "\n"
+                                          + json.dumps(record) + "\n")  # fmt: skip
+    command = [sys.executable, str(ROOT / "tools" / "ablate.py"), "--config-file", str(CONFIG),
+               "--variants", str(tmp_path / "variants.yaml"), "--seeds", "0", "1",
+               "--text-only-classes", "title", "list", "--output-dir", str(out),
+               *dataset_opts(publaynet_samples, bpe_folder), "SOLVER.MAX_ITER", "3",
+               "SOLVER.CHECKPOINT_PERIOD", "100"]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.stdout.count("\n== ") == 2  # one run trained (its start and its end)
+    trained = final_ap(out / "gated" / "seed1" / "metrics.json")
+    assert trained is not None and set(trained) == {"AP", *(f"AP-{c}" for c in classes)}
+
+    summary = json.loads((out / "ablation.json").read_text())
+    assert summary["image_only"]["map"] == [10.0, 20.0]
+    assert summary["image_only"]["text_only_ap"] == [11.5, 21.5]  # (title + list) / 2
+    assert summary["image_only"]["stats"]["map"]["mean"] == 15.0
+    assert abs(summary["image_only"]["stats"]["map"]["std"] - 7.0711) < 1e-3
+    assert summary["gated"]["map"] == [30.0, trained["AP"]]
+    table = (out / "ablation.md").read_text()
+    assert "| image_only | 19.0 ± 7.1 | 17.0 ± 7.1 |" in table  # figure, list (sorted)
+    assert "| 15.0 ± 7.1 | 16.5 ± 7.1 |" in table  # mAP, text-only classes
+    assert (out / "ablation.png").stat().st_size > 10_000

@@ -51,6 +51,28 @@ def test_coco_splits_have_the_cdla_classes_and_load(pages):
     assert Path(train[0]["ocr_file"]).is_file()
 
 
+def test_blocks_do_not_overlap():
+    """No block runs into another (a tall figure at a column's foot once covered the
+    references), on pages enough to have reached the foot with every kind of block."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        paths = synthetic_pages.generate(scratch, pages=30, seed=0, split_val=0.0)
+        coco = json.loads(paths["train"].read_text())
+    by_page = {}
+    for a in coco["annotations"]:
+        by_page.setdefault(a["image_id"], []).append(a["bbox"])
+    for image_id, boxes in by_page.items():
+        xywh = np.array(boxes, dtype=float)
+        x0, y0 = xywh[:, 0], xywh[:, 1]
+        x1, y1 = x0 + xywh[:, 2], y0 + xywh[:, 3]
+        overlap_w = np.minimum(x1[:, None], x1[None]) - np.maximum(x0[:, None], x0[None])
+        overlap_h = np.minimum(y1[:, None], y1[None]) - np.maximum(y0[:, None], y0[None])
+        overlap = np.clip(overlap_w, 0, None) * np.clip(overlap_h, 0, None)
+        np.fill_diagonal(overlap, 0)
+        assert overlap.max() <= 2, f"page {image_id}: blocks overlap by {overlap.max()} px²"
+
+
 def test_captions_are_told_apart_by_their_text_only(pages):
     _, paths = pages
     coco = json.loads(paths["train"].read_text())

@@ -10,12 +10,16 @@ their text), ``overlays/<name>.png`` and with ``--markdown`` ``markdown/<name>.m
 ``--ocr-root`` (``<ocr-root>/<name>.json``) or get it on the fly into ``<output>/ocr/``: a PDF
 page's from its text layer when usable, else by OCR. A rerun into the same ``--output`` detects
 only the pages not done yet. ``--ray-address`` runs detection (and OCR) on a Ray cluster.
+``--backend onnxruntime --model model.onnx`` runs a model exported by ``tools/export.py`` (its
+config is in the file; ``--config-file`` is not needed); ``--quantize int8`` runs the linear
+layers in int8 on CPU (either backend).
 Exit status 1 if any input or page was skipped (listed in ``<output>/failed.txt``).
 """
 
 import argparse
 import logging
 import sys
+from functools import partial
 from pathlib import Path
 
 import ditod  # noqa: F401  (its shims must apply before detectron2 is imported)
@@ -26,6 +30,7 @@ from detectron2.utils.logger import setup_logger
 from ditod.cli import add_debug_flag, run_tool
 from ditod.config import load_config
 from ditod.deploy.inference import PageOutputs, run_inference, run_inference_on_ray
+from ditod.deploy.onnx_predictor import OnnxLayoutPredictor, read_exported_config
 from ditod.deploy.predictor import LayoutPredictor
 from ditod.pages.ocr import (
     ENGINES,
@@ -36,15 +41,22 @@ from ditod.pages.ocr import (
 )
 from ditod.pages.page_inputs import collect_pages
 
+BACKENDS = ("pytorch", "onnxruntime")
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config-file", required=True)
+    parser.add_argument("--config-file", help="the model's config (not with --backend "
+                        "onnxruntime: the exported file holds its own)")  # fmt: skip
+    parser.add_argument("--backend", choices=BACKENDS, default="pytorch")
+    parser.add_argument("--model", help="the exported .onnx file (--backend onnxruntime)")
+    parser.add_argument("--quantize", choices=["int8"], help="int8 linear layers (CPU)")
     parser.add_argument("--input", nargs="+", required=True, help="images, PDFs, folders")
     parser.add_argument("--output", required=True, help="output folder")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 … (default: MODEL.DEVICE)")
     parser.add_argument("--batch-size", type=int, default=1)
-    parser.add_argument("--score-threshold", type=float, default=0.5)
+    parser.add_argument("--score-threshold", type=float, help="default 0.5; an exported "
+                        "model's is the one it was exported with")  # fmt: skip
     parser.add_argument("--dpi", type=float, default=150, help="PDF rendering resolution")
     parser.add_argument("--markdown", action="store_true", help="also write each page as "
                         "Markdown (text from the PDF text layer or OCR)")  # fmt: skip
@@ -64,16 +76,40 @@ def parse_args(argv=None):
                         help="seconds OCR may take per page (0: no limit)")  # fmt: skip
     add_debug_flag(parser)
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE …")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.backend == "onnxruntime" and not args.model:
+        parser.error("--backend onnxruntime needs --model (an .onnx file from tools/export.py)")
+    if args.backend == "pytorch" and not args.config_file:
+        parser.error("the following arguments are required: --config-file")
+    if args.model and args.backend != "onnxruntime":
+        parser.error("--model is the exported file of --backend onnxruntime (a PyTorch "
+                     "checkpoint is MODEL.WEIGHTS)")  # fmt: skip
+    return args
 
 
 def setup(args):
+    """The config and a factory of the predictor (called here, or on each Ray actor)."""
+    if args.backend == "onnxruntime":
+        cfg = read_exported_config(args.model, args.opts)
+        exported = cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST
+        if args.score_threshold is not None and args.score_threshold != exported:
+            raise ValueError(
+                f"{args.model} was exported with score threshold {exported} (it is part of the "
+                "graph): export it again with MODEL.ROI_HEADS.SCORE_THRESH_TEST "
+                f"{args.score_threshold}, or leave --score-threshold out"
+            )
+        device = args.device or "cpu"
+        cfg.MODEL.DEVICE = device
+        cfg.freeze()
+        return cfg, partial(OnnxLayoutPredictor, args.model, args.opts, quantize=args.quantize,
+                            device=device)  # fmt: skip
     cfg = load_config(args.config_file, args.opts)
     if args.device:
         cfg.MODEL.DEVICE = args.device
-    cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = args.score_threshold
+    threshold = args.score_threshold
+    cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = 0.5 if threshold is None else threshold
     cfg.freeze()
-    return cfg
+    return cfg, partial(LayoutPredictor, cfg, quantize=args.quantize)
 
 
 def main(argv=None) -> int:
@@ -81,7 +117,7 @@ def main(argv=None) -> int:
     setup_logger(name="ditod")
     setup_logger(name="detectron2", abbrev_name="d2")
     logger = logging.getLogger("ditod")
-    cfg = setup(args)
+    cfg, make_predictor = setup(args)
     out = Path(args.output)
     pages, failed = collect_pages(args.input, out / "pages", dpi=args.dpi)
     ocr = {"ocr_root": args.ocr_root, "ocr_engine": args.ocr_engine,
@@ -90,11 +126,11 @@ def main(argv=None) -> int:
            "outputs": PageOutputs.from_config(cfg, markdown=args.markdown)}  # fmt: skip
     try:
         if args.ray_address:
-            summary = run_inference_on_ray(cfg, pages, out, args.ray_address,
+            summary = run_inference_on_ray(cfg, pages, out, args.ray_address, make_predictor,
                                            workers=args.ray_workers, threads=args.ray_threads,
                                            **ocr)  # fmt: skip
         else:
-            summary = run_inference(LayoutPredictor(cfg), pages, out, batch_size=args.batch_size,
+            summary = run_inference(make_predictor(), pages, out, batch_size=args.batch_size,
                                     ocr_workers=args.ocr_workers, **ocr)  # fmt: skip
     except EngineUnavailable as error:
         print(f"error: {error}", file=sys.stderr)

@@ -1,9 +1,9 @@
-"""A trained detector at work: the predictor, inference over page images and PDFs, TorchScript
-export and drawing."""
+"""A trained detector at work: the predictor, inference over page images and PDFs, export to
+ONNX / TorchScript and drawing."""
 
-from .export import export_torchscript
+from .export import export_model
 from .inference import run_inference
 from .predictor import LayoutPredictor
 from .visualization import draw_detections
 
-__all__ = ["LayoutPredictor", "draw_detections", "export_torchscript", "run_inference"]
+__all__ = ["LayoutPredictor", "draw_detections", "export_model", "run_inference"]

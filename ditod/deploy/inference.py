@@ -6,6 +6,7 @@ import logging
 import os
 import tempfile
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -242,13 +243,13 @@ def run_inference(predictor: LayoutPredictor, pages: list[PageInput], out_dir, *
 
 
 class DetectorActor:
-    """A :class:`LayoutPredictor` on a Ray worker: page image bytes (and OCR JSON text) in,
-    ``(width, height, detections, class names)`` out."""
+    """A predictor (:class:`LayoutPredictor`, or any with its interface) on a Ray worker: page
+    image bytes (and OCR JSON text) in, ``(width, height, detections, class names)`` out."""
 
-    def __init__(self, cfg, threads: int):
-        if cfg.MODEL.DEVICE == "cpu":
+    def __init__(self, make_predictor, device: str, threads: int):
+        if device == "cpu":
             torch.set_num_threads(threads)
-        self.predictor = LayoutPredictor(cfg)
+        self.predictor = make_predictor()
         self.scratch = Path(tempfile.mkdtemp(prefix="ditod-ray-"))
 
     def detect(self, image: bytes, suffix: str, ocr_text: str | None):
@@ -264,14 +265,16 @@ class DetectorActor:
         return mapped["width"], mapped["height"], detections, self.predictor.class_names
 
 
-def run_inference_on_ray(cfg, pages: list[PageInput], out_dir, address: str, *, workers=None,
+def run_inference_on_ray(cfg, pages: list[PageInput], out_dir, address: str,
+                         make_predictor=None, *, workers=None,
                          threads: int = 1, ocr_root=None, ocr_engine: str = "rapidocr",
                          ocr_page_timeout=PAGE_TIMEOUT, text_layer: bool = True,
                          page_timeout=None,
                          outputs: PageOutputs | None = None) -> InferenceSummary:  # fmt: skip
     """:func:`run_inference` with detection (and OCR) on a Ray cluster: ``workers`` actors
-    (default: as many as the cluster holds), each a model built from ``cfg`` on one GPU when
-    ``MODEL.DEVICE`` is CUDA, else on ``threads`` CPUs. Outputs are written here, per page."""
+    (default: as many as the cluster holds), each holding ``make_predictor()`` (picklable;
+    default a :class:`LayoutPredictor` of ``cfg``) on one GPU when ``MODEL.DEVICE`` is CUDA,
+    else on ``threads`` CPUs. Outputs are written here, per page."""
     from ..pages.ray_pool import run_on_ray
 
     out_dir = Path(out_dir)
@@ -295,7 +298,9 @@ def run_inference_on_ray(cfg, pages: list[PageInput], out_dir, address: str, *, 
         return page.image.read_bytes(), page.image.suffix, text
 
     gpus = 1 if cfg.MODEL.DEVICE.startswith("cuda") else 0
-    run_on_ray(address, DetectorActor, (cfg, threads), "detect", todo, payload,
+    make_predictor = make_predictor or partial(LayoutPredictor, cfg)
+    actor_args = (make_predictor, cfg.MODEL.DEVICE, threads)
+    run_on_ray(address, DetectorActor, actor_args, "detect", todo, payload,
                lambda page, result: writer.page_done(page, *result), writer.page_failed,
                workers=workers, cpus=1 if gpus else threads, gpus=gpus,
                item_timeout=page_timeout)  # fmt: skip

@@ -14,7 +14,13 @@ from transformers import LayoutLMv3Config
 from layoutlmv3 import LayoutLMv3DetectionModel
 from layoutlmv3.modeling import PYRAMID_STRIDES
 
-from .fusion import FUSION_TYPES, TextFusion
+from .fusion import (
+    FUSION_REDUCTIONS,
+    FUSION_TYPES,
+    TextFusion,
+    pool_segments,
+    scatter_text_to_grid,
+)
 
 __all__ = [
     "LAYOUTLMV3_SIZES",
@@ -52,6 +58,7 @@ class PageBatch:
         input_ids: (B, L) text token ids, padded with the pad id; None for no text.
         bbox: (B, L, 4) token boxes in 0..1000 of each page's unpadded size.
         attention_mask: (B, L) 1 for real tokens, 0 for padding.
+        text_map: set by the backbone for the box head (``FUSION.BOX_HEAD``): (B, D, H, W).
     """
 
     pixel_values: torch.Tensor
@@ -59,6 +66,7 @@ class PageBatch:
     input_ids: torch.Tensor | None = None
     bbox: torch.Tensor | None = None
     attention_mask: torch.Tensor | None = None
+    text_map: torch.Tensor | None = None
 
 
 def build_layoutlmv3_config(cfg) -> LayoutLMv3Config:
@@ -96,11 +104,18 @@ class LayoutLMv3Backbone(Backbone):
 
     Args:
         model: a ``LayoutLMv3DetectionModel`` in detection mode.
-        fusion_type: "" (none), "add", "gated" or "concat".
-        fusion_layers: names among the model's ``out_features`` to fuse text into.
+        fusion_type: "" (no fusion into the maps), "add", "gated" or "concat".
+        fusion_layers: names among the model's ``out_features`` whose text is used.
+        fusion_reduce: "sum" or "mean" of the tokens covering a cell.
+        fusion_segments: one feature per OCR segment (its tokens' mean; "SE") instead of one
+            per token.
+        box_head_text: also hand the first fusion layer's text map to the box head (it is
+            left on the :class:`PageBatch` as ``text_map``).
     """
 
-    def __init__(self, model: LayoutLMv3DetectionModel, fusion_type: str = "", fusion_layers=()):
+    def __init__(self, model: LayoutLMv3DetectionModel, fusion_type: str = "", fusion_layers=(),
+                 fusion_reduce: str = "sum", fusion_segments: bool = False,
+                 box_head_text: bool = False):  # fmt: skip
         super().__init__()
         if not model.detection:
             raise ValueError(
@@ -113,30 +128,56 @@ class LayoutLMv3Backbone(Backbone):
         self._out_feature_channels = {name: config.hidden_size for name in model.out_features}
         special = [config.bos_token_id, config.eos_token_id, config.pad_token_id]
         self.register_buffer("special_token_ids", torch.tensor(special), persistent=False)
-        self.fusions = torch.nn.ModuleDict()
-        if fusion_type:
-            if fusion_type not in FUSION_TYPES:
+        if fusion_type and fusion_type not in FUSION_TYPES:
+            raise ValueError(
+                f"MODEL.LAYOUTLMV3.FUSION.TYPE '{fusion_type}' is not one of "
+                f"{FUSION_TYPES} (or empty for no fusion)"
+            )
+        if fusion_reduce not in FUSION_REDUCTIONS:
+            raise ValueError(
+                f"MODEL.LAYOUTLMV3.FUSION.REDUCE '{fusion_reduce}' is not one of "
+                f"{FUSION_REDUCTIONS}"
+            )
+        uses = f"text fusion '{fusion_type}'" if fusion_type else "FUSION.BOX_HEAD"
+        if (fusion_type or box_head_text) and not config.text_embed:
+            raise ValueError(f"{uses} needs text: set MODEL.LAYOUTLMV3.IMAGE_ONLY False")
+        if (fusion_type or box_head_text) and not fusion_layers:
+            raise ValueError(f"{uses} needs a layer: MODEL.LAYOUTLMV3.FUSION.LAYERS is empty")
+        for name in fusion_layers:
+            if name not in self._out_feature_strides:
                 raise ValueError(
-                    f"MODEL.LAYOUTLMV3.FUSION.TYPE '{fusion_type}' is not one of "
-                    f"{FUSION_TYPES} (or empty for no fusion)"
+                    f"MODEL.LAYOUTLMV3.FUSION.LAYERS: '{name}' is not one of the backbone's "
+                    f"out features {self._out_features}"
                 )
-            if not config.text_embed:
-                raise ValueError(
-                    f"text fusion '{fusion_type}' needs text: set MODEL.LAYOUTLMV3.IMAGE_ONLY False"
-                )
-            for name in fusion_layers:
-                if name not in self._out_feature_strides:
-                    raise ValueError(
-                        f"MODEL.LAYOUTLMV3.FUSION.LAYERS: '{name}' is not one of the backbone's "
-                        f"out features {self._out_features}"
-                    )
-                self.fusions[name] = TextFusion(
-                    fusion_type, config.hidden_size, self._out_feature_strides[name]
-                )
+        self.fusions = torch.nn.ModuleDict(
+            {name: TextFusion(fusion_type, config.hidden_size) for name in fusion_layers}
+            if fusion_type else {}
+        )  # fmt: skip
+        self.fusion_reduce = fusion_reduce
+        self.fusion_segments = fusion_segments
+        self.box_head_text_layer = fusion_layers[0] if box_head_text else ""
 
     @property
     def size_divisibility(self) -> int:
         return max(PYRAMID_STRIDES)
+
+    @property
+    def box_head_text_shape(self) -> ShapeSpec | None:
+        """Channels and stride of the text map handed to the box head (None: none is)."""
+        if not self.box_head_text_layer:
+            return None
+        name = self.box_head_text_layer
+        return ShapeSpec(channels=self._out_feature_channels[name],
+                         stride=self._out_feature_strides[name])  # fmt: skip
+
+    def text_map(self, name: str, text_states, batch: PageBatch, token_mask, grid_hw):
+        """(B, D, H, W) text map of layer ``name`` (its map's ``grid_hw``): its text tokens' (or
+        segments') states on the cells their boxes cover."""
+        if self.fusion_segments:
+            text_states, token_mask = pool_segments(text_states, batch.bbox, token_mask)
+        return scatter_text_to_grid(text_states, batch.bbox, token_mask, batch.image_sizes,
+                                    grid_hw, self._out_feature_strides[name],
+                                    self.fusion_reduce)  # fmt: skip
 
     def forward(self, x: torch.Tensor | PageBatch) -> dict[str, torch.Tensor]:
         """Images (B, 3, H, W) or a :class:`PageBatch` → ``{name: (B, D, H/s, W/s)}``."""
@@ -153,17 +194,20 @@ class LayoutLMv3Backbone(Backbone):
             pixel_values=batch.pixel_values,
         )
         features = dict(output.feature_maps)
-        if has_text and self.fusions:
-            special = torch.isin(batch.input_ids, self.special_token_ids)
-            token_mask = batch.attention_mask.bool() & ~special
-            for name, fusion in self.fusions.items():
-                features[name] = fusion(
-                    features[name],
-                    output.text_hidden_states[name],
-                    batch.bbox,
-                    token_mask,
-                    batch.image_sizes,
-                )
+        if not has_text:
+            return features
+        special = (batch.input_ids[..., None] == self.special_token_ids).any(-1)  # isin
+        token_mask = batch.attention_mask.bool() & ~special
+        names = list(self.fusions)
+        if self.box_head_text_layer and self.box_head_text_layer not in names:
+            names.append(self.box_head_text_layer)
+        for name in names:
+            text_map = self.text_map(name, output.text_hidden_states[name], batch, token_mask,
+                                     features[name].shape[-2:])  # fmt: skip
+            if name in self.fusions:
+                features[name] = self.fusions[name](features[name], text_map)
+            if name == self.box_head_text_layer:
+                batch.text_map = text_map
         return features
 
     def output_shape(self) -> dict[str, ShapeSpec]:
@@ -185,7 +229,9 @@ def build_layoutlmv3_backbone(cfg) -> LayoutLMv3Backbone:
         drop_path_rate=node.DROP_PATH,
         gradient_checkpointing=node.GRADIENT_CHECKPOINTING,
     )
-    return LayoutLMv3Backbone(model, node.FUSION.TYPE, node.FUSION.LAYERS)
+    fusion = node.FUSION
+    return LayoutLMv3Backbone(model, fusion.TYPE, fusion.LAYERS, fusion.REDUCE, fusion.SEGMENTS,
+                              fusion.BOX_HEAD)  # fmt: skip
 
 
 @BACKBONE_REGISTRY.register()

@@ -11,9 +11,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["FUSION_TYPES", "TextFusion", "box_cells", "scatter_text_to_grid"]
+__all__ = [
+    "FUSION_REDUCTIONS",
+    "FUSION_TYPES",
+    "TextFusion",
+    "box_cells",
+    "dense_text_grid",
+    "pool_segments",
+    "scatter_text_to_grid",
+]
 
 FUSION_TYPES = ("add", "gated", "concat")
+# How a cell combines the tokens covering it. "sum" grows with the text a cell holds: at stride
+# 32 a cell holds 5–6 text lines, ~20 tokens, and the text map outweighs the image map ~20×.
+FUSION_REDUCTIONS = ("sum", "mean")
 
 
 def box_cells(token_boxes, image_sizes, grid_hw, stride):
@@ -37,8 +48,9 @@ def box_cells(token_boxes, image_sizes, grid_hw, stride):
     return torch.stack([cols[..., 0], rows[..., 0], cols[..., 1], rows[..., 1]], dim=-1)
 
 
-def scatter_text_to_grid(token_feats, token_boxes, token_mask, image_sizes, grid_hw, stride):
-    """Sum text-token features onto the cells their boxes cover.
+def scatter_text_to_grid(token_feats, token_boxes, token_mask, image_sizes, grid_hw, stride,
+                         reduce: str = "sum"):  # fmt: skip
+    """Sum (or average: ``reduce="mean"``) text-token features onto the cells their boxes cover.
 
     Args:
         token_feats: (B, N, C) token features.
@@ -52,6 +64,11 @@ def scatter_text_to_grid(token_feats, token_boxes, token_mask, image_sizes, grid
     Returns:
         (B, C, H, W) text map in ``token_feats``' dtype (a channels-last view).
     """
+    if reduce not in FUSION_REDUCTIONS:
+        raise ValueError(f"reduce '{reduce}' is not one of {FUSION_REDUCTIONS}")
+    if torch.jit.is_tracing():
+        return dense_text_grid(token_feats, token_boxes, token_mask, image_sizes, grid_hw, stride,
+                               reduce)  # fmt: skip
     batch, num_tokens, channels = token_feats.shape
     height, width = grid_hw
     device = token_feats.device
@@ -73,13 +90,60 @@ def scatter_text_to_grid(token_feats, token_boxes, token_mask, image_sizes, grid
         token[torch.argsort(cell, stable=True)],
         token_feats.reshape(-1, channels),
         offsets,
-        mode="sum",
+        mode=reduce,
     )
     return text_map.view(batch, height, width, channels).permute(0, 3, 1, 2)
 
 
+def dense_text_grid(token_feats, token_boxes, token_mask, image_sizes, grid_hw, stride,
+                    reduce: str = "sum"):  # fmt: skip
+    """:func:`scatter_text_to_grid` as one batched product with each token's (H × W) coverage:
+    no data-dependent sizes, so it traces and exports; memory B × N × H × W (a stride-32 map)."""
+    batch, num_tokens, channels = token_feats.shape
+    height, width = grid_hw
+    device = token_feats.device
+    c0, r0, c1, r1 = box_cells(token_boxes, image_sizes, grid_hw, stride).unbind(-1)
+    rows = torch.arange(height, device=device)
+    cols = torch.arange(width, device=device)
+    in_rows = (rows >= r0[..., None]) & (rows <= r1[..., None]) & token_mask[..., None]
+    in_cols = (cols >= c0[..., None]) & (cols <= c1[..., None])
+    coverage = (in_rows[..., :, None] & in_cols[..., None, :]).to(token_feats.dtype)
+    coverage = coverage.reshape(batch, num_tokens, -1)
+    if reduce == "mean":
+        coverage = coverage / coverage.sum(1, keepdim=True).clamp(min=1)
+    text_map = torch.bmm(token_feats.transpose(1, 2), coverage)
+    return text_map.view(batch, channels, height, width)
+
+
+def pool_segments(token_feats, token_boxes, token_mask):
+    """One feature per OCR segment (SE): the mean of its tokens' features, in place of them.
+
+    A segment is a run of consecutive real tokens with the same box (the tokenizer gives every
+    token of a segment the segment's box). Shapes stay those of the tokens, so the result goes
+    to :func:`scatter_text_to_grid` as tokens do, and traces.
+
+    Args:
+        token_feats: (B, N, C); token_boxes: (B, N, 4); token_mask: (B, N) bool.
+
+    Returns:
+        ``(segment_feats (B, N, C), segment_mask (B, N))``: each token holds its segment's mean;
+        the mask keeps only each segment's first token, so a segment counts once.
+    """
+    previous_box = torch.cat([token_boxes[:, :1], token_boxes[:, :-1]], dim=1)
+    previous_mask = torch.cat([torch.zeros_like(token_mask[:, :1]), token_mask[:, :-1]], dim=1)
+    starts = token_mask & (~previous_mask | (token_boxes != previous_box).any(-1))
+    segment = torch.cumsum(starts.long(), dim=1)  # (B, N)
+    # (B, N, N) token i × token j of the same segment: a product, not a scatter-add (ONNX's
+    # ScatterND drops repeated indices), O(N² C) for N ≤ 512 tokens
+    same = (segment[:, :, None] == segment[:, None, :]) & token_mask[:, None, :]
+    weights = same.to(token_feats.dtype)
+    text = torch.where(token_mask[..., None], token_feats, 0)
+    means = torch.bmm(weights, text) / weights.sum(-1, keepdim=True).clamp(min=1)
+    return means, starts
+
+
 class TextFusion(nn.Module):
-    """Fuse the text map of a layer's text tokens into its feature map.
+    """Fuse a text map (:func:`scatter_text_to_grid`) into a feature map of the same shape.
 
     - ``add``: ``map + text_map``.
     - ``gated``: ``g = sigmoid(conv3x3([map; text_map]))`` per cell and channel;
@@ -88,12 +152,11 @@ class TextFusion(nn.Module):
       through unchanged, so fine-tuning starts from the image-only features.
     """
 
-    def __init__(self, fusion_type: str, channels: int, stride: int):
+    def __init__(self, fusion_type: str, channels: int):
         super().__init__()
         if fusion_type not in FUSION_TYPES:
             raise ValueError(f"fusion type '{fusion_type}' is not one of {FUSION_TYPES}")
         self.fusion_type = fusion_type
-        self.stride = stride
         if fusion_type == "gated":
             self.gate = nn.Conv2d(2 * channels, channels, kernel_size=3, padding=1)
         elif fusion_type == "concat":
@@ -103,11 +166,8 @@ class TextFusion(nn.Module):
                 self.project.weight[:, :channels, 0, 0].copy_(torch.eye(channels))
                 self.project.bias.zero_()
 
-    def forward(self, feature_map, token_feats, token_boxes, token_mask, image_sizes):
-        """(B, C, H, W) map, (B, N, C) tokens, (B, N, 4) boxes, (B, N) mask → (B, C, H, W)."""
-        text_map = scatter_text_to_grid(
-            token_feats, token_boxes, token_mask, image_sizes, feature_map.shape[-2:], self.stride
-        )
+    def forward(self, feature_map, text_map):
+        """(B, C, H, W) map and (B, C, H, W) text map → (B, C, H, W)."""
         if self.fusion_type == "add":
             return feature_map + text_map
         both = torch.cat([feature_map, text_map], dim=1)

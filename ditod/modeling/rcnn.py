@@ -7,6 +7,7 @@ from detectron2.utils.events import get_event_storage
 
 from .backbone import PageBatch
 from .layout_postprocess import LayoutPostprocess
+from .roi_heads import TEXT_MAP
 
 __all__ = ["VLGeneralizedRCNN"]
 
@@ -35,6 +36,12 @@ class VLGeneralizedRCNN(GeneralizedRCNN):
 
     @classmethod
     def from_config(cls, cfg):
+        heads = cfg.MODEL.ROI_HEADS.NAME
+        if cfg.MODEL.LAYOUTLMV3.FUSION.BOX_HEAD and heads != "TextCascadeROIHeads":
+            raise ValueError(
+                "MODEL.LAYOUTLMV3.FUSION.BOX_HEAD needs MODEL.ROI_HEADS.NAME TextCascadeROIHeads "
+                f"(the box heads that pool the text map), not {heads}"
+            )
         config = super().from_config(cfg)
         config["use_text"] = not cfg.MODEL.LAYOUTLMV3.IMAGE_ONLY
         postprocess = LayoutPostprocess.from_config(cfg)
@@ -55,6 +62,13 @@ class VLGeneralizedRCNN(GeneralizedRCNN):
         lengths = [len(x.get("input_ids", ())) for x in batched_inputs]
         if not self.use_text or max(lengths) == 0:
             return batch
+        if torch.jit.is_tracing():  # one page, its sizes and token count as graph values
+            (inputs,) = batched_inputs
+            batch.image_sizes = torch.stack(images.image_sizes)
+            batch.input_ids = inputs["input_ids"][None].to(self.device)
+            batch.bbox = inputs["bbox"][None].to(self.device)
+            batch.attention_mask = torch.ones_like(batch.input_ids)
+            return batch
         batch.image_sizes = self._to_device(torch.tensor(images.image_sizes, dtype=torch.long))
         size = (len(batched_inputs), max(lengths))
         input_ids = torch.full(size, self.pad_token_id, dtype=torch.long)
@@ -70,13 +84,27 @@ class VLGeneralizedRCNN(GeneralizedRCNN):
         batch.attention_mask = self._to_device(attention_mask)
         return batch
 
+    def features(self, images, batched_inputs) -> dict[str, torch.Tensor]:
+        """The backbone's features of a batch, with the text map the box heads pool
+        (``FUSION.BOX_HEAD``; zeros for a batch without text) under ``TEXT_MAP``."""
+        batch = self.page_batch(images, batched_inputs)
+        features = self.backbone(batch)
+        shape = self.backbone.bottom_up.box_head_text_shape
+        if shape is not None:
+            if batch.text_map is None:
+                height, width = (size // shape.stride for size in images.tensor.shape[-2:])
+                batch.text_map = images.tensor.new_zeros(len(images), shape.channels, height,
+                                                         width)  # fmt: skip
+            features[TEXT_MAP] = batch.text_map
+        return features
+
     def forward(self, batched_inputs):
         """Training: a dict of losses; inference: see :meth:`inference`."""
         if not self.training:
             return self.inference(batched_inputs)
         images = self.preprocess_image(batched_inputs)
         gt_instances = [x["instances"].to(self.device) for x in batched_inputs]
-        features = self.backbone(self.page_batch(images, batched_inputs))
+        features = self.features(images, batched_inputs)
         proposals, proposal_losses = self.proposal_generator(images, features, gt_instances)
         _, detector_losses = self.roi_heads(images, features, proposals, gt_instances)
         if self.vis_period > 0:
@@ -90,7 +118,7 @@ class VLGeneralizedRCNN(GeneralizedRCNN):
         ``do_postprocess`` is False)."""
         assert not self.training
         images = self.preprocess_image(batched_inputs)
-        features = self.backbone(self.page_batch(images, batched_inputs))
+        features = self.features(images, batched_inputs)
         if detected_instances is None:
             proposals, _ = self.proposal_generator(images, features, None)
             results, _ = self.roi_heads(images, features, proposals, None)

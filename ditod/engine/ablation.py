@@ -1,0 +1,123 @@
+"""An ablation: variants (config overrides) × seeds trained with one budget, and the table of
+their final AP — per class and mAP, mean ± std over seeds — as JSON, Markdown and a bar plot."""
+
+import json
+import math
+import os
+import statistics
+from pathlib import Path
+
+import yaml
+
+from ..plots import read_metrics, save_figure
+
+__all__ = ["final_ap", "read_variants", "summarize", "write_report"]
+
+
+def read_variants(path) -> dict[str, list[str]]:
+    """``{name: [KEY, VALUE, …]}`` from a YAML mapping of variant names to their config
+    overrides (``{KEY: VALUE}``; an empty mapping is the config as it is)."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise FileNotFoundError(f"{path}: cannot read the variants: {error.strerror}") from None
+    if not isinstance(data, dict) or not data:
+        raise ValueError(f"{path}: expected a mapping of variant names to config overrides")
+    variants = {}
+    for name, overrides in data.items():
+        overrides = overrides or {}
+        if not isinstance(overrides, dict):
+            raise ValueError(f"{path}: variant '{name}': expected a mapping KEY: VALUE")
+        values = {k: json.dumps(v) if isinstance(v, list) else v for k, v in overrides.items()}
+        variants[str(name)] = [str(x) for pair in values.items() for x in pair]
+    return variants
+
+
+def final_ap(metrics_file) -> dict[str, float] | None:
+    """The last evaluation's bbox AP in ``metrics.json``: ``{"AP": …, "AP-<class>": …}``, or
+    None when the run has not evaluated."""
+    if not Path(metrics_file).is_file():
+        return None
+    evaluations = [r for r in read_metrics(metrics_file) if "bbox/AP" in r]
+    if not evaluations:
+        return None
+    last = evaluations[-1]
+    return {k.removeprefix("bbox/"): float(v) for k, v in last.items()
+            if k == "bbox/AP" or k.startswith("bbox/AP-")}  # fmt: skip
+
+
+def _mean_std(values: list[float]) -> dict:
+    values = [v for v in values if math.isfinite(v)]
+    return {"mean": statistics.fmean(values) if values else float("nan"),
+            "std": statistics.stdev(values) if len(values) > 1 else 0.0}  # fmt: skip
+
+
+def summarize(runs: dict[str, list[dict]], text_only_classes=()) -> dict:
+    """Per variant, from its runs' :func:`final_ap` (one per seed): ``map`` and each class's AP
+    as lists over seeds with mean and std, and ``text_only_ap`` (the mean AP of
+    ``text_only_classes``, per seed) when given."""
+    summary = {}
+    for variant, results in runs.items():
+        classes = sorted({k.removeprefix("AP-") for r in results for k in r if k != "AP"})
+        entry = {"map": [r["AP"] for r in results]}
+        entry["per_class"] = {c: [r.get(f"AP-{c}", float("nan")) for r in results]
+                              for c in classes}  # fmt: skip
+        if text_only_classes:
+            entry["text_only_ap"] = [
+                statistics.fmean(r[f"AP-{c}"] for c in text_only_classes) for r in results
+            ]
+        entry["stats"] = {key: _mean_std(entry[key]) for key in ("map", "text_only_ap")
+                          if key in entry}  # fmt: skip
+        entry["stats"].update({c: _mean_std(v) for c, v in entry["per_class"].items()})
+        summary[variant] = entry
+    return summary
+
+
+def _cell(stats: dict) -> str:
+    return f"{stats['mean']:.1f} ± {stats['std']:.1f}"
+
+
+def write_report(summary: dict, out_dir, title: str = "Ablation") -> list[Path]:
+    """``ablation.json``, ``ablation.md`` (a row per variant: each class's AP, mAP, and the
+    text-only classes' AP, mean ± std over seeds) and ``ablation.png`` into ``out_dir``."""
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    variants = list(summary)
+    classes = sorted({c for entry in summary.values() for c in entry["per_class"]})
+    extra = ["text_only_ap"] if all("text_only_ap" in e for e in summary.values()) else []
+    seeds = max(len(e["map"]) for e in summary.values())
+    header = ["variant", *classes, "mAP", *(["text-only classes"] if extra else [])]
+    lines = [f"# {title}", "", f"bbox AP, mean ± std over {seeds} seed(s)", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]  # fmt: skip
+    for variant in variants:
+        stats = summary[variant]["stats"]
+        row = [variant, *(_cell(stats[c]) for c in classes), _cell(stats["map"])]
+        row += [_cell(stats["text_only_ap"])] if extra else []
+        lines.append("| " + " | ".join(row) + " |")
+    markdown = out_dir / "ablation.md"
+    tmp = markdown.with_name(f".{markdown.name}.{os.getpid()}.tmp")
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    os.replace(tmp, markdown)
+
+    data = out_dir / "ablation.json"
+    tmp = data.with_name(f".{data.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    os.replace(tmp, data)
+
+    groups = [*classes, "mAP", *(["text-only"] if extra else [])]
+    keys = [*classes, "map", *extra]
+    figure, axes = plt.subplots(figsize=(max(8, 0.9 * len(groups) * len(variants) / 2), 4.5))
+    width = 0.8 / len(variants)
+    for k, variant in enumerate(variants):
+        stats = summary[variant]["stats"]
+        positions = [g + (k - (len(variants) - 1) / 2) * width for g in range(len(groups))]
+        axes.bar(positions, [stats[key]["mean"] for key in keys], width,
+                 yerr=[stats[key]["std"] for key in keys], capsize=2, label=variant)  # fmt: skip
+    axes.set_xticks(range(len(groups)), groups, rotation=30, ha="right")
+    axes.set_ylabel("bbox AP")
+    axes.set_title(f"{title} (mean ± std over {seeds} seed(s))")
+    axes.legend(fontsize=8)
+    return [data, markdown, save_figure(figure, out_dir / "ablation.png")]

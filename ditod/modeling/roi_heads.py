@@ -1,0 +1,69 @@
+"""Cascade R-CNN heads whose box features also carry the page's text (``FUSION.BOX_HEAD``)."""
+
+import torch
+from detectron2.modeling import ROI_HEADS_REGISTRY
+from detectron2.modeling.poolers import ROIPooler
+from detectron2.modeling.roi_heads import CascadeROIHeads
+from torch import nn
+
+from layoutlmv3.modeling import PYRAMID_STRIDES
+
+from .backbone import build_layoutlmv3_config
+
+__all__ = ["TEXT_MAP", "TextBoxPooler", "TextCascadeROIHeads"]
+
+# Key of the text map among the features the meta-architecture hands to the ROI heads.
+TEXT_MAP = "text_map"
+
+
+class TextBoxPooler(nn.Module):
+    """The image features' box pooler, plus the text map pooled over the same boxes with the
+    same RoIAlign, projected to the image features' channels and added. The projection starts
+    at zero, so training starts from the image-only box head.
+
+    ``forward(features, boxes)``: ``features`` the image levels followed by the text map
+    (B, D, H, W); returns (R, C, P, P) as the image pooler does.
+    """
+
+    def __init__(self, image_pooler: ROIPooler, text_pooler: ROIPooler, text_channels: int,
+                 channels: int):  # fmt: skip
+        super().__init__()
+        self.image_pooler = image_pooler
+        self.text_pooler = text_pooler
+        self.project = nn.Conv2d(text_channels, channels, kernel_size=1)
+        nn.init.zeros_(self.project.weight)
+        nn.init.zeros_(self.project.bias)
+
+    def forward(self, features: list[torch.Tensor], boxes) -> torch.Tensor:
+        pooled = self.image_pooler(features[:-1], boxes)
+        return pooled + self.project(self.text_pooler(features[-1:], boxes))
+
+
+@ROI_HEADS_REGISTRY.register()
+class TextCascadeROIHeads(CascadeROIHeads):
+    """``CascadeROIHeads`` whose every stage pools the text map too (:class:`TextBoxPooler`)
+    when ``MODEL.LAYOUTLMV3.FUSION.BOX_HEAD``; otherwise exactly ``CascadeROIHeads``."""
+
+    @classmethod
+    def _init_box_head(cls, cfg, input_shape):
+        ret = super()._init_box_head(cfg, input_shape)
+        fusion = cfg.MODEL.LAYOUTLMV3.FUSION
+        if not fusion.BOX_HEAD:
+            return ret
+        strides = dict(zip(cfg.MODEL.LAYOUTLMV3.OUT_FEATURES, PYRAMID_STRIDES))
+        if not fusion.LAYERS or fusion.LAYERS[0] not in strides:
+            raise ValueError(
+                "MODEL.LAYOUTLMV3.FUSION.BOX_HEAD takes the text map of the first of "
+                f"FUSION.LAYERS {list(fusion.LAYERS)}: it must be one of OUT_FEATURES "
+                f"{list(strides)}"
+            )
+        head = cfg.MODEL.ROI_BOX_HEAD
+        text_pooler = ROIPooler(output_size=head.POOLER_RESOLUTION,
+                                scales=(1.0 / strides[fusion.LAYERS[0]],),
+                                sampling_ratio=head.POOLER_SAMPLING_RATIO,
+                                pooler_type=head.POOLER_TYPE)  # fmt: skip
+        channels = input_shape[ret["box_in_features"][0]].channels
+        text_channels = build_layoutlmv3_config(cfg).hidden_size
+        ret["box_pooler"] = TextBoxPooler(ret["box_pooler"], text_pooler, text_channels, channels)
+        ret["box_in_features"] = [*ret["box_in_features"], TEXT_MAP]
+        return ret

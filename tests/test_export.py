@@ -1,0 +1,256 @@
+"""Export (ONNX, TorchScript) of the image-only and the text-fused detector, equal to eager on
+pages of other sizes and token counts; int8; ONNX Runtime inference through tools/infer.py."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import pytest
+import torch
+from conftest import import_script, write_annotation_ocr, write_rectangle_coco
+from detectron2.config import get_cfg
+from detectron2.modeling import build_model
+
+from ditod import LayoutCheckpointer, add_layoutlmv3_config
+from ditod.data.mapper import LayoutDatasetMapper
+from ditod.deploy.export import PageDetector, export_model
+from ditod.deploy.onnx_predictor import OnnxLayoutPredictor
+from ditod.deploy.predictor import LayoutPredictor
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "configs" / "tiny" / "cascade_layoutlmv3_tiny.yaml"
+CLASSES = ["block", "frame"]
+export_cli = import_script("tools/export.py")
+
+
+def tiny_cfg(tokenizer=None, weights=""):
+    cfg = get_cfg()
+    add_layoutlmv3_config(cfg)
+    cfg.merge_from_file(str(CONFIG))
+    cfg.MODEL.ROI_HEADS.NUM_CLASSES = len(CLASSES)
+    cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = 0.0
+    cfg.MODEL.WEIGHTS = str(weights)
+    if tokenizer is None:
+        cfg.MODEL.LAYOUTLMV3.IMAGE_ONLY = True
+        cfg.MODEL.LAYOUTLMV3.FUSION.TYPE = ""
+    else:
+        cfg.MODEL.LAYOUTLMV3.TEXT.TOKENIZER = str(tokenizer)
+    return cfg
+
+
+def random_detector(cfg):
+    """A tiny random detector whose heads score boxes differently (untrained ones score all
+    alike, which would make any order of equal scores right)."""
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    for parameter in model.roi_heads.parameters():
+        torch.nn.init.normal_(parameter, std=0.05)
+    return model
+
+
+@pytest.fixture(scope="module")
+def two_sizes(tmp_path_factory):
+    """Two pages of different sizes (160×128 and 128×176) with OCR JSON, as test-time inputs
+    of 400×320 and 320×440."""
+    root = tmp_path_factory.mktemp("pages")
+    found = []
+    for name, size in (("wide", (160, 128)), ("tall", (128, 176))):
+        coco = write_rectangle_coco(root / name, num_images=1, size=size, seed=len(found))
+        write_annotation_ocr(coco, root / name / "OCR", line_height=6)
+        found.append((root / name / "images" / "page_001.png",
+                      root / name / "OCR" / "page_001.json"))  # fmt: skip
+    return found
+
+
+def mapped(cfg, pages):
+    mapper = LayoutDatasetMapper(cfg, is_train=False)
+    return [mapper({"file_name": str(image), "ocr_file": str(ocr)}) for image, ocr in pages]
+
+
+def assert_same_detections(got, expected):
+    """(boxes, classes, scores) equal within 1e-2 px and 1e-4: each detection matched to one of
+    the other side (a random model gives translated boxes on a plain page equal scores, so their
+    order is arbitrary)."""
+    boxes, classes, scores = (np.asarray(x) for x in got)
+    want_boxes, want_classes, want_scores = (x.numpy() for x in expected)
+    assert len(want_boxes) > 10 and want_scores.std() > 0.01
+    assert len(boxes) == len(want_boxes)
+    unmatched = set(range(len(want_boxes)))
+    for box, c, score in zip(boxes, classes, scores):
+        match = next((j for j in sorted(unmatched) if want_classes[j] == c
+                      and np.abs(want_boxes[j] - box).max() <= 1e-2
+                      and abs(want_scores[j] - score) <= 1e-4), None)  # fmt: skip
+        assert match is not None, f"no eager detection like {box}, class {c}, score {score}"
+        unmatched.remove(match)
+
+
+@pytest.mark.parametrize("export_format", ["onnx", "torchscript"])
+@pytest.mark.parametrize("text", [False, True], ids=["image_only", "text_fused"])
+def test_export_equals_eager_on_pages_of_other_sizes(export_format, text, two_sizes, bpe_folder,
+                                                     tmp_path):  # fmt: skip
+    cfg = tiny_cfg(bpe_folder if text else None)
+    model = random_detector(cfg)
+    first, second = mapped(cfg, two_sizes)
+    assert first["image"].shape[1:] != second["image"].shape[1:]
+    if text:
+        assert len(first["input_ids"]) != len(second["input_ids"])
+    path = export_model(model, first, tmp_path / f"model.{export_format}", export_format,
+                        config=cfg.dump(), class_names=CLASSES)  # fmt: skip
+    assert not model.training  # left as it was
+    detector = PageDetector(model)
+    if export_format == "onnx":
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        metadata = session.get_modelmeta().custom_metadata_map
+        assert json.loads(metadata["class_names"]) == CLASSES
+        assert json.loads(metadata["inputs"]) == list(detector.input_names)
+
+        def run(*inputs):
+            return session.run(None, dict(zip(detector.input_names, (x.numpy() for x in inputs))))
+    else:
+        run = torch.jit.load(str(path))
+    for page in (first, second):
+        inputs = detector.example_inputs(page)
+        with torch.no_grad():
+            expected, got = detector(*inputs), run(*inputs)
+        assert_same_detections(got, expected)
+    if text:  # the tokens are graph inputs, not constants of the trace
+        inputs = detector.example_inputs(first)
+        other_ids = inputs[1].flip(0)
+        with torch.no_grad():
+            expected = detector(inputs[0], other_ids, inputs[2])
+            got, with_first_ids = run(inputs[0], other_ids, inputs[2]), run(*inputs)
+        assert_same_detections(got, expected)
+        assert not np.allclose(np.asarray(with_first_ids[2]), expected[2].numpy(), atol=1e-4)
+
+
+def test_text_model_needs_a_sample_page_with_text(bpe_folder, two_sizes, tmp_path):
+    cfg = tiny_cfg(bpe_folder)
+    page = mapped(cfg, two_sizes[:1])[0]
+    del page["input_ids"], page["bbox"]
+    with pytest.raises(ValueError, match="the sample page has no input_ids, bbox"):
+        export_model(random_detector(cfg), page, tmp_path / "m.onnx")
+
+
+@pytest.fixture(scope="module")
+def text_checkpoint(tmp_path_factory, bpe_folder):
+    folder = tmp_path_factory.mktemp("weights")
+    model = random_detector(tiny_cfg(bpe_folder))
+    LayoutCheckpointer(model, str(folder), class_names=CLASSES).save("model_final")
+    return folder / "model_final.pth"
+
+
+def export_opts(tokenizer, weights):
+    return ["MODEL.LAYOUTLMV3.TEXT.TOKENIZER", str(tokenizer), "MODEL.ROI_HEADS.NUM_CLASSES", "2",
+            "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.05", "MODEL.WEIGHTS", str(weights)]  # fmt: skip
+
+
+def infer(*args):
+    command = [sys.executable, str(ROOT / "tools" / "infer.py"), *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
+
+
+@pytest.mark.slow
+def test_infer_with_onnxruntime_writes_what_pytorch_writes(text_checkpoint, bpe_folder,
+                                                           two_sizes, tmp_path):  # fmt: skip
+    image, ocr = two_sizes[0]
+    opts = export_opts(bpe_folder, text_checkpoint)
+    code = export_cli.main(["--config-file", str(CONFIG), "--sample-image", str(image),
+                            "--sample-ocr", str(ocr), "--output", str(tmp_path / "m.onnx"),
+                            *opts])  # fmt: skip
+    assert code == 0
+    ocr_root = tmp_path / "ocr"
+    ocr_root.mkdir()
+    inputs = []
+    for k, (image, ocr) in enumerate(two_sizes):
+        inputs.append(tmp_path / f"page{k}.png")
+        inputs[-1].write_bytes(image.read_bytes())
+        (ocr_root / f"page{k}.json").write_bytes(ocr.read_bytes())
+    common = ["--input", *inputs, "--ocr-root", ocr_root]
+    eager = infer("--config-file", CONFIG, *common, "--output", tmp_path / "eager",
+                  "--score-threshold", 0.05, *opts)  # fmt: skip
+    assert eager.returncode == 0, eager.stderr[-3000:]
+    onnx = infer("--backend", "onnxruntime", "--model", tmp_path / "m.onnx", *common,
+                 "--output", tmp_path / "onnx")  # fmt: skip
+    assert onnx.returncode == 0, onnx.stderr[-3000:]
+    for k in range(2):
+        ours = json.loads((tmp_path / "onnx" / "predictions" / f"page{k}.json").read_text())
+        theirs = json.loads((tmp_path / "eager" / "predictions" / f"page{k}.json").read_text())
+        assert len(ours["detections"]) == len(theirs["detections"]) > 5
+        for a, b in zip(ours["detections"], theirs["detections"]):
+            assert a["category"] == b["category"] and abs(a["score"] - b["score"]) <= 1e-4
+            np.testing.assert_allclose(a["bbox"], b["bbox"], atol=1e-2)
+        regions = [[r["bbox"] for r in page["regions"]] for page in (ours, theirs)]
+        np.testing.assert_allclose(*regions, atol=1e-2 + 1e-9)  # same reading order
+
+    refused = infer("--backend", "onnxruntime", "--model", tmp_path / "m.onnx", *common,
+                    "--output", tmp_path / "x", "--score-threshold", 0.5)  # fmt: skip
+    assert refused.returncode == 2
+    assert "exported with score threshold 0.05" in refused.stderr
+
+
+def test_infer_cli_errors_for_onnxruntime(tmp_path):
+    no_model = infer("--backend", "onnxruntime", "--input", "p.png", "--output", tmp_path)
+    assert no_model.returncode == 2 and "--backend onnxruntime needs --model" in no_model.stderr
+    (tmp_path / "plain.onnx").write_bytes(_plain_onnx())
+    plain = infer("--backend", "onnxruntime", "--model", tmp_path / "plain.onnx",
+                  "--input", "p.png", "--output", tmp_path / "o")  # fmt: skip
+    assert plain.returncode == 2
+    assert "plain.onnx: no config in its metadata: export the model with tools/export.py" in (
+        plain.stderr
+    )
+
+
+def _plain_onnx() -> bytes:
+    """An ONNX model not written by tools/export.py (no metadata)."""
+    from onnx import TensorProto, helper
+
+    x, y = (helper.make_tensor_value_info(name, TensorProto.FLOAT, [1]) for name in "xy")
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [x], [y])
+    return helper.make_model(graph).SerializeToString()
+
+
+def test_int8_export_and_predictors(text_checkpoint, bpe_folder, two_sizes, tmp_path):
+    """int8 files hold the linear layers' weights as int8 MatMulInteger weights, quantized at
+    export or at load alike; LayoutPredictor(quantize="int8") swaps in int8 linears whose
+    features stay close to the float ones. (Accuracy on a trained model:
+    benchmarks/quantization.py.)"""
+    import onnx
+
+    cfg = tiny_cfg(bpe_folder, text_checkpoint)
+    page = mapped(cfg, two_sizes)[0]
+    model = build_model(cfg).eval()
+    LayoutCheckpointer(model).load(str(text_checkpoint))
+    fp32 = export_model(model, page, tmp_path / "fp32.onnx", config=cfg.dump())
+    int8 = export_model(model, page, tmp_path / "int8.onnx", config=cfg.dump(), quantize="int8")
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert fp32.stat().st_size - int8.stat().st_size > 0.7 * sum(
+        m.weight.numel() * 4 for m in linears
+    )  # 4 bytes a weight → 1
+    ops = [node.op_type for node in onnx.load(str(int8)).graph.node]
+    assert ops.count("MatMulInteger") >= len(linears)
+
+    exported = OnnxLayoutPredictor(int8)([page])[0]
+    at_load = OnnxLayoutPredictor(fp32, quantize="int8")([page])[0]
+    assert len(exported) > 10
+    for field in ("scores", "pred_classes"):
+        assert torch.equal(exported.get(field), at_load.get(field))
+    assert torch.allclose(exported.pred_boxes.tensor, at_load.pred_boxes.tensor)
+
+    predictor = LayoutPredictor(cfg, quantize="int8")
+    assert not [m for m in predictor.model.modules() if isinstance(m, torch.nn.Linear)]
+    with torch.no_grad():
+        float_maps = model.backbone(model.page_batch(model.preprocess_image([page]), [page]))
+        int8_maps = predictor.model.backbone(
+            predictor.model.page_batch(predictor.model.preprocess_image([page]), [page])
+        )
+    for name, expected in float_maps.items():
+        error = (int8_maps[name] - expected).norm() / expected.norm()
+        assert 0 < error < 0.05, name
+    assert len(predictor([page])[0]) > 10
+
+    cfg.MODEL.DEVICE = "cuda"
+    with pytest.raises(ValueError, match=r"int8 runs on the CPU, not on MODEL\.DEVICE cuda"):
+        LayoutPredictor(cfg, quantize="int8")

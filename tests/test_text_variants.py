@@ -1,0 +1,140 @@
+"""The text-fusion variants at detector level (issue 15): text pooled at the box head
+(``FUSION.BOX_HEAD``, ``TextCascadeROIHeads``) against a reference RoIAlign, starting as the
+image-only box head and learning; SE and the mean reduction through a whole detector and its
+ONNX export."""
+
+import onnxruntime
+import pytest
+import torch
+import torchvision
+from conftest import write_annotation_ocr, write_rectangle_coco
+from detectron2.config import get_cfg
+from detectron2.modeling import build_model
+from detectron2.modeling.poolers import ROIPooler
+from detectron2.structures import Boxes
+from detectron2.utils.events import EventStorage
+from test_export import assert_same_detections
+
+from ditod import add_layoutlmv3_config
+from ditod.data.datasets import load_layout_coco_json
+from ditod.data.mapper import LayoutDatasetMapper
+from ditod.deploy.export import PageDetector, export_model
+from ditod.modeling.roi_heads import TextBoxPooler, TextCascadeROIHeads
+
+CONFIG = "configs/tiny/cascade_layoutlmv3_tiny.yaml"
+
+
+def text_cfg(tokenizer, **fusion):
+    cfg = get_cfg()
+    add_layoutlmv3_config(cfg)
+    cfg.merge_from_file(CONFIG)
+    cfg.MODEL.ROI_HEADS.NUM_CLASSES = 2
+    cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = 0.0
+    cfg.MODEL.LAYOUTLMV3.TEXT.TOKENIZER = str(tokenizer)
+    for key, value in fusion.items():
+        setattr(cfg.MODEL.LAYOUTLMV3.FUSION, key, value)
+    if fusion.get("BOX_HEAD"):
+        cfg.MODEL.ROI_HEADS.NAME = "TextCascadeROIHeads"
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pages")
+    coco = write_rectangle_coco(root, num_images=2)
+    write_annotation_ocr(coco, root / "OCR", line_height=6)
+    return load_layout_coco_json(coco, root / "images", dataset_name="text_variants")
+
+
+def build(cfg, seed=0):
+    torch.manual_seed(seed)
+    model = build_model(cfg)
+    for parameter in model.roi_heads.parameters():  # scores that differ from box to box
+        if parameter.dim() > 1:
+            torch.nn.init.normal_(parameter, std=0.05)
+    return model
+
+
+def test_box_head_text_starts_as_the_image_only_box_head(bpe_folder, dataset):
+    plain = build(text_cfg(bpe_folder)).eval()
+    cfg = text_cfg(bpe_folder, BOX_HEAD=True)
+    with_text = build_model(cfg).eval()
+    assert isinstance(with_text.roi_heads, TextCascadeROIHeads)
+    missing, unexpected = with_text.load_state_dict(plain.state_dict(), strict=False)
+    project = ["roi_heads.box_pooler.project.bias", "roi_heads.box_pooler.project.weight"]
+    assert sorted(missing) == project and not unexpected
+    page = LayoutDatasetMapper(cfg, is_train=False)(dataset[0])
+    with torch.no_grad():
+        expected = plain.inference([page], do_postprocess=False)[0]
+        got = with_text.inference([page], do_postprocess=False)[0]
+    assert len(expected) > 10
+    torch.testing.assert_close(got.scores, expected.scores)
+    torch.testing.assert_close(got.pred_boxes.tensor, expected.pred_boxes.tensor)
+
+
+def test_text_box_pooler_equals_roialign_of_the_text_map():
+    generator = torch.Generator().manual_seed(0)
+    levels = [torch.randn(2, 8, 64 // s, 48 // s, generator=generator) for s in (4, 8, 16, 32)]
+    text_map = torch.randn(2, 12, 2, 2, generator=generator)  # stride 32 of a 64×48 page
+    image_pooler = ROIPooler(7, (1 / 4, 1 / 8, 1 / 16, 1 / 32), 0, "ROIAlignV2")
+    pooler = TextBoxPooler(image_pooler, ROIPooler(7, (1 / 32,), 0, "ROIAlignV2"), 12, 8)
+    torch.nn.init.normal_(pooler.project.weight, generator=generator)
+    boxes = [Boxes(torch.tensor([[2.0, 3.0, 40.0, 20.0], [0.0, 0.0, 48.0, 64.0]])),
+             Boxes(torch.tensor([[10.0, 30.0, 30.0, 60.0]]))]  # fmt: skip
+    got = pooler([*levels, text_map], boxes)
+    rois = torch.cat([torch.cat([torch.full((len(b), 1), float(i)), b.tensor], 1)
+                      for i, b in enumerate(boxes)])  # fmt: skip
+    text = torchvision.ops.roi_align(text_map, rois, 7, spatial_scale=1 / 32, sampling_ratio=0,
+                                     aligned=True)  # fmt: skip
+    expected = image_pooler(levels, boxes) + pooler.project(text)
+    assert got.shape == (3, 8, 7, 7) and text.abs().sum() > 0
+    torch.testing.assert_close(got, expected)
+
+
+def test_box_head_text_learns_and_needs_its_heads(bpe_folder, dataset):
+    cfg = text_cfg(bpe_folder, BOX_HEAD=True, TYPE="")  # text at the box head only
+    model = build(cfg).train()
+    inputs = [LayoutDatasetMapper(cfg, is_train=True)(d) for d in dataset]
+    embeddings = model.backbone.bottom_up.backbone.embeddings.word_embeddings.weight
+
+    def word_gradient():
+        model.zero_grad()
+        torch.manual_seed(1)  # the same proposals sampled
+        with EventStorage():
+            sum(model(inputs).values()).backward()
+        return embeddings.grad.clone()
+
+    through_image_only = word_gradient()  # text tokens attend with the patches
+    project = model.roi_heads.box_pooler.project
+    assert project.weight.grad.abs().sum() > 0  # the text map reaches the box head
+    with torch.no_grad():
+        project.weight.normal_(std=0.01)
+    also_through_box_head = word_gradient()
+    assert (also_through_box_head - through_image_only).abs().sum() > 1e-3 * (
+        through_image_only.abs().sum()
+    )  # … and once the projection is non-zero, the box head's loss reaches the words
+
+    cfg.MODEL.ROI_HEADS.NAME = "CascadeROIHeads"
+    with pytest.raises(ValueError, match=r"FUSION\.BOX_HEAD needs MODEL\.ROI_HEADS\.NAME Text"):
+        build_model(cfg)
+
+
+@pytest.mark.parametrize(
+    "fusion",
+    [{"SEGMENTS": True, "REDUCE": "mean"}, {"BOX_HEAD": True, "REDUCE": "mean"}],
+    ids=["segments_mean", "box_head"],
+)
+def test_variants_export_to_onnx_equal_to_eager(fusion, bpe_folder, dataset, tmp_path):
+    cfg = text_cfg(bpe_folder, **fusion)
+    model = build(cfg).eval()
+    if fusion.get("BOX_HEAD"):
+        torch.nn.init.normal_(model.roi_heads.box_pooler.project.weight, std=0.05)
+    page = LayoutDatasetMapper(cfg, is_train=False)(dataset[0])
+    path = export_model(model, page, tmp_path / "m.onnx")
+    detector = PageDetector(model)
+    inputs = detector.example_inputs(page)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {n: x.numpy() for n, x in zip(detector.input_names, inputs)})
+    with torch.no_grad():
+        expected = detector(*inputs)
+    assert_same_detections(got, expected)
