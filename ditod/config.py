@@ -148,8 +148,16 @@ def add_layoutlmv3_config(cfg: CN) -> None:
     _C.MODEL.LAYOUTLMV3.FUSION.SEGMENTS = False
     # Text at the box head: the first FUSION.LAYERS' text map pooled over each box with the
     # image features' RoIAlign and added to them (needs MODEL.ROI_HEADS.NAME
-    # "TextCascadeROIHeads"; with or without FUSION.TYPE).
+    # "LayoutCascadeROIHeads"; with or without FUSION.TYPE).
     _C.MODEL.LAYOUTLMV3.FUSION.BOX_HEAD = False
+
+    # Relation module (RM) after the cascade: self-attention over a page's boxes (their last
+    # stage's box-head features + box geometry) refines that stage's class scores and box deltas,
+    # trained jointly. LAYERS 0: off. Needs MODEL.ROI_HEADS.NAME "LayoutCascadeROIHeads".
+    _C.MODEL.RELATION = CN()
+    _C.MODEL.RELATION.LAYERS = 0
+    _C.MODEL.RELATION.DIM = 256
+    _C.MODEL.RELATION.HEADS = 8
 
     # Data root of the built-in datasets (publaynet_*, cdla_*, doclaynet_*); the environment
     # variable DITOD_DATASETS wins when this is empty.

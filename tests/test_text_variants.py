@@ -1,5 +1,5 @@
 """The text-fusion variants at detector level (issue 15): text pooled at the box head
-(``FUSION.BOX_HEAD``, ``TextCascadeROIHeads``) against a reference RoIAlign, starting as the
+(``FUSION.BOX_HEAD``, ``LayoutCascadeROIHeads``) against a reference RoIAlign, starting as the
 image-only box head and learning; SE and the mean reduction through a whole detector and its
 ONNX export."""
 
@@ -19,7 +19,7 @@ from ditod import add_layoutlmv3_config
 from ditod.data.datasets import load_layout_coco_json
 from ditod.data.mapper import LayoutDatasetMapper
 from ditod.deploy.export import PageDetector, export_model
-from ditod.modeling.roi_heads import TextBoxPooler, TextCascadeROIHeads
+from ditod.modeling.roi_heads import LayoutCascadeROIHeads, TextBoxPooler
 
 CONFIG = "configs/tiny/cascade_layoutlmv3_tiny.yaml"
 
@@ -34,7 +34,7 @@ def text_cfg(tokenizer, **fusion):
     for key, value in fusion.items():
         setattr(cfg.MODEL.LAYOUTLMV3.FUSION, key, value)
     if fusion.get("BOX_HEAD"):
-        cfg.MODEL.ROI_HEADS.NAME = "TextCascadeROIHeads"
+        cfg.MODEL.ROI_HEADS.NAME = "LayoutCascadeROIHeads"
     return cfg
 
 
@@ -59,7 +59,7 @@ def test_box_head_text_starts_as_the_image_only_box_head(bpe_folder, dataset):
     plain = build(text_cfg(bpe_folder)).eval()
     cfg = text_cfg(bpe_folder, BOX_HEAD=True)
     with_text = build_model(cfg).eval()
-    assert isinstance(with_text.roi_heads, TextCascadeROIHeads)
+    assert isinstance(with_text.roi_heads, LayoutCascadeROIHeads)
     missing, unexpected = with_text.load_state_dict(plain.state_dict(), strict=False)
     project = ["roi_heads.box_pooler.project.bias", "roi_heads.box_pooler.project.weight"]
     assert sorted(missing) == project and not unexpected
@@ -115,7 +115,7 @@ def test_box_head_text_learns_and_needs_its_heads(bpe_folder, dataset):
     )  # … and once the projection is non-zero, the box head's loss reaches the words
 
     cfg.MODEL.ROI_HEADS.NAME = "CascadeROIHeads"
-    with pytest.raises(ValueError, match=r"FUSION\.BOX_HEAD needs MODEL\.ROI_HEADS\.NAME Text"):
+    with pytest.raises(ValueError, match=r"FUSION\.BOX_HEAD needs MODEL\.ROI_HEADS\.NAME Layout"):
         build_model(cfg)
 
 
@@ -138,3 +138,21 @@ def test_variants_export_to_onnx_equal_to_eager(fusion, bpe_folder, dataset, tmp
     with torch.no_grad():
         expected = detector(*inputs)
     assert_same_detections(got, expected)
+
+
+def test_every_shipped_ablation_variant_is_a_valid_config():
+    """Each variant of configs/ablation/*.yaml merges onto the CDLA text config (unknown or
+    misspelt keys are errors naming the key)."""
+    from pathlib import Path
+
+    from ditod.config import load_config
+    from ditod.engine.ablation import read_variants
+
+    root = Path(__file__).resolve().parents[1]
+    files = sorted((root / "configs" / "ablation").glob("*.yaml"))
+    assert len(files) >= 3
+    for path in files:
+        for name, overrides in read_variants(path).items():
+            cfg = load_config(root / "configs/cdla/cascade_layoutlmv3_text_gated.yaml", overrides)
+            image_only = name in ("image_only", "layoutlmv3")
+            assert cfg.MODEL.LAYOUTLMV3.IMAGE_ONLY is image_only, (path.name, name)

@@ -10,14 +10,14 @@ from .backbone import (
 )
 from .fusion import FUSION_TYPES, TextFusion, scatter_text_to_grid
 from .rcnn import VLGeneralizedRCNN
-from .roi_heads import TextCascadeROIHeads
+from .roi_heads import LayoutCascadeROIHeads
 
 __all__ = [
     "FUSION_TYPES",
     "LAYOUTLMV3_SIZES",
+    "LayoutCascadeROIHeads",
     "LayoutLMv3Backbone",
     "PageBatch",
-    "TextCascadeROIHeads",
     "TextFusion",
     "VLGeneralizedRCNN",
     "build_layoutlmv3_config",

@@ -37,11 +37,12 @@ class VLGeneralizedRCNN(GeneralizedRCNN):
     @classmethod
     def from_config(cls, cfg):
         heads = cfg.MODEL.ROI_HEADS.NAME
-        if cfg.MODEL.LAYOUTLMV3.FUSION.BOX_HEAD and heads != "TextCascadeROIHeads":
-            raise ValueError(
-                "MODEL.LAYOUTLMV3.FUSION.BOX_HEAD needs MODEL.ROI_HEADS.NAME TextCascadeROIHeads "
-                f"(the box heads that pool the text map), not {heads}"
-            )
+        for key, on in (("MODEL.LAYOUTLMV3.FUSION.BOX_HEAD", cfg.MODEL.LAYOUTLMV3.FUSION.BOX_HEAD),
+                        ("MODEL.RELATION.LAYERS", cfg.MODEL.RELATION.LAYERS > 0)):  # fmt: skip
+            if on and heads != "LayoutCascadeROIHeads":
+                raise ValueError(
+                    f"{key} needs MODEL.ROI_HEADS.NAME LayoutCascadeROIHeads, not {heads}"
+                )
         config = super().from_config(cfg)
         config["use_text"] = not cfg.MODEL.LAYOUTLMV3.IMAGE_ONLY
         postprocess = LayoutPostprocess.from_config(cfg)

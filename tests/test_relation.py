@@ -1,0 +1,131 @@
+"""The relation module (RM, MODEL.RELATION): batched pages equal each page alone, equivariant to
+the order of the boxes, a detector with it starts as the plain cascade, learns jointly, and
+exports."""
+
+import onnxruntime
+import pytest
+import torch
+from conftest import write_annotation_ocr, write_rectangle_coco
+from detectron2.modeling import build_model
+from detectron2.structures import Boxes
+from detectron2.utils.events import EventStorage
+from test_export import assert_same_detections
+from test_text_variants import text_cfg
+
+from ditod.data.datasets import load_layout_coco_json
+from ditod.data.mapper import LayoutDatasetMapper
+from ditod.deploy.export import PageDetector, export_model
+from ditod.modeling.relation import BoxRelation
+
+
+def relation_cfg(tokenizer, layers=2):
+    cfg = text_cfg(tokenizer)
+    cfg.MODEL.ROI_HEADS.NAME = "LayoutCascadeROIHeads"
+    cfg.MODEL.RELATION.LAYERS = layers
+    cfg.MODEL.RELATION.DIM = 32
+    cfg.MODEL.RELATION.HEADS = 4
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pages")
+    coco = write_rectangle_coco(root, num_images=2)
+    write_annotation_ocr(coco, root / "OCR", line_height=6)
+    return load_layout_coco_json(coco, root / "images", dataset_name="relation")
+
+
+def random_relation(seed=0):
+    torch.manual_seed(seed)
+    relation = BoxRelation(16, num_classes=3, dim=32, heads=4, layers=2)
+    for output in (relation.scores, relation.deltas):  # not the zero start
+        torch.nn.init.normal_(output.weight)
+    generator = torch.Generator().manual_seed(seed)
+    boxes = []
+    for count in (5, 9):
+        xy = torch.rand(count, 2, generator=generator) * 300
+        boxes.append(Boxes(torch.cat([xy, xy + 10 + torch.rand(count, 2, generator=generator)
+                                      * 100], 1)))  # fmt: skip
+    features = torch.randn(14, 16, generator=generator)
+    return relation, features, boxes, [(400, 320), (420, 300)]
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_pages_batched_equal_each_page_alone(training):
+    relation, features, boxes, sizes = random_relation()
+    relation.train(training)
+    scores, deltas = relation(features, boxes, sizes)
+    assert scores.shape == (14, 4) and deltas.shape == (14, 4)
+    first = relation(features[:5], boxes[:1], sizes[:1])
+    second = relation(features[5:], boxes[1:], sizes[1:])
+    torch.testing.assert_close(scores, torch.cat([first[0], second[0]]), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(deltas, torch.cat([first[1], second[1]]), atol=1e-5, rtol=1e-5)
+    # the boxes of a page do see each other: one box moved changes the others' outputs
+    moved = Boxes(boxes[1].tensor.clone())
+    moved.tensor[0] += 50
+    other = relation(features[5:], [moved], sizes[1:])
+    assert (other[0][1:] - second[0][1:]).abs().max() > 1e-4
+
+
+def test_equivariant_to_the_order_of_the_boxes():
+    relation, features, boxes, sizes = random_relation(seed=1)
+    relation.eval()
+    order = torch.randperm(9, generator=torch.Generator().manual_seed(3))
+    scores, deltas = relation(features[5:], boxes[1:], sizes[1:])
+    shuffled = relation(features[5:][order], [Boxes(boxes[1].tensor[order])], sizes[1:])
+    torch.testing.assert_close(shuffled[0], scores[order], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(shuffled[1], deltas[order], atol=1e-5, rtol=1e-5)
+
+
+def test_detector_with_relation_starts_as_the_plain_cascade_and_learns(bpe_folder, dataset):
+    plain_cfg = text_cfg(bpe_folder)
+    torch.manual_seed(0)
+    plain = build_model(plain_cfg).eval()
+    for parameter in plain.roi_heads.parameters():
+        if parameter.dim() > 1:
+            torch.nn.init.normal_(parameter, std=0.05)
+    cfg = relation_cfg(bpe_folder)
+    model = build_model(cfg).eval()
+    missing, unexpected = model.load_state_dict(plain.state_dict(), strict=False)
+    assert missing and all(k.startswith("roi_heads.relation.") for k in missing)
+    assert not unexpected
+    page = LayoutDatasetMapper(cfg, is_train=False)(dataset[0])
+    with torch.no_grad():
+        expected = plain.inference([page], do_postprocess=False)[0]
+        got = model.inference([page], do_postprocess=False)[0]
+    assert len(expected) > 10
+    torch.testing.assert_close(got.scores, expected.scores)
+    torch.testing.assert_close(got.pred_boxes.tensor, expected.pred_boxes.tensor)
+
+    torch.manual_seed(0)
+    model = build_model(cfg).train()  # heads as initialised: boxes stay near the ground truth
+    inputs = [LayoutDatasetMapper(cfg, is_train=True)(d) for d in dataset]
+    with EventStorage():
+        losses = model(inputs)
+    sum(losses.values()).backward()
+    relation = model.roi_heads.relation
+    assert relation.scores.weight.grad.abs().sum() > 0  # trained by the last stage's losses
+    assert losses["loss_box_reg_stage2"] > 0  # foreground boxes at the last stage's IoU …
+    assert relation.deltas.weight.grad.abs().sum() > 0  # … whose deltas it refines
+
+    cfg.MODEL.ROI_HEADS.NAME = "CascadeROIHeads"
+    with pytest.raises(ValueError, match=r"MODEL\.RELATION\.LAYERS needs MODEL\.ROI_HEADS\.NAME"):
+        build_model(cfg)
+
+
+def test_detector_with_relation_exports_to_onnx(bpe_folder, dataset, tmp_path):
+    cfg = relation_cfg(bpe_folder)
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    for parameter in model.roi_heads.parameters():
+        if parameter.dim() > 1:
+            torch.nn.init.normal_(parameter, std=0.05)
+    page = LayoutDatasetMapper(cfg, is_train=False)(dataset[0])
+    path = export_model(model, page, tmp_path / "m.onnx")
+    detector = PageDetector(model)
+    inputs = detector.example_inputs(page)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {n: x.numpy() for n, x in zip(detector.input_names, inputs)})
+    with torch.no_grad():
+        expected = detector(*inputs)
+    assert_same_detections(got, expected)
