@@ -1,12 +1,16 @@
 """What a user gets from a page: layout post-processing (per-class thresholds, suppression
 across classes) inside the model, regions in reading order with their text, captions merged
-into their figures and tables, and the page as Markdown."""
+into their figures and tables, the page as Markdown, and the held-out pages counted as a user
+sees them."""
+
+import json
 
 import pytest
 import torch
 from detectron2.structures import Boxes, Instances
 
 from ditod.deploy.regions import merge_captions, page_markdown, page_regions, region_role
+from ditod.engine.page_match import match_page, match_predictions
 from ditod.modeling.layout_postprocess import LayoutPostprocess
 
 TEXT, TITLE, TABLE = 0, 1, 2
@@ -190,3 +194,32 @@ def test_the_model_applies_the_layout_keys_at_inference():
     assert (after.scores[after.pred_classes == 1] >= threshold).all()
     assert 0 < len(after) < len(before)
     assert after.image_size == (256, 320)  # still rescaled to the page as given
+
+
+def test_held_out_matching_counts_found_blocks_and_false_boxes(tmp_path):
+    """One-to-one, same class, IoU >= 0.5, highest score first; below the shown threshold is
+    not shown."""
+    gt = [("Text", [0, 0, 100, 50]), ("Text", [0, 60, 100, 110]), ("Title", [0, 120, 100, 140])]
+    shown = [
+        ("Text", 0.9, [0, 0, 100, 50]),  # finds the first paragraph
+        ("Text", 0.8, [2, 0, 100, 52]),  # the same paragraph again: false
+        ("Title", 0.7, [0, 60, 100, 110]),  # a paragraph called a title: false
+        ("Text", 0.6, [0, 70, 100, 120]),  # IoU 0.67 with the second paragraph: found
+    ]
+    assert match_page(gt, shown) == (2, 2)
+    assert match_page(gt, []) == (0, 0) and match_page([], shown) == (0, 4)
+
+    coco = {"images": [{"id": 1, "file_name": "p.png", "width": 200, "height": 200}],
+            "categories": [{"id": 1, "name": "Text"}, {"id": 2, "name": "Title"}],
+            "annotations": [{"id": k + 1, "image_id": 1, "category_id": 1 if c == "Text" else 2,
+                             "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]]}
+                            for k, (c, b) in enumerate(gt)]}  # fmt: skip
+    (tmp_path / "gt.json").write_text(json.dumps(coco))
+    (tmp_path / "predictions").mkdir()
+    detections = [{"category": c, "score": s, "bbox": b} for c, s, b in shown]
+    detections.append({"category": "Title", "score": 0.3, "bbox": [0, 120, 100, 140]})
+    (tmp_path / "predictions" / "p.json").write_text(json.dumps({"detections": detections}))
+    result = match_predictions([tmp_path / "gt.json"], tmp_path / "predictions", 0.5)
+    assert (result["matched"], result["gt"], result["false"], result["shown"]) == (2, 3, 2, 4)
+    assert result["per_class"]["Title"] == {"gt": 1, "matched": 0, "shown": 1, "false": 1}
+    assert abs(result["matched_fraction"] - 2 / 3) < 1e-9 and result["false_fraction"] == 0.5
