@@ -187,3 +187,14 @@ def publaynet_samples(tmp_path_factory):
         image_root = coco_json.parent
     write_annotation_ocr(coco_json, root / "OCR")
     return coco_json, image_root, root / "OCR"
+
+
+@pytest.fixture(scope="module")
+def text_pages(tmp_path_factory):
+    """Two rectangle pages with OCR JSON (6-pixel lines) as detectron2 dataset dicts."""
+    from ditod.data.datasets import load_layout_coco_json
+
+    root = tmp_path_factory.mktemp("text_pages")
+    coco = write_rectangle_coco(root, num_images=2)
+    write_annotation_ocr(coco, root / "OCR", line_height=6)
+    return load_layout_coco_json(coco, root / "images", dataset_name="text_pages")

@@ -11,34 +11,17 @@ import onnxruntime
 import pytest
 import torch
 from conftest import import_script, write_annotation_ocr, write_rectangle_coco
-from detectron2.config import get_cfg
 from detectron2.modeling import build_model
+from test_inference import CLASSES, CONFIG, tiny_cfg
 
-from ditod import LayoutCheckpointer, add_layoutlmv3_config
+from ditod import LayoutCheckpointer
 from ditod.data.mapper import LayoutDatasetMapper
 from ditod.deploy.export import PageDetector, export_model
 from ditod.deploy.onnx_predictor import OnnxLayoutPredictor
 from ditod.deploy.predictor import LayoutPredictor
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIG = ROOT / "configs" / "tiny" / "cascade_layoutlmv3_tiny.yaml"
-CLASSES = ["block", "frame"]
 export_cli = import_script("tools/export.py")
-
-
-def tiny_cfg(tokenizer=None, weights=""):
-    cfg = get_cfg()
-    add_layoutlmv3_config(cfg)
-    cfg.merge_from_file(str(CONFIG))
-    cfg.MODEL.ROI_HEADS.NUM_CLASSES = len(CLASSES)
-    cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = 0.0
-    cfg.MODEL.WEIGHTS = str(weights)
-    if tokenizer is None:
-        cfg.MODEL.LAYOUTLMV3.IMAGE_ONLY = True
-        cfg.MODEL.LAYOUTLMV3.FUSION.TYPE = ""
-    else:
-        cfg.MODEL.LAYOUTLMV3.TEXT.TOKENIZER = str(tokenizer)
-    return cfg
 
 
 def random_detector(cfg):

@@ -5,14 +5,12 @@ exports."""
 import onnxruntime
 import pytest
 import torch
-from conftest import write_annotation_ocr, write_rectangle_coco
 from detectron2.modeling import build_model
 from detectron2.structures import Boxes
 from detectron2.utils.events import EventStorage
 from test_export import assert_same_detections
-from test_text_variants import text_cfg
+from test_text_variants import build, text_cfg
 
-from ditod.data.datasets import load_layout_coco_json
 from ditod.data.mapper import LayoutDatasetMapper
 from ditod.deploy.export import PageDetector, export_model
 from ditod.modeling.relation import BoxRelation
@@ -25,14 +23,6 @@ def relation_cfg(tokenizer, layers=2):
     cfg.MODEL.RELATION.DIM = 32
     cfg.MODEL.RELATION.HEADS = 4
     return cfg
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pages")
-    coco = write_rectangle_coco(root, num_images=2)
-    write_annotation_ocr(coco, root / "OCR", line_height=6)
-    return load_layout_coco_json(coco, root / "images", dataset_name="relation")
 
 
 def random_relation(seed=0):
@@ -77,19 +67,14 @@ def test_equivariant_to_the_order_of_the_boxes():
     torch.testing.assert_close(shuffled[1], deltas[order], atol=1e-5, rtol=1e-5)
 
 
-def test_detector_with_relation_starts_as_the_plain_cascade_and_learns(bpe_folder, dataset):
-    plain_cfg = text_cfg(bpe_folder)
-    torch.manual_seed(0)
-    plain = build_model(plain_cfg).eval()
-    for parameter in plain.roi_heads.parameters():
-        if parameter.dim() > 1:
-            torch.nn.init.normal_(parameter, std=0.05)
+def test_detector_with_relation_starts_as_the_plain_cascade_and_learns(bpe_folder, text_pages):
+    plain = build(text_cfg(bpe_folder)).eval()
     cfg = relation_cfg(bpe_folder)
     model = build_model(cfg).eval()
     missing, unexpected = model.load_state_dict(plain.state_dict(), strict=False)
     assert missing and all(k.startswith("roi_heads.relation.") for k in missing)
     assert not unexpected
-    page = LayoutDatasetMapper(cfg, is_train=False)(dataset[0])
+    page = LayoutDatasetMapper(cfg, is_train=False)(text_pages[0])
     with torch.no_grad():
         expected = plain.inference([page], do_postprocess=False)[0]
         got = model.inference([page], do_postprocess=False)[0]
@@ -99,7 +84,7 @@ def test_detector_with_relation_starts_as_the_plain_cascade_and_learns(bpe_folde
 
     torch.manual_seed(0)
     model = build_model(cfg).train()  # heads as initialised: boxes stay near the ground truth
-    inputs = [LayoutDatasetMapper(cfg, is_train=True)(d) for d in dataset]
+    inputs = [LayoutDatasetMapper(cfg, is_train=True)(d) for d in text_pages]
     with EventStorage():
         losses = model(inputs)
     sum(losses.values()).backward()
@@ -113,14 +98,10 @@ def test_detector_with_relation_starts_as_the_plain_cascade_and_learns(bpe_folde
         build_model(cfg)
 
 
-def test_detector_with_relation_exports_to_onnx(bpe_folder, dataset, tmp_path):
+def test_detector_with_relation_exports_to_onnx(bpe_folder, text_pages, tmp_path):
     cfg = relation_cfg(bpe_folder)
-    torch.manual_seed(0)
-    model = build_model(cfg).eval()
-    for parameter in model.roi_heads.parameters():
-        if parameter.dim() > 1:
-            torch.nn.init.normal_(parameter, std=0.05)
-    page = LayoutDatasetMapper(cfg, is_train=False)(dataset[0])
+    model = build(cfg).eval()
+    page = LayoutDatasetMapper(cfg, is_train=False)(text_pages[0])
     path = export_model(model, page, tmp_path / "m.onnx")
     detector = PageDetector(model)
     inputs = detector.example_inputs(page)

@@ -7,7 +7,6 @@ import onnxruntime
 import pytest
 import torch
 import torchvision
-from conftest import write_annotation_ocr, write_rectangle_coco
 from detectron2.config import get_cfg
 from detectron2.modeling import build_model
 from detectron2.modeling.poolers import ROIPooler
@@ -16,7 +15,6 @@ from detectron2.utils.events import EventStorage
 from test_export import assert_same_detections
 
 from ditod import add_layoutlmv3_config
-from ditod.data.datasets import load_layout_coco_json
 from ditod.data.mapper import LayoutDatasetMapper
 from ditod.deploy.export import PageDetector, export_model
 from ditod.modeling.roi_heads import LayoutCascadeROIHeads, TextBoxPooler
@@ -38,14 +36,6 @@ def text_cfg(tokenizer, **fusion):
     return cfg
 
 
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pages")
-    coco = write_rectangle_coco(root, num_images=2)
-    write_annotation_ocr(coco, root / "OCR", line_height=6)
-    return load_layout_coco_json(coco, root / "images", dataset_name="text_variants")
-
-
 def build(cfg, seed=0):
     torch.manual_seed(seed)
     model = build_model(cfg)
@@ -55,7 +45,7 @@ def build(cfg, seed=0):
     return model
 
 
-def test_box_head_text_starts_as_the_image_only_box_head(bpe_folder, dataset):
+def test_box_head_text_starts_as_the_image_only_box_head(bpe_folder, text_pages):
     plain = build(text_cfg(bpe_folder)).eval()
     cfg = text_cfg(bpe_folder, BOX_HEAD=True)
     with_text = build_model(cfg).eval()
@@ -63,7 +53,7 @@ def test_box_head_text_starts_as_the_image_only_box_head(bpe_folder, dataset):
     missing, unexpected = with_text.load_state_dict(plain.state_dict(), strict=False)
     project = ["roi_heads.box_pooler.project.bias", "roi_heads.box_pooler.project.weight"]
     assert sorted(missing) == project and not unexpected
-    page = LayoutDatasetMapper(cfg, is_train=False)(dataset[0])
+    page = LayoutDatasetMapper(cfg, is_train=False)(text_pages[0])
     with torch.no_grad():
         expected = plain.inference([page], do_postprocess=False)[0]
         got = with_text.inference([page], do_postprocess=False)[0]
@@ -91,10 +81,10 @@ def test_text_box_pooler_equals_roialign_of_the_text_map():
     torch.testing.assert_close(got, expected)
 
 
-def test_box_head_text_learns_and_needs_its_heads(bpe_folder, dataset):
+def test_box_head_text_learns_and_needs_its_heads(bpe_folder, text_pages):
     cfg = text_cfg(bpe_folder, BOX_HEAD=True, TYPE="")  # text at the box head only
     model = build(cfg).train()
-    inputs = [LayoutDatasetMapper(cfg, is_train=True)(d) for d in dataset]
+    inputs = [LayoutDatasetMapper(cfg, is_train=True)(d) for d in text_pages]
     embeddings = model.backbone.bottom_up.backbone.embeddings.word_embeddings.weight
 
     def word_gradient():
@@ -124,12 +114,12 @@ def test_box_head_text_learns_and_needs_its_heads(bpe_folder, dataset):
     [{"SEGMENTS": True, "REDUCE": "mean"}, {"BOX_HEAD": True, "REDUCE": "mean"}],
     ids=["segments_mean", "box_head"],
 )
-def test_variants_export_to_onnx_equal_to_eager(fusion, bpe_folder, dataset, tmp_path):
+def test_variants_export_to_onnx_equal_to_eager(fusion, bpe_folder, text_pages, tmp_path):
     cfg = text_cfg(bpe_folder, **fusion)
     model = build(cfg).eval()
     if fusion.get("BOX_HEAD"):
         torch.nn.init.normal_(model.roi_heads.box_pooler.project.weight, std=0.05)
-    page = LayoutDatasetMapper(cfg, is_train=False)(dataset[0])
+    page = LayoutDatasetMapper(cfg, is_train=False)(text_pages[0])
     path = export_model(model, page, tmp_path / "m.onnx")
     detector = PageDetector(model)
     inputs = detector.example_inputs(page)

@@ -14,6 +14,7 @@ from detectron2.structures import Boxes, Instances
 from ..config import add_layoutlmv3_config, merge_options
 from ..data.mapper import LayoutDatasetMapper
 from .export import quantize_onnx_int8
+from .predictor import LayoutPredictor
 
 __all__ = ["OnnxLayoutPredictor", "read_exported_config"]
 
@@ -34,16 +35,20 @@ def _metadata_config(path: Path, metadata: dict, opts=()):
     return cfg
 
 
-def read_exported_config(path, opts=()):
-    """The config an ONNX file was exported with (its metadata), ``KEY VALUE`` ``opts`` merged
-    (e.g. ``MODEL.LAYOUTLMV3.TEXT.TOKENIZER`` where the tokenizer lies on this machine)."""
+def _read_metadata(path: Path) -> dict[str, str]:
     import onnx
 
-    path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such ONNX model")
     model = onnx.load(str(path), load_external_data=False)
-    return _metadata_config(path, {p.key: p.value for p in model.metadata_props}, opts)
+    return {p.key: p.value for p in model.metadata_props}
+
+
+def read_exported_config(path, opts=()):
+    """The config an ONNX file was exported with (its metadata), ``KEY VALUE`` ``opts`` merged
+    (e.g. ``MODEL.LAYOUTLMV3.TEXT.TOKENIZER`` where the tokenizer lies on this machine)."""
+    path = Path(path)
+    return _metadata_config(path, _read_metadata(path), opts)
 
 
 class OnnxLayoutPredictor:
@@ -68,11 +73,12 @@ class OnnxLayoutPredictor:
         import onnxruntime
 
         path = Path(path)
-        self.cfg = read_exported_config(path, opts)
+        metadata = _read_metadata(path)
+        self.cfg = _metadata_config(path, metadata, opts)
         self._scratch = None
         if quantize not in (None, "int8"):
             raise ValueError(f"quantize '{quantize}' is not one of None, 'int8'")
-        if quantize == "int8" and not self._is_int8(path):
+        if quantize == "int8" and metadata.get("quantize") != "int8":
             self._scratch = tempfile.TemporaryDirectory(prefix="ditod-int8-")
             logger.info("quantizing %s to int8 (dynamic, MatMul/Gemm)", path)
             quantized = Path(self._scratch.name) / path.name
@@ -90,7 +96,6 @@ class OnnxLayoutPredictor:
                 )
             providers.insert(0, "CUDAExecutionProvider")
         self.session = onnxruntime.InferenceSession(str(path), options, providers=providers)
-        metadata = self.session.get_modelmeta().custom_metadata_map
         self.input_names = tuple(json.loads(metadata["inputs"]))
         names = json.loads(metadata.get("class_names") or "[]")
         num_classes = self.cfg.MODEL.ROI_HEADS.NUM_CLASSES
@@ -102,18 +107,7 @@ class OnnxLayoutPredictor:
         if self.uses_text and self.mapper.tokenizer is None:
             raise ValueError(f"{path}: a text-fused model, but its config maps no text")
 
-    def _is_int8(self, path: Path) -> bool:
-        import onnx
-
-        metadata = onnx.load(str(path), load_external_data=False).metadata_props
-        return any(p.key == "quantize" and p.value == "int8" for p in metadata)
-
-    def map_page(self, file_name: str, ocr_file: str | None = None) -> dict:
-        """One page's model input; errors (unreadable image, bad OCR JSON) name the file."""
-        page = {"file_name": str(file_name)}
-        if ocr_file is not None:
-            page["ocr_file"] = str(ocr_file)
-        return self.mapper(page)
+    map_page = LayoutPredictor.map_page  # the same test-time mapping, with this file's config
 
     def __call__(self, inputs: list[dict]) -> list[Instances]:
         """Per page ``Instances`` on the CPU (``pred_boxes`` XYXY in the page's pixels as read,
