@@ -134,6 +134,10 @@ def add_layoutlmv3_config(cfg: CN) -> None:
     # Order of OCR segments before the token cap: "ocr" (as returned) or "columns" (one- vs
     # two-column pages detected, left column top to bottom before the right one).
     _C.MODEL.LAYOUTLMV3.TEXT.READING_ORDER = "ocr"
+    # Training only: move each edge of each OCR segment's box by up to this fraction of the
+    # segment's height (uniform), so that a model trained on one source of boxes (PDF text, the
+    # generator's ink boxes, one OCR engine) is not thrown by another's at inference. 0: off.
+    _C.MODEL.LAYOUTLMV3.TEXT.BOX_JITTER = 0.0
     # A page without OCR JSON: "error", or "image_only" (no text for it, counted and logged).
     _C.MODEL.LAYOUTLMV3.TEXT.MISSING_OCR = "error"
 

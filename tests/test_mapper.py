@@ -10,7 +10,7 @@ import torch
 from detectron2.data import transforms as T
 from PIL import Image
 
-from ditod.data.mapper import LayoutDatasetMapper
+from ditod.data.mapper import LayoutDatasetMapper, jitter_boxes
 from layoutlmv3 import OCRPageTokenizer
 
 WORDS = ["Figure", "Table", "accuracy", "results", "model", "Introduction"]
@@ -111,3 +111,35 @@ def test_ocr_of_a_resized_copy_is_scaled_to_the_image(tmp_path, bpe_folder):
     expected = [round(1000 * x / 480), round(1000 * y / 360), round(1000 * (x + w) / 480),
                 round(1000 * (y + h) / 360)]  # fmt: skip
     assert out["bbox"][1].tolist() == expected
+
+
+def test_box_jitter_moves_edges_within_the_line_height_and_never_turns_a_box_over():
+    rng = np.random.default_rng(0)
+    boxes = np.array([[10, 20, 300, 32], [50, 40, 60, 400], [0, 0, 2, 2]], dtype=np.float64)
+    for _ in range(200):
+        moved = jitter_boxes(boxes, 0.3, rng)
+        assert (moved[:, 2:] > moved[:, :2]).all()
+        assert (np.abs(moved - boxes) <= 0.3 * np.array([[12], [10], [2]]) + 1e-9).all()
+    spread = np.std([jitter_boxes(boxes, 0.3, rng)[0] - boxes[0] for _ in range(500)], axis=0)
+    np.testing.assert_allclose(spread, 12 * 0.3 / np.sqrt(3), rtol=0.15)  # uniform ±3.6 px
+    np.testing.assert_array_equal(jitter_boxes(boxes, 0.0, rng), boxes)
+
+
+def test_box_jitter_only_in_training(tmp_path, bpe_folder):
+    record, _ = write_page(tmp_path)
+    tokenizer = OCRPageTokenizer(bpe_folder, max_tokens=500)
+    plain = mapper(tokenizer, [])(record)
+    np.random.seed(0)
+    jittered = [mapper(tokenizer, [], box_jitter=0.3)(record) for _ in range(2)]
+    assert torch.equal(plain["input_ids"], jittered[0]["input_ids"])
+    shift = (jittered[0]["bbox"] - plain["bbox"]).abs()
+    assert 0 < shift.max() <= 1000 * 0.3 * 18 / 360 + 1  # ≤ 0.3 line heights (18 px of 360)
+    assert not torch.equal(jittered[0]["bbox"], jittered[1]["bbox"])  # new noise every time
+    evaluation = LayoutDatasetMapper(
+        is_train=False, augmentations=[], image_format="RGB", use_instance_mask=False,
+        instance_mask_format="polygon", use_keypoint=False, recompute_boxes=False,
+        tokenizer=tokenizer, box_jitter=0.3,
+    )  # fmt: skip
+    assert torch.equal(evaluation(record)["bbox"], plain["bbox"])
+    with pytest.raises(ValueError, match="BOX_JITTER must be in"):
+        mapper(tokenizer, [], box_jitter=1.5)

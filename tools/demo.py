@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The whole pipeline on synthetic pages, offline, on CPU, into one output folder.
 
-    python tools/demo.py --output-dir output/demo [--pages 160] [--iterations 800]
+    python tools/demo.py --output-dir output/demo [--pages 160] [--iterations 800] [KEY VALUE ...]
 
 1. renders synthetic pages with known layout and text (the 10 CDLA classes; figure and table
    captions that only their text tells apart) and a few held-out pages;
@@ -77,6 +77,8 @@ def main(argv=None) -> int:
     parser.add_argument("--held-out", type=int, default=4, help="pages OCR'd and detected on")
     parser.add_argument("--iterations", type=int, default=800)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("opts", nargs=argparse.REMAINDER,
+                        help="config overrides (KEY VALUE ...) for training and inference")
     args = parser.parse_args(argv)
     out = Path(args.output_dir).resolve()
     for previous in ("data", "held_out", "tokenizer", "train", "inference", "plots"):
@@ -104,7 +106,7 @@ def main(argv=None) -> int:
         ["synthetic_train", str(splits["train"]), str(data / "images"), str(data / "OCR")],
         ["synthetic_val", str(splits["val"]), str(data / "images"), str(data / "OCR")],
     ]
-    common = ["MODEL.LAYOUTLMV3.TEXT.TOKENIZER", tokenizer]
+    common = ["MODEL.LAYOUTLMV3.TEXT.TOKENIZER", tokenizer, *args.opts]
     train_dir = out / "train"
     run("training + evaluation", [
         python, "tools/train_net.py", "--config-file", CONFIG, *common,

@@ -18,7 +18,7 @@ from layoutlmv3.tokenization import FirstTokensMismatch
 from ..modeling.backbone import build_layoutlmv3_config
 from ..pages.image_io import read_page_image
 
-__all__ = ["LayoutDatasetMapper", "build_page_tokenizer", "read_ocr_json"]
+__all__ = ["LayoutDatasetMapper", "build_page_tokenizer", "jitter_boxes", "read_ocr_json"]
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +81,20 @@ def build_layout_augmentation(cfg, is_train: bool) -> list:
     return augmentations
 
 
+def jitter_boxes(boxes: np.ndarray, fraction: float, rng=np.random) -> np.ndarray:
+    """(S, 4) ``x0, y0, x1, y1`` boxes with each edge moved by uniform noise in
+    ±``fraction`` × the box's smaller side (a text line's height: the scale by which OCR engines'
+    boxes of one line differ). A box never turns over: it keeps at least a tenth of its size.
+    ``rng``: anything with numpy's ``uniform(low, high, size)``."""
+    sizes = np.concatenate([boxes[:, 2:] - boxes[:, :2]] * 2, axis=1)
+    line_heights = sizes.min(axis=1, keepdims=True)
+    moved = boxes + rng.uniform(-fraction, fraction, size=boxes.shape) * line_heights
+    centre = np.concatenate([(boxes[:, :2] + boxes[:, 2:]) / 2] * 2, axis=1)
+    low = np.minimum(moved[:, :2], centre[:, :2] - 0.05 * sizes[:, :2])
+    high = np.maximum(moved[:, 2:], centre[:, 2:] + 0.05 * sizes[:, 2:])
+    return np.concatenate([low, high], axis=1)
+
+
 class LayoutDatasetMapper(DatasetMapper):
     """``DatasetMapper`` that also turns the page's OCR JSON (``dataset_dict["ocr_file"]``) into
     text tokens whose boxes follow the image through every augmentation.
@@ -95,6 +109,8 @@ class LayoutDatasetMapper(DatasetMapper):
         tokenizer: OCR-page tokenizer, or None for an image-only model (no text read).
         missing_ocr: "error", or "image_only" to give a page whose OCR JSON is missing or
             unreadable no text (counted, logged).
+        box_jitter: in training, move each edge of each segment's box by uniform noise of up
+            to this fraction of the segment's height (0: off; see :func:`jitter_boxes`).
         cache_size: pages whose tokens are kept per process.
     """
 
@@ -105,6 +121,7 @@ class LayoutDatasetMapper(DatasetMapper):
         *,
         tokenizer: OCRPageTokenizer | None = None,
         missing_ocr: str = "error",
+        box_jitter: float = 0.0,
         cache_size: int = 20000,
         **kwargs,
     ):
@@ -114,6 +131,11 @@ class LayoutDatasetMapper(DatasetMapper):
                 f"MODEL.LAYOUTLMV3.TEXT.MISSING_OCR must be one of {MISSING_OCR_POLICIES}, "
                 f"got '{missing_ocr}'"
             )
+        if not 0 <= box_jitter < 1:
+            raise ValueError(
+                f"MODEL.LAYOUTLMV3.TEXT.BOX_JITTER must be in [0, 1), got {box_jitter}"
+            )
+        self.box_jitter = box_jitter if is_train else 0.0
         self.tokenizer = tokenizer
         self.missing_ocr = missing_ocr
         self.cache_size = cache_size
@@ -129,6 +151,7 @@ class LayoutDatasetMapper(DatasetMapper):
             config["augmentations"].insert(0, crop)
         config["tokenizer"] = build_page_tokenizer(cfg)
         config["missing_ocr"] = cfg.MODEL.LAYOUTLMV3.TEXT.MISSING_OCR
+        config["box_jitter"] = cfg.MODEL.LAYOUTLMV3.TEXT.BOX_JITTER
         return config
 
     def _page_segments(self, dataset_dict):
@@ -167,7 +190,10 @@ class LayoutDatasetMapper(DatasetMapper):
             return self.tokenizer.encode([], [])
         height, width = original_hw
         scale = np.array([width / segments.width, height / segments.height] * 2)
-        boxes = transforms.apply_box(segments.boxes * scale)
+        boxes = segments.boxes * scale
+        if self.box_jitter:  # the global numpy RNG: seeded per worker, saved on resume
+            boxes = jitter_boxes(boxes, self.box_jitter, np.random)
+        boxes = transforms.apply_box(boxes)
         height, width = augmented_hw
         inside = (
             (boxes[:, 0] < width) & (boxes[:, 2] > 0) & (boxes[:, 1] < height) & (boxes[:, 3] > 0)
