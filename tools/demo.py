@@ -77,8 +77,11 @@ def main(argv=None) -> int:
     parser.add_argument("--held-out", type=int, default=4, help="pages OCR'd and detected on")
     parser.add_argument("--iterations", type=int, default=800)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("opts", nargs=argparse.REMAINDER,
-                        help="config overrides (KEY VALUE ...) for training and inference")
+    parser.add_argument(
+        "opts",
+        nargs=argparse.REMAINDER,
+        help="config overrides (KEY VALUE ...) for training and inference",
+    )
     args = parser.parse_args(argv)
     out = Path(args.output_dir).resolve()
     for previous in ("data", "held_out", "tokenizer", "train", "inference", "plots"):
