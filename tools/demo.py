@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The whole pipeline on synthetic pages, offline, on CPU, into one output folder.
 
-    python tools/demo.py --output-dir output/demo [--pages 160] [--iterations 800] [KEY VALUE ...]
+    python tools/demo.py --output-dir output/demo [--pages 160] [--iterations N] [KEY VALUE ...]
 
 1. renders synthetic pages with known layout and text (the 10 CDLA classes; figure and table
    captions that only their text tells apart) and a few held-out pages;
@@ -75,7 +75,7 @@ def main(argv=None) -> int:
     parser.add_argument("--output-dir", default="output/demo")
     parser.add_argument("--pages", type=int, default=160, help="training + validation pages")
     parser.add_argument("--held-out", type=int, default=4, help="pages OCR'd and detected on")
-    parser.add_argument("--iterations", type=int, default=800)
+    parser.add_argument("--iterations", type=int, help="default: the config's SOLVER.MAX_ITER")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "opts",
@@ -113,8 +113,8 @@ def main(argv=None) -> int:
     train_dir = out / "train"
     run("training + evaluation", [
         python, "tools/train_net.py", "--config-file", CONFIG, *common,
-        "DATASETS.EXTRA", json.dumps(datasets), "SOLVER.MAX_ITER", args.iterations,
-        "OUTPUT_DIR", train_dir,
+        "DATASETS.EXTRA", json.dumps(datasets), "OUTPUT_DIR", train_dir,
+        *(["SOLVER.MAX_ITER", args.iterations] if args.iterations else []),
     ])  # fmt: skip
     run("inference on the held-out pages", [
         python, "tools/infer.py", "--config-file", CONFIG, "--input", held_out / "images",
