@@ -3,6 +3,8 @@
 image-only box head and learning; SE and the mean reduction through a whole detector and its
 ONNX export."""
 
+import json
+
 import onnxruntime
 import pytest
 import torch
@@ -146,3 +148,29 @@ def test_every_shipped_ablation_variant_is_a_valid_config():
             cfg = load_config(root / "configs/cdla/cascade_layoutlmv3_text_gated.yaml", overrides)
             image_only = name in ("image_only", "layoutlmv3")
             assert cfg.MODEL.LAYOUTLMV3.IMAGE_ONLY is image_only, (path.name, name)
+
+
+def test_merged_classes_ap_counts_boxes_found_with_the_look_alike_label(tmp_path):
+    """Two look-alike classes, every box found but with the other one's label: per-class AP 0,
+    the merged AP 100; a box not found at all lowers the merged AP too."""
+    from ditod.engine.ablation import merged_classes_ap
+
+    categories = [{"id": 1, "name": "Figure caption"}, {"id": 2, "name": "Table caption"},
+                  {"id": 3, "name": "Text"}]  # fmt: skip
+    boxes = [[10, 10 + 40 * i, 200, 12] for i in range(4)]
+    gt = {"images": [{"id": 1, "width": 300, "height": 300, "file_name": "p.png"}],
+          "categories": categories,
+          "annotations": [{"id": i + 1, "image_id": 1, "category_id": 1 + i % 2, "bbox": box,
+                           "area": box[2] * box[3], "iscrowd": 0}
+                          for i, box in enumerate(boxes)]}  # fmt: skip
+    swapped = [{"image_id": 1, "category_id": 2 - i % 2, "bbox": box, "score": 0.9}
+               for i, box in enumerate(boxes)]  # fmt: skip
+    results = tmp_path / "results.json"
+    text = {"image_id": 1, "category_id": 3, "bbox": boxes[0], "score": 0.99}
+    results.write_text(json.dumps([*swapped, text]))
+    classes = ["Figure caption", "Table caption"]
+    assert merged_classes_ap(gt, results, classes) == pytest.approx(100.0)
+    results.write_text(json.dumps(swapped[:2]))
+    assert merged_classes_ap(gt, results, classes) == pytest.approx(100.0 * 2 / 4, abs=1.0)
+    with pytest.raises(ValueError, match=r"'Caption'.*not in the ground truth"):
+        merged_classes_ap(gt, results, ["Caption"])

@@ -1,6 +1,7 @@
 """An ablation: variants (config overrides) × seeds trained with one budget, and the table of
 their final AP — per class and mAP, mean ± std over seeds — as JSON, Markdown and a bar plot."""
 
+import copy
 import json
 import math
 import os
@@ -11,7 +12,7 @@ import yaml
 
 from ..plots import read_metrics, save_figure
 
-__all__ = ["final_ap", "read_variants", "summarize", "write_report"]
+__all__ = ["final_ap", "merged_classes_ap", "read_variants", "summarize", "write_report"]
 
 
 def read_variants(path) -> dict[str, list[str]]:
@@ -45,6 +46,42 @@ def final_ap(metrics_file) -> dict[str, float] | None:
     last = evaluations[-1]
     return {k.removeprefix("bbox/"): float(v) for k, v in last.items()
             if k == "bbox/AP" or k.startswith("bbox/AP-")}  # fmt: skip
+
+
+def merged_classes_ap(gt_json, results_json, classes) -> float:
+    """COCO bbox AP (0–100) of ``classes`` taken as one class: their boxes found whatever the
+    label among them. Against their mean per-class AP it splits what these classes lose into
+    boxes not found and boxes found with the other label (look-alikes told apart only by text).
+
+    Args:
+        gt_json: COCO ground truth (path or dict).
+        results_json: COCO results of that ground truth (``coco_instances_results.json``).
+        classes: category names in the ground truth.
+    """
+    from faster_coco_eval import COCO, COCOeval_faster
+
+    gt = copy.deepcopy(gt_json if isinstance(gt_json, dict) else
+                       json.loads(Path(gt_json).read_text(encoding="utf-8")))  # fmt: skip
+    by_name = {c["name"]: c["id"] for c in gt["categories"]}
+    missing = [name for name in classes if name not in by_name]
+    if missing:
+        raise ValueError(f"classes {missing} are not in the ground truth ({sorted(by_name)})")
+    ids = {by_name[name] for name in classes}
+    merged = min(ids)
+    for annotation in gt["annotations"]:
+        if annotation["category_id"] in ids:
+            annotation["category_id"] = merged
+    results = json.loads(Path(results_json).read_text(encoding="utf-8"))
+    results = [{**r, "category_id": merged} for r in results if r["category_id"] in ids]
+    if not results:
+        return 0.0
+    ground_truth = COCO(gt)
+    evaluation = COCOeval_faster(ground_truth, ground_truth.loadRes(results), "bbox")
+    evaluation.params.catIds = [merged]
+    evaluation.evaluate()
+    evaluation.accumulate()
+    evaluation.summarize()
+    return 100.0 * float(evaluation.stats[0])
 
 
 def _mean_std(values: list[float]) -> dict:
