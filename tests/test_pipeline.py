@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import import_script
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "tiny" / "cascade_layoutlmv3_tiny.yaml"
@@ -168,3 +169,13 @@ def test_ablation_trains_what_is_missing_and_tabulates_mean_and_std(
     assert "| image_only | 19.0 ± 7.1 | 17.0 ± 7.1 |" in table  # figure, list (sorted)
     assert "| 15.0 ± 7.1 | 16.5 ± 7.1 |" in table  # mAP, text-only classes
     assert (out / "ablation.png").stat().st_size > 10_000
+
+
+def test_ablation_refuses_config_keys_taken_for_class_names(tmp_path, capsys):
+    """``--text-only-classes a b KEY VALUE`` would train every run without the override."""
+    ablate = import_script("tools/ablate.py")
+    with pytest.raises(SystemExit):
+        ablate.main(["--config-file", str(CONFIG), "--variants", str(tmp_path / "v.yaml"),
+                     "--output-dir", str(tmp_path), "--text-only-classes", "Figure caption",
+                     "SOLVER.MAX_ITER", "600"])  # fmt: skip
+    assert "took the config key 'SOLVER.MAX_ITER' for a class name" in capsys.readouterr().err

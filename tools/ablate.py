@@ -14,6 +14,7 @@ over seeds, ``text_only_ap`` with ``--text-only-classes``, mean and std), ``abla
 """
 
 import argparse
+import re
 import shlex
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from ditod.cli import add_debug_flag, run_tool
 from ditod.engine.ablation import final_ap, read_variants, summarize, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
+CONFIG_KEY = re.compile(r"[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)+")
 
 
 def main(argv=None) -> int:
@@ -40,6 +42,11 @@ def main(argv=None) -> int:
     add_debug_flag(parser)
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides for every run")
     args = parser.parse_args(argv)
+    keys = [name for name in args.text_only_classes if CONFIG_KEY.fullmatch(name)]
+    if keys:  # KEY VALUE pairs after the class names would silently not reach the runs
+        parser.error(f"--text-only-classes took the config key '{keys[0]}' for a class name: "
+                     "give KEY VALUE overrides before --text-only-classes, or another option "
+                     "after its classes")  # fmt: skip
     variants = read_variants(args.variants)
     out = Path(args.output_dir)
     runs = {name: [] for name in variants}
