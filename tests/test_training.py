@@ -122,3 +122,35 @@ def test_skip_sampler_resumes_the_stream():
     full = [next(stream) for _ in range(25)]
     resumed = iter(SkipSampler(TrainingSampler(10, seed=3), skip=12))
     assert [next(resumed) for _ in range(13)] == full[12:]
+
+
+@pytest.mark.parametrize("name", ["ADAMW", "SGD"])
+def test_optimizer_is_fused_and_steps_as_the_per_parameter_loop(name):
+    from detectron2.config import get_cfg
+
+    from ditod.config import add_layoutlmv3_config
+    from ditod.engine.optimizer import build_optimizer
+
+    cfg = get_cfg()
+    add_layoutlmv3_config(cfg)
+    cfg.SOLVER.OPTIMIZER, cfg.SOLVER.BASE_LR, cfg.SOLVER.WEIGHT_DECAY = name, 1e-2, 0.05
+    torch.manual_seed(0)
+    model = Detector()
+    reference = Detector()
+    reference.load_state_dict(model.state_dict())
+    fused = build_optimizer(cfg, model)
+    assert all(group["fused"] for group in fused.param_groups)
+    groups = optimizer_param_groups(reference, 1e-2, 0.05, 1.0, 1.0)
+    if name == "ADAMW":
+        looped = torch.optim.AdamW(groups, lr=1e-2, foreach=False)
+    else:
+        looped = torch.optim.SGD(groups, lr=1e-2, momentum=cfg.SOLVER.MOMENTUM, foreach=False)
+    for step in range(3):
+        for m in (model, reference):
+            torch.manual_seed(step)
+            for p in m.parameters():
+                p.grad = torch.randn_like(p)
+        fused.step()
+        looped.step()
+    for a, b in zip(model.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
