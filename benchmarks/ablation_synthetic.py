@@ -19,14 +19,13 @@ tabulates); ``run_all.py`` runs it only with ``--all``.
 import argparse
 import json
 import shutil
-import statistics
 import subprocess
 import sys
 from pathlib import Path
 
 from _results import ROOT, load_script, write_result
 
-from ditod.engine.ablation import merged_classes_ap
+from ditod.engine.ablation import mean_std, mean_std_text, merged_classes_ap
 from ditod.pages.ocr import write_text_atomic
 from layoutlmv3.tokenization import train_bpe_tokenizer
 
@@ -66,9 +65,10 @@ def main():
     if subprocess.run(command, cwd=ROOT).returncode:
         sys.exit("ablation failed")
     summary = json.loads((work / "runs" / "ablation.json").read_text())
-    merged = {v: [merged_classes_ap(data / "val.json", work / "runs" / v / f"seed{seed}" /
-                                    "inference" / "synthetic_val" / "coco_instances_results.json",
-                                    TEXT_ONLY) for seed in args.seeds]
+    val = json.loads((data / "val.json").read_text(encoding="utf-8"))
+    merged = {v: [merged_classes_ap(val, work / "runs" / v / f"seed{seed}" / "inference" /
+                                    "synthetic_val" / "coco_instances_results.json", TEXT_ONLY)
+                  for seed in args.seeds]
               for v in summary}  # fmt: skip
     result = {
         "benchmark": f"fusion ablation, demo config and pages ({args.pages}), "
@@ -94,14 +94,9 @@ def main():
     for v, e in summary.items():
         per_class, one = e["text_only_ap"], merged[v]
         lost = [m - p for m, p in zip(one, per_class, strict=True)]
-        table += f"| {v} | {_cell(per_class)} | {_cell(one)} | {_cell(lost)} |\n"
+        cells = [mean_std_text(mean_std(values)) for values in (per_class, one, lost)]
+        table += f"| {v} | {' | '.join(cells)} |\n"
     write_text_atomic(ROOT / Path(args.out).with_suffix(".md"), table)
-
-
-def _cell(values: list[float]) -> str:
-    return (
-        f"{statistics.fmean(values):.1f} ± {statistics.stdev(values) if len(values) > 1 else 0:.1f}"
-    )
 
 
 def verdict(summary: dict) -> dict:

@@ -86,12 +86,12 @@ def jitter_boxes(boxes: np.ndarray, fraction: float, rng=np.random) -> np.ndarra
     ±``fraction`` × the box's smaller side (a text line's height: the scale by which OCR engines'
     boxes of one line differ). A box never turns over: it keeps at least a tenth of its size.
     ``rng``: anything with numpy's ``uniform(low, high, size)``."""
-    sizes = np.concatenate([boxes[:, 2:] - boxes[:, :2]] * 2, axis=1)
+    sizes = boxes[:, 2:] - boxes[:, :2]
     line_heights = sizes.min(axis=1, keepdims=True)
     moved = boxes + rng.uniform(-fraction, fraction, size=boxes.shape) * line_heights
-    centre = np.concatenate([(boxes[:, :2] + boxes[:, 2:]) / 2] * 2, axis=1)
-    low = np.minimum(moved[:, :2], centre[:, :2] - 0.05 * sizes[:, :2])
-    high = np.maximum(moved[:, 2:], centre[:, 2:] + 0.05 * sizes[:, 2:])
+    centre = (boxes[:, :2] + boxes[:, 2:]) / 2
+    low = np.minimum(moved[:, :2], centre - 0.05 * sizes)
+    high = np.maximum(moved[:, 2:], centre + 0.05 * sizes)
     return np.concatenate([low, high], axis=1)
 
 

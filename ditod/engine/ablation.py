@@ -12,7 +12,15 @@ import yaml
 
 from ..plots import read_metrics, save_figure
 
-__all__ = ["final_ap", "merged_classes_ap", "read_variants", "summarize", "write_report"]
+__all__ = [
+    "final_ap",
+    "mean_std",
+    "mean_std_text",
+    "merged_classes_ap",
+    "read_variants",
+    "summarize",
+    "write_report",
+]
 
 
 def read_variants(path) -> dict[str, list[str]]:
@@ -84,7 +92,8 @@ def merged_classes_ap(gt_json, results_json, classes) -> float:
     return 100.0 * float(evaluation.stats[0])
 
 
-def _mean_std(values: list[float]) -> dict:
+def mean_std(values: list[float]) -> dict:
+    """``{"mean", "std"}`` of the finite ``values`` (std 0 for a single value)."""
     values = [v for v in values if math.isfinite(v)]
     return {"mean": statistics.fmean(values) if values else float("nan"),
             "std": statistics.stdev(values) if len(values) > 1 else 0.0}  # fmt: skip
@@ -104,14 +113,15 @@ def summarize(runs: dict[str, list[dict]], text_only_classes=()) -> dict:
             entry["text_only_ap"] = [
                 statistics.fmean(r[f"AP-{c}"] for c in text_only_classes) for r in results
             ]
-        entry["stats"] = {key: _mean_std(entry[key]) for key in ("map", "text_only_ap")
+        entry["stats"] = {key: mean_std(entry[key]) for key in ("map", "text_only_ap")
                           if key in entry}  # fmt: skip
-        entry["stats"].update({c: _mean_std(v) for c, v in entry["per_class"].items()})
+        entry["stats"].update({c: mean_std(v) for c, v in entry["per_class"].items()})
         summary[variant] = entry
     return summary
 
 
-def _cell(stats: dict) -> str:
+def mean_std_text(stats: dict) -> str:
+    """``mean ± std`` of :func:`mean_std`'s result, one decimal."""
     return f"{stats['mean']:.1f} ± {stats['std']:.1f}"
 
 
@@ -131,8 +141,8 @@ def write_report(summary: dict, out_dir, title: str = "Ablation") -> list[Path]:
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]  # fmt: skip
     for variant in variants:
         stats = summary[variant]["stats"]
-        row = [variant, *(_cell(stats[c]) for c in classes), _cell(stats["map"])]
-        row += [_cell(stats["text_only_ap"])] if extra else []
+        row = [variant, *(mean_std_text(stats[c]) for c in classes), mean_std_text(stats["map"])]
+        row += [mean_std_text(stats["text_only_ap"])] if extra else []
         lines.append("| " + " | ".join(row) + " |")
     markdown = out_dir / "ablation.md"
     tmp = markdown.with_name(f".{markdown.name}.{os.getpid()}.tmp")
