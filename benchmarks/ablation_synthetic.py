@@ -2,12 +2,16 @@
 synthetic pages whose figure and table captions look alike (issue 15's proof), on CPU.
 
     python benchmarks/ablation_synthetic.py [--variants configs/ablation/fusion.yaml]
-        [--seeds 0 1 2] [--iterations 600] [--pages 160] [--work output/ablation_synthetic]
+        [--seeds 0 1 2] [--iterations 600] [--pages 160] [--captions apart|below]
+        [--fusion-layers layer0 layer3] [--work output/ablation_synthetic] [KEY VALUE ...]
 
-Renders the demo's pages (``datasets/synthetic_pages.py``, CDLA classes, seed 0), trains the
-demo's tokenizer on their text, then runs ``tools/ablate.py`` with the demo's config
-(``configs/demo/cascade_layoutlmv3_tiny_synthetic.yaml``) and one budget for every variant × seed,
-and writes the table to ``benchmarks/results/ablation_synthetic.{json,md}``: per variant
+Renders synthetic pages (``datasets/synthetic_pages.py``, CDLA classes, seed 0) with their
+captions apart from figures and tables (``--captions below``: the demo's pages, where a caption's
+place under its object tells its kind too), trains the demo's tokenizer on their text, then runs
+``tools/ablate.py`` with the demo's config (``configs/demo/cascade_layoutlmv3_tiny_synthetic.yaml``)
+fusing at ``--fusion-layers`` (stride 4 and 32: a stride-4 cell holds one text line, a stride-32
+cell 5–6, whose mean does not name a caption) and one budget for every variant × seed, and writes
+the table to ``benchmarks/results/ablation_synthetic.{json,md}``: per variant
 ``text_only_ap`` (the two caption classes' mean AP), ``text_only_merged_ap`` (the two taken as
 one class: what the look-alikes lose to being confused, against being missed) and ``map``, each a
 list over seeds, and the target checked. The full default (4 variants × 3 seeds × 600
@@ -31,6 +35,10 @@ from layoutlmv3.tokenization import train_bpe_tokenizer
 
 CONFIG = ROOT / "configs" / "demo" / "cascade_layoutlmv3_tiny_synthetic.yaml"
 TEXT_ONLY = ["Figure caption", "Table caption"]
+TITLES = {
+    "apart": "only their text tells their kind",
+    "below": "their text and their place under a figure or table tell their kind",
+}
 
 
 def main():
@@ -39,16 +47,19 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--iterations", type=int, default=600)
     parser.add_argument("--pages", type=int, default=160)
+    parser.add_argument("--captions", choices=["apart", "below"], default="apart")
+    parser.add_argument("--fusion-layers", nargs="+", default=["layer0", "layer3"])
     parser.add_argument("--work", default=str(ROOT / "output" / "ablation_synthetic"))
     parser.add_argument("--out", default="benchmarks/results/ablation_synthetic.json")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides for every run")
     args = parser.parse_args()
     work = Path(args.work)
-    data = work / "data"
+    data = work / f"data_{args.captions}_{args.pages}"
     if not (data / "train.json").is_file():
         shutil.rmtree(data, ignore_errors=True)
-        load_script("datasets/synthetic_pages.py").generate(data, pages=args.pages, seed=0,
-                                                            split_val=0.2)  # fmt: skip
+        generate = load_script("datasets/synthetic_pages.py").generate
+        generate(data, pages=args.pages, seed=0, split_val=0.2, captions=args.captions)
+    runs = work / f"runs_captions_{args.captions}_fusion_{'-'.join(args.fusion_layers)}"
     lines = [w for p in sorted((data / "OCR").glob("*.json"))
              for w in json.loads(p.read_text(encoding="utf-8"))["words"]]  # fmt: skip
     tokenizer = train_bpe_tokenizer(lines, work / "tokenizer", vocab_size=2000)
@@ -57,22 +68,25 @@ def main():
                  str(data / "images"), str(data / "OCR")]]  # fmt: skip
     command = [sys.executable, str(ROOT / "tools" / "ablate.py"), "--config-file", str(CONFIG),
                "--variants", args.variants, "--seeds", *map(str, args.seeds),
-               "--output-dir", str(work / "runs"), "--text-only-classes", *TEXT_ONLY,
-               "--title", "Fusion on synthetic pages (captions told apart by text only)",
+               "--output-dir", str(runs), "--text-only-classes", *TEXT_ONLY,
+               "--title", f"Fusion on synthetic pages (captions {args.captions}: "
+               f"{TITLES[args.captions]})",
                "MODEL.LAYOUTLMV3.TEXT.TOKENIZER", str(tokenizer),
                "DATASETS.EXTRA", json.dumps(datasets), "SOLVER.MAX_ITER", str(args.iterations),
+               "MODEL.LAYOUTLMV3.FUSION.LAYERS", json.dumps(args.fusion_layers),
                "SOLVER.CHECKPOINT_PERIOD", str(10 * args.iterations), *args.opts]  # fmt: skip
     if subprocess.run(command, cwd=ROOT).returncode:
         sys.exit("ablation failed")
-    summary = json.loads((work / "runs" / "ablation.json").read_text())
+    summary = json.loads((runs / "ablation.json").read_text())
     val = json.loads((data / "val.json").read_text(encoding="utf-8"))
-    merged = {v: [merged_classes_ap(val, work / "runs" / v / f"seed{seed}" / "inference" /
+    merged = {v: [merged_classes_ap(val, runs / v / f"seed{seed}" / "inference" /
                                     "synthetic_val" / "coco_instances_results.json", TEXT_ONLY)
                   for seed in args.seeds]
               for v in summary}  # fmt: skip
     result = {
-        "benchmark": f"fusion ablation, demo config and pages ({args.pages}), "
-        f"{args.iterations} iterations, seeds {args.seeds}",
+        "benchmark": f"fusion ablation, demo config fusing at {args.fusion_layers}, "
+        f"{args.pages} pages with captions {args.captions}, {args.iterations} iterations, "
+        f"seeds {args.seeds}",
         "device": "cpu (2 cores)",
         **{f"text_only_ap_mean_{v}": round(e["stats"]["text_only_ap"]["mean"], 2)
            for v, e in summary.items()},
@@ -87,7 +101,7 @@ def main():
                     "ranges not overlapping), map not lower"},
     }  # fmt: skip
     write_result(result, ROOT / args.out)
-    table = (work / "runs" / "ablation.md").read_text(encoding="utf-8")
+    table = (runs / "ablation.md").read_text(encoding="utf-8")
     table += ("\n\nThe caption classes per class and taken as one (boxes found whatever their "
               "label), mean ± std over seeds:\n\n| variant | per class | as one class | "
               "lost to confusion |\n|---|---|---|---|\n")  # fmt: skip

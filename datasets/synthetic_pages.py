@@ -2,15 +2,17 @@
 """Render synthetic document pages with known layout and text: COCO json + one OCR JSON per page.
 
     python datasets/synthetic_pages.py --out data/synthetic --pages 60 [--classes cdla|publaynet]
-        [--language en|zh] [--columns 1 2] [--seed 0] [--split-val 0.2]
+        [--language en|zh] [--columns 1 2] [--seed 0] [--split-val 0.2] [--captions below|apart]
 
 Writes ``<out>/images/*.png``, ``<out>/OCR/*.json`` (``{"bbox": [[x, y, w, h]], "words", "W",
 "H"}``, the exact rendered lines) and ``<out>/{train,val}.json`` (COCO); with ``--pdf`` also
 ``<out>/pdf/*.pdf``, each page as a born-digital PDF (its text as real text in the embedded font,
 one point per pixel of the PNG, the rest as an image). Figure and table
-captions look alike ("Figure 3: …" / "Table 2: …", same font, below their object or alone in the
-text flow), so only their text tells them apart. English uses DejaVu (matplotlib ships it);
-Chinese needs a CJK font (``apt-get install fonts-wqy-microhei``, or ``--font``).
+captions look alike ("Figure 3: …" / "Table 2: …", same font), so only their text and their place
+tell them apart: with ``--captions below`` (the default) most stand under their figure or table,
+the rest alone in the text flow; with ``--captions apart`` all stand alone and figures and tables
+have none, so nothing but the text says which kind a caption is. English uses DejaVu (matplotlib
+ships it); Chinese needs a CJK font (``apt-get install fonts-wqy-microhei``, or ``--font``).
 """
 
 import argparse
@@ -45,6 +47,7 @@ MARGIN = 48
 LINE_HEIGHT = int(11 * 1.5)  # a text line at 11 pt
 TABLE_ROW_HEIGHT = 16
 CAPTION_HEIGHT = 24  # a 10 pt caption line and the space after it
+CAPTION_PLACEMENTS = ("below", "apart")
 
 
 def find_font(language: str, font: str | None = None) -> str:
@@ -69,8 +72,11 @@ def find_font(language: str, font: str | None = None) -> str:
 class PageWriter:
     """Draws one page, recording layout boxes and OCR lines."""
 
-    def __init__(self, rng, font_path, language, classes):
+    def __init__(self, rng, font_path, language, classes, captions="below"):
+        if captions not in CAPTION_PLACEMENTS:
+            raise ValueError(f"captions '{captions}' is not one of {CAPTION_PLACEMENTS}")
         self.rng, self.font_path, self.language, self.classes = rng, font_path, language, classes
+        self.captions = captions
         self.image = Image.new("RGB", PAGE_SIZE, "white")
         self.draw = ImageDraw.Draw(self.image)
         self.boxes, self.ocr_boxes, self.ocr_words = [], [], []
@@ -143,9 +149,12 @@ class PageWriter:
     def column(self, x, width, y, bottom, counters):
         """Blocks from ``y`` down; the first block that would reach ``bottom`` (where the
         references start) ends the column instead."""
+        apart = self.captions == "apart"
+        caption_height = 0 if apart else CAPTION_HEIGHT
         while y < bottom - 60:
+            # apart: the captions figures and tables would carry stand alone instead
             kind = self.rng.choices(["Text", "Figure", "Table", "Caption", "Equation"],
-                                    [5, 1, 1, 1, 1])[0]  # fmt: skip
+                                    [5, 1, 1, 3 if apart else 1, 1])[0]  # fmt: skip
             if kind == "Text":
                 lines = self.rng.randint(2, 5)
                 if y + lines * LINE_HEIGHT > bottom:
@@ -159,12 +168,13 @@ class PageWriter:
                 else:
                     size = (self.rng.randint(3, 5), self.rng.randint(2, 4))
                     height = size[0] * TABLE_ROW_HEIGHT + 6
-                if y + height + CAPTION_HEIGHT > bottom:
+                if y + height + caption_height > bottom:
                     break
                 counters[kind] += 1
                 draw = self.figure if kind == "Figure" else self.table
                 y = draw(x, y, block_width, *size)
-                y = self.caption(x, y, width, kind, counters[kind])
+                if not apart:
+                    y = self.caption(x, y, width, kind, counters[kind])
             elif y + CAPTION_HEIGHT > bottom:
                 break
             elif kind == "Caption":  # a caption alone in the text flow
@@ -242,8 +252,9 @@ def _write_json(path: Path, data) -> None:
 
 
 def generate(out, pages=40, classes="cdla", language="en", columns=(1, 2), seed=0,
-             split_val=0.2, font=None, pdf=False) -> dict:  # fmt: skip
-    """Render ``pages`` pages into ``out`` (with ``pdf``, each also as ``pdf/<name>.pdf``);
+             split_val=0.2, font=None, pdf=False, captions="below") -> dict:  # fmt: skip
+    """Render ``pages`` pages into ``out`` (with ``pdf``, each also as ``pdf/<name>.pdf``;
+    ``captions``: "below" their figure or table, or "apart" from them, see the module's doc);
     returns ``{"train": json_path, "val": json_path}``."""
     out = Path(out)
     names = CDLA_CLASSES if classes == "cdla" else PUBLAYNET_CLASSES
@@ -256,7 +267,7 @@ def generate(out, pages=40, classes="cdla", language="en", columns=(1, 2), seed=
     splits = {"train": {"images": [], "annotations": []}, "val": {"images": [], "annotations": []}}
     num_val = round(pages * split_val)
     for index in range(pages):
-        page = PageWriter(rng, font_path, language, names)
+        page = PageWriter(rng, font_path, language, names, captions)
         page.render(rng.choice(list(columns)))
         name = f"{language}_{index:05d}"
         page.image.save(out / "images" / f"{name}.png")
@@ -292,10 +303,16 @@ def main(argv=None) -> int:
     parser.add_argument("--split-val", type=float, default=0.2)
     parser.add_argument("--font", help="a TrueType font to use instead of the default")
     parser.add_argument("--pdf", action="store_true", help="also write each page as a PDF")
+    parser.add_argument(
+        "--captions",
+        choices=CAPTION_PLACEMENTS,
+        default="below",
+        help="captions below their figure or table, or all apart from them",
+    )
     args = parser.parse_args(argv)
     try:
         paths = generate(args.out, args.pages, args.classes, args.language, tuple(args.columns),
-                         args.seed, args.split_val, args.font, args.pdf)  # fmt: skip
+                         args.seed, args.split_val, args.font, args.pdf, args.captions)  # fmt: skip
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -170,6 +170,15 @@ def test_ablation_trains_what_is_missing_and_tabulates_mean_and_std(
     assert "| 15.0 ± 7.1 | 16.5 ± 7.1 |" in table  # mAP, text-only classes
     assert (out / "ablation.png").stat().st_size > 10_000
 
+    # the same command with another budget: the run it trained is refused, not reused
+    again = [*command[:-3], "4", *command[-2:]]  # SOLVER.MAX_ITER 4
+    result = subprocess.run(again, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert result.returncode == 2 and "\n== " not in result.stdout
+    assert f"{out / 'gated' / 'seed1'} holds a finished run trained with other settings" in (
+        result.stderr
+    )
+    assert "image_only/seed0 has no ablate_settings.json" in result.stderr
+
 
 def test_ablation_refuses_config_keys_taken_for_class_names(tmp_path, capsys):
     """``--text-only-classes a b KEY VALUE`` would train every run without the override."""

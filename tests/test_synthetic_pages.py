@@ -87,3 +87,45 @@ def test_chinese_without_a_cjk_font_fails_clearly(monkeypatch):
     monkeypatch.setattr(synthetic_pages, "CJK_FONTS", ("/nonexistent/font.ttc",))
     with pytest.raises(FileNotFoundError, match="apt-get install fonts-wqy-microhei"):
         synthetic_pages.find_font("zh")
+
+
+def _block_above(boxes, box):
+    """The name of the block whose bottom is nearest above ``box`` in its column, or None."""
+    x, y, w, _ = box
+    above = [(y - (b[1] + b[3]), name) for name, b in boxes
+             if b[1] + b[3] <= y and b[0] < x + w and x < b[0] + b[2]]  # fmt: skip
+    return min(above)[1] if above else None
+
+
+@pytest.mark.parametrize("captions", ["below", "apart"])
+def test_caption_placement(tmp_path, captions):
+    """below: every figure and table has its caption right under it; apart: captions stand in
+    the text flow, of either kind whatever block is above them (one may follow a figure or table
+    by chance), so their place does not say their kind."""
+    paths = synthetic_pages.generate(tmp_path, pages=12, seed=1, split_val=0.0,
+                                     captions=captions)  # fmt: skip
+    coco = json.loads(paths["train"].read_text())
+    names = {c["id"]: c["name"] for c in coco["categories"]}
+    pages = {}
+    for a in coco["annotations"]:
+        pages.setdefault(a["image_id"], []).append((names[a["category_id"]], a["bbox"]))
+    under = {"Figure caption": 0, "Table caption": 0, "alone": 0}
+    objects = 0
+    for boxes in pages.values():
+        objects += sum(name in ("Figure", "Table") for name, _ in boxes)
+        for name, box in boxes:
+            if name.endswith("caption"):
+                above = _block_above(boxes, box)
+                under[name if above == name.split()[0] else "alone"] += 1
+    assert objects > 10 and under["alone"] > 10
+    if captions == "below":
+        assert under["Figure caption"] + under["Table caption"] == objects
+    else:
+        assert under["Figure caption"] + under["Table caption"] < objects / 4
+        kinds = [n for b in pages.values() for n, _ in b if n.endswith("caption")]
+        assert 0.3 < kinds.count("Figure caption") / len(kinds) < 0.7
+
+
+def test_unknown_caption_placement_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="captions 'beside' is not one of"):
+        synthetic_pages.generate(tmp_path, pages=1, captions="beside")

@@ -8,12 +8,14 @@
 Each run is ``tools/train_net.py --config-file … [KEY VALUE …] <variant's overrides> SEED s
 OUTPUT_DIR <output-dir>/<variant>/seed<s>``, which evaluates at its end; a run whose
 ``metrics.json`` already holds that evaluation is not trained again, so an interrupted ablation
-goes on where it stopped. Writes ``ablation.json`` (per variant: mAP and each class's AP as lists
-over seeds, ``text_only_ap`` with ``--text-only-classes``, mean and std), ``ablation.md`` and
-``ablation.png`` into the output folder.
+goes on where it stopped (each run records its settings in ``ablate_settings.json``; a finished
+run trained with other settings is refused, not reused). Writes ``ablation.json`` (per variant:
+mAP and each class's AP as lists over seeds, ``text_only_ap`` with ``--text-only-classes``, mean
+and std), ``ablation.md`` and ``ablation.png`` into the output folder.
 """
 
 import argparse
+import json
 import re
 import shlex
 import subprocess
@@ -23,8 +25,10 @@ from pathlib import Path
 
 from ditod.cli import add_debug_flag, run_tool
 from ditod.engine.ablation import final_ap, read_variants, summarize, write_report
+from ditod.pages.ocr import write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
+SETTINGS_FILE = "ablate_settings.json"
 CONFIG_KEY = re.compile(r"[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)+")
 
 
@@ -53,12 +57,20 @@ def main(argv=None) -> int:
     for seed in args.seeds:
         for name, overrides in variants.items():
             run_dir = out / name / f"seed{seed}"
+            settings = {"config_file": str(Path(args.config_file).resolve()),
+                        "overrides": [*args.opts, *overrides, "SEED", str(seed)]}  # fmt: skip
             result = final_ap(run_dir / "metrics.json")
+            if result is not None and not same_settings(run_dir, settings):
+                print(f"error: {run_dir} holds a finished run trained with other settings than "
+                      f"these (see its {SETTINGS_FILE}): give another --output-dir, or remove "
+                      "it to train it again", file=sys.stderr)  # fmt: skip
+                return 2
             if result is None:
                 command = [sys.executable, str(ROOT / "tools" / "train_net.py"),
                            "--config-file", args.config_file, "--num-gpus", str(args.num_gpus),
-                           *args.opts, *overrides, "SEED", str(seed),
-                           "OUTPUT_DIR", str(run_dir)]  # fmt: skip
+                           *settings["overrides"], "OUTPUT_DIR", str(run_dir)]  # fmt: skip
+                run_dir.mkdir(parents=True, exist_ok=True)
+                write_text_atomic(run_dir / SETTINGS_FILE, json.dumps(settings, indent=1))
                 print(f"\n== {name}, seed {seed}\n$ {shlex.join(command)}", flush=True)
                 start = time.perf_counter()
                 if subprocess.run(command, cwd=ROOT).returncode != 0:
@@ -81,6 +93,17 @@ def main(argv=None) -> int:
     print("\n" + written[1].read_text(encoding="utf-8"))
     print("written: " + ", ".join(str(p) for p in written))
     return 0
+
+
+def same_settings(run_dir: Path, settings: dict) -> bool:
+    """Whether the finished run in ``run_dir`` was trained with ``settings`` (a run from before
+    they were recorded is taken as is, with a warning)."""
+    recorded = run_dir / SETTINGS_FILE
+    if not recorded.is_file():
+        print(f"warning: {run_dir} has no {SETTINGS_FILE}; reusing its result unchecked",
+              file=sys.stderr)  # fmt: skip
+        return True
+    return json.loads(recorded.read_text(encoding="utf-8")) == json.loads(json.dumps(settings))
 
 
 if __name__ == "__main__":
