@@ -3,15 +3,18 @@ synthetic pages whose figure and table captions look alike (issue 15's proof), o
 
     python benchmarks/ablation_synthetic.py [--variants configs/ablation/fusion.yaml]
         [--seeds 0 1 2] [--iterations 600] [--pages 160] [--captions apart|below]
-        [--fusion-layers layer0 layer3] [--work output/ablation_synthetic] [KEY VALUE ...]
+        [--fusion-layers layer0 layer3] [--tokens-per-segment 3] [--work output/ablation_synthetic]
+        [KEY VALUE ...]
 
 Renders synthetic pages (``datasets/synthetic_pages.py``, CDLA classes, seed 0) with their
 captions apart from figures and tables (``--captions below``: the demo's pages, where a caption's
 place under its object tells its kind too), trains the demo's tokenizer on their text, then runs
 ``tools/ablate.py`` with the demo's config (``configs/demo/cascade_layoutlmv3_tiny_synthetic.yaml``)
 fusing at ``--fusion-layers`` (stride 4 and 32: a stride-4 cell holds one text line, a stride-32
-cell 5–6, whose mean does not name a caption) and one budget for every variant × seed, and writes
-the table to ``benchmarks/results/ablation_synthetic.{json,md}``: per variant
+cell 5–6, whose mean does not name a caption), reading the first ``--tokens-per-segment`` tokens of
+each OCR line (the seed's WE-F3: a caption's "Figure 3:" / "Table 2:" rather than its whole line,
+and every line's text under the 256-token page cap) with one budget for every variant × seed, and
+writes the table to ``benchmarks/results/ablation_synthetic.{json,md}``: per variant
 ``text_only_ap`` (the two caption classes' mean AP), ``text_only_merged_ap`` (the two taken as
 one class: what the look-alikes lose to being confused, against being missed) and ``map``, each a
 list over seeds, and the target checked. The full default (4 variants × 3 seeds × 600
@@ -49,6 +52,7 @@ def main():
     parser.add_argument("--pages", type=int, default=160)
     parser.add_argument("--captions", choices=["apart", "below"], default="apart")
     parser.add_argument("--fusion-layers", nargs="+", default=["layer0", "layer3"])
+    parser.add_argument("--tokens-per-segment", type=int, default=3, help="0: all")
     parser.add_argument("--work", default=str(ROOT / "output" / "ablation_synthetic"))
     parser.add_argument("--out", default="benchmarks/results/ablation_synthetic.json")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides for every run")
@@ -59,7 +63,10 @@ def main():
         shutil.rmtree(data, ignore_errors=True)
         generate = load_script("datasets/synthetic_pages.py").generate
         generate(data, pages=args.pages, seed=0, split_val=0.2, captions=args.captions)
-    runs = work / f"runs_captions_{args.captions}_fusion_{'-'.join(args.fusion_layers)}"
+    runs = work / (
+        f"runs_captions_{args.captions}_fusion_{'-'.join(args.fusion_layers)}_"
+        f"tokens_{args.tokens_per_segment or 'all'}"
+    )
     lines = [w for p in sorted((data / "OCR").glob("*.json"))
              for w in json.loads(p.read_text(encoding="utf-8"))["words"]]  # fmt: skip
     tokenizer = train_bpe_tokenizer(lines, work / "tokenizer", vocab_size=2000)
@@ -74,6 +81,7 @@ def main():
                "MODEL.LAYOUTLMV3.TEXT.TOKENIZER", str(tokenizer),
                "DATASETS.EXTRA", json.dumps(datasets), "SOLVER.MAX_ITER", str(args.iterations),
                "MODEL.LAYOUTLMV3.FUSION.LAYERS", json.dumps(args.fusion_layers),
+               "MODEL.LAYOUTLMV3.TEXT.TOKENS_PER_SEGMENT", str(args.tokens_per_segment),
                "SOLVER.CHECKPOINT_PERIOD", str(10 * args.iterations), *args.opts]  # fmt: skip
     if subprocess.run(command, cwd=ROOT).returncode:
         sys.exit("ablation failed")
@@ -85,8 +93,9 @@ def main():
               for v in summary}  # fmt: skip
     result = {
         "benchmark": f"fusion ablation, demo config fusing at {args.fusion_layers}, "
-        f"{args.pages} pages with captions {args.captions}, {args.iterations} iterations, "
-        f"seeds {args.seeds}",
+        f"{args.tokens_per_segment or 'all'} tokens per OCR line, {args.pages} pages with "
+        f"captions {args.captions}, {args.iterations} iterations, seeds {args.seeds}"
+        + (f", overrides {args.opts}" if args.opts else ""),
         "device": "cpu (2 cores)",
         **{f"text_only_ap_mean_{v}": round(e["stats"]["text_only_ap"]["mean"], 2)
            for v, e in summary.items()},
