@@ -4,7 +4,8 @@
     python tools/demo.py --output-dir output/demo [--pages 160] [--iterations N] [KEY VALUE ...]
 
 1. renders synthetic pages with known layout and text (the 10 CDLA classes; figure and table
-   captions that only their text tells apart) and a few held-out pages;
+   captions that look alike: their text, and for most their place under a figure or table,
+   tell them apart) and a few held-out pages;
 2. OCRs the held-out pages with the default engine (``tools/ocr_pages.py``);
 3. trains a byte-level BPE tokenizer on the training pages' text;
 4. trains the tiny text-fused detector (``tools/train_net.py``) and evaluates it on the
