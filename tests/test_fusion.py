@@ -157,6 +157,18 @@ def test_fusion_modules_against_the_naive_text_map(fusion_type):
     assert (got - expected).abs().max().item() <= 1e-3 * max(1.0, expected.abs().max().item())
 
 
+def test_gate_bias_sets_how_much_image_the_gate_starts_with():
+    """FUSION.GATE_BIAS b: the untrained gate keeps ~sigmoid(b) of the image in every cell."""
+    torch.manual_seed(0)
+    feature_map, text_map = torch.randn(2, 8, 12, 10), torch.zeros(2, 8, 12, 10)
+    for bias, kept in [(0.0, 0.5), (2.0, 0.881)]:
+        fusion = TextFusion("gated", channels=8, gate_bias=bias)
+        gate = torch.sigmoid(fusion.gate(torch.cat([feature_map, text_map], 1)))
+        assert abs(gate.mean().item() - kept) < 0.03
+        fused = fusion(feature_map, text_map)  # no text: the image, scaled by the gate
+        assert torch.allclose(fused, gate * feature_map)
+
+
 def test_scatter_rejects_unknown_reduction():
     feats, boxes, mask, sizes = random_batch()
     with pytest.raises(ValueError, match="reduce 'max' is not one of"):

@@ -111,11 +111,12 @@ class LayoutLMv3Backbone(Backbone):
             per token.
         box_head_text: also hand the first fusion layer's text map to the box head (it is
             left on the :class:`PageBatch` as ``text_map``).
+        gate_bias: initial bias of the gated fusion's gate (see :class:`TextFusion`).
     """
 
     def __init__(self, model: LayoutLMv3DetectionModel, fusion_type: str = "", fusion_layers=(),
                  fusion_reduce: str = "sum", fusion_segments: bool = False,
-                 box_head_text: bool = False):  # fmt: skip
+                 box_head_text: bool = False, gate_bias: float = 0.0):  # fmt: skip
         super().__init__()
         if not model.detection:
             raise ValueError(
@@ -150,7 +151,7 @@ class LayoutLMv3Backbone(Backbone):
                     f"out features {self._out_features}"
                 )
         self.fusions = torch.nn.ModuleDict(
-            {name: TextFusion(fusion_type, config.hidden_size) for name in fusion_layers}
+            {name: TextFusion(fusion_type, config.hidden_size, gate_bias) for name in fusion_layers}
             if fusion_type else {}
         )  # fmt: skip
         self.fusion_reduce = fusion_reduce
@@ -231,7 +232,7 @@ def build_layoutlmv3_backbone(cfg) -> LayoutLMv3Backbone:
     )
     fusion = node.FUSION
     return LayoutLMv3Backbone(model, fusion.TYPE, fusion.LAYERS, fusion.REDUCE, fusion.SEGMENTS,
-                              fusion.BOX_HEAD)  # fmt: skip
+                              fusion.BOX_HEAD, fusion.GATE_BIAS)  # fmt: skip
 
 
 @BACKBONE_REGISTRY.register()

@@ -147,18 +147,22 @@ class TextFusion(nn.Module):
 
     - ``add``: ``map + text_map``.
     - ``gated``: ``g = sigmoid(conv3x3([map; text_map]))`` per cell and channel;
-      ``g * map + (1 - g) * text_map``.
+      ``g * map + (1 - g) * text_map``. ``gate_bias`` is the conv's initial bias: 0 starts at
+      g ≈ 0.5 (half the image everywhere), 2 at g ≈ 0.88 (mostly the image).
     - ``concat``: ``conv1x1([map; text_map])`` back to ``channels``; initialised to pass ``map``
       through unchanged, so fine-tuning starts from the image-only features.
     """
 
-    def __init__(self, fusion_type: str, channels: int):
+    def __init__(self, fusion_type: str, channels: int, gate_bias: float = 0.0):
         super().__init__()
         if fusion_type not in FUSION_TYPES:
             raise ValueError(f"fusion type '{fusion_type}' is not one of {FUSION_TYPES}")
         self.fusion_type = fusion_type
         if fusion_type == "gated":
             self.gate = nn.Conv2d(2 * channels, channels, kernel_size=3, padding=1)
+            if gate_bias:
+                with torch.no_grad():
+                    self.gate.bias.fill_(gate_bias)
         elif fusion_type == "concat":
             self.project = nn.Conv2d(2 * channels, channels, kernel_size=1)
             with torch.no_grad():
