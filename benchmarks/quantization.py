@@ -13,6 +13,7 @@ mapped as inference maps them (``INPUT.MIN_SIZE_TEST`` 800); the demo model is `
 """
 
 import argparse
+import collections
 import json
 import statistics
 import tempfile
@@ -36,6 +37,9 @@ from ditod.deploy.predictor import LayoutPredictor
 from ditod.pages.ocr import available_cores, find_images
 
 FEWER_PROPOSALS = ["MODEL.RPN.POST_NMS_TOPK_TEST", "300"]
+MATMULS = {"MatMul", "FusedMatMul", "DynamicQuantizeMatMul", "MatMulIntegerToFloat", "Gemm",
+           "FusedGemm"}  # fmt: skip
+CONVOLUTIONS = {"Conv", "FusedConv", "ConvTranspose", "ConvInteger"}
 
 
 def pages_per_second(variants: dict, inputs: list, rounds: int) -> dict:
@@ -51,6 +55,44 @@ def pages_per_second(variants: dict, inputs: list, rounds: int) -> dict:
                 predictor([page])
                 times[name].append(time.perf_counter() - start)
     return {name: 1 / statistics.median(seconds) for name, seconds in times.items()}
+
+
+def op_group(op: str, shapes: list) -> str:
+    """Where an ONNX Runtime kernel's time goes: ``linear`` (a matmul by weights: the transformer's
+    and the box heads' linear layers), ``attention`` (the matmuls of two activations, e.g. the
+    (B, heads, N, 64) queries by keys, and the softmax), ``convolution``, ``box pooling``
+    (RoIAlign) or ``other``."""
+    if op in MATMULS:
+        return "attention" if sum(len(shape) == 4 for shape in shapes) >= 2 else "linear"
+    if op == "Softmax":
+        return "attention"
+    if op in CONVOLUTIONS:
+        return "convolution"
+    return "box pooling" if op == "RoiAlign" else "other"
+
+
+def onnx_seconds_by_op_group(path: Path, page: dict) -> dict:
+    """Seconds of one page (after a warm-up run) per :func:`op_group`, from ONNX Runtime's
+    profile of the model at ``path``."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.enable_profiling = True
+    options.profile_file_prefix = str(path.with_suffix(""))
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    feeds = {"image": page["image"].float().numpy()}
+    for _ in range(2):
+        session.run(None, feeds)
+    events = json.loads(Path(session.end_profiling()).read_text())
+    last_run = [e for e in events if e.get("name") == "model_run"][-1]["ts"]
+    kernels = [e for e in events if e.get("cat") == "Node" and e["ts"] >= last_run
+               and e["name"].endswith("_kernel_time")]  # fmt: skip
+    seconds = collections.Counter()
+    for event in kernels:
+        args = event["args"]
+        shapes = [next(iter(shape.values())) for shape in args.get("input_type_shape", [])]
+        seconds[op_group(args["op_name"], shapes)] += event["dur"] / 1e6
+    return {group: round(value, 2) for group, value in sorted(seconds.items())}
 
 
 def predictors(cfg, sample: dict, folder: Path, class_names=()) -> dict:
@@ -91,8 +133,12 @@ def base_speeds(config: str, num_pages: int, rounds: int) -> tuple[dict, str]:
         inputs = [mapper({"file_name": str(p)}) for p in images[1:]]
         speeds = pages_per_second(variants, inputs, rounds)
         print(f"base pages/s: {speeds}", flush=True)
+        del variants
+        profile = {name: onnx_seconds_by_op_group(scratch / f"{name}.onnx", inputs[0])
+                   for name in ("fp32", "int8")}  # fmt: skip
+        print(f"base seconds by op group: {profile}", flush=True)
     height, width = inputs[0]["image"].shape[1:]
-    return speeds, f"{len(inputs)} synthetic pages at {width}x{height}, {rounds} rounds"
+    return speeds, profile, f"{len(inputs)} synthetic pages at {width}x{height}, {rounds} rounds"
 
 
 def coco_ap(predictor, dataset: Path, images: Path, ocr: Path) -> tuple[float, dict]:
@@ -149,7 +195,7 @@ def main():
     parser.add_argument("--out", default="benchmarks/results/quantization.json")
     args = parser.parse_args()
     demo, demo_pages = demo_results(Path(args.demo))
-    base, base_pages = base_speeds(args.config, args.pages, args.rounds)
+    base, profile, base_pages = base_speeds(args.config, args.pages, args.rounds)
     fp32 = max(base["pytorch_fp32"], base["onnxruntime_fp32"])
     int8 = max(base["pytorch_int8"], base["onnxruntime_int8"])
     worst_int8_ap = min(demo["pytorch_int8"]["ap"], demo["onnxruntime_int8"]["ap"])
@@ -167,6 +213,12 @@ def main():
             base["onnxruntime_int8_300_proposals"] / base["pytorch_fp32"], 3
         ),
         "ap_drop_demo": round(demo["pytorch_fp32"]["ap"] - worst_int8_ap, 2),
+        # ONNX Runtime's profile of one base page: int8 pays on the linear layers only
+        "seconds_by_op_group_base_onnxruntime_fp32": profile["fp32"],
+        "seconds_by_op_group_base_onnxruntime_int8": profile["int8"],
+        "speedup_base_linear_layers": round(
+            profile["fp32"]["linear"] / profile["int8"]["linear"], 3
+        ),
         "targets": {"speedup_base": ">= 1.8", "ap_drop_demo": "<= 1.0"},
     }
     write_result(summary, args.out)

@@ -142,7 +142,8 @@ def add_layoutlmv3_config(cfg: CN) -> None:
     _C.MODEL.LAYOUTLMV3.TEXT.MISSING_OCR = "error"
 
     _C.MODEL.LAYOUTLMV3.FUSION = CN()
-    # "" (none), "add", "gated" or "concat".
+    # "" (none), "add", "gated" (the seed's AF2: g * map + (1 - g) * text), "gated_add"
+    # (map + g * text: the image whole, the text gated) or "concat".
     _C.MODEL.LAYOUTLMV3.FUSION.TYPE = ""
     _C.MODEL.LAYOUTLMV3.FUSION.LAYERS = ["layer11"]
     # A map cell's text: "sum" or "mean" of the tokens covering it (summed, a stride-32 cell of
@@ -150,6 +151,7 @@ def add_layoutlmv3_config(cfg: CN) -> None:
     _C.MODEL.LAYOUTLMV3.FUSION.REDUCE = "sum"
     # "gated": the gate's initial bias. 0: it starts keeping ~0.5 of the image in every cell
     # (with stride-4 fusion, the finest map's image halved); 2: ~0.88 of the image.
+    # "gated_add": 0 starts adding ~0.5 of the text.
     _C.MODEL.LAYOUTLMV3.FUSION.GATE_BIAS = 0.0
     # SE: one text feature per OCR segment (the mean of its tokens) instead of one per token.
     _C.MODEL.LAYOUTLMV3.FUSION.SEGMENTS = False

@@ -138,7 +138,7 @@ def test_scatter_every_stride(stride):
     assert (got - expected).abs().max().item() <= 1e-4
 
 
-@pytest.mark.parametrize("fusion_type", ["add", "gated", "concat"])
+@pytest.mark.parametrize("fusion_type", ["add", "gated", "gated_add", "concat"])
 def test_fusion_modules_against_the_naive_text_map(fusion_type):
     torch.manual_seed(0)
     feats, boxes, mask, sizes = random_batch()
@@ -152,6 +152,9 @@ def test_fusion_modules_against_the_naive_text_map(fusion_type):
         gate = torch.sigmoid(fusion.gate(torch.cat([feature_map, text_map], 1)))
         expected = gate * feature_map + (1 - gate) * text_map
         assert 0.0 < gate.min() < 0.5 < gate.max() < 1.0  # no ReLU before the sigmoid
+    elif fusion_type == "gated_add":
+        gate = torch.sigmoid(fusion.gate(torch.cat([feature_map, text_map], 1)))
+        expected = feature_map + gate * text_map
     else:
         expected = feature_map  # the projection starts as the identity on the image features
     assert (got - expected).abs().max().item() <= 1e-3 * max(1.0, expected.abs().max().item())
@@ -167,6 +170,23 @@ def test_gate_bias_sets_how_much_image_the_gate_starts_with():
         assert abs(gate.mean().item() - kept) < 0.03
         fused = fusion(feature_map, text_map)  # no text: the image, scaled by the gate
         assert torch.allclose(fused, gate * feature_map)
+
+
+def test_gated_add_passes_the_image_whole_and_gates_the_text():
+    """gated_add: where there is no text the image is unchanged (the convex ``gated`` halves
+    it); where there is, the text enters scaled by the gate, ~sigmoid(GATE_BIAS) untrained."""
+    torch.manual_seed(0)
+    feature_map = torch.randn(2, 8, 12, 10)
+    text_map = torch.zeros(2, 8, 12, 10)
+    text_map[:, :, 3:5, 2:8] = 4 * torch.randn(2, 8, 2, 6)
+    fusion = TextFusion("gated_add", channels=8)
+    fused = fusion(feature_map, text_map)
+    free = text_map.abs().sum(1, keepdim=True).expand_as(text_map) == 0
+    assert torch.equal(fused[free], feature_map[free])
+    added = (fused - feature_map)[:, :, 3:5, 2:8] / text_map[:, :, 3:5, 2:8]
+    assert 0.3 < added.mean().item() < 0.7 and added.min() > 0 and added.max() < 1
+    halved = TextFusion("gated", channels=8)(feature_map, text_map)
+    assert (halved[free] / feature_map[free]).mean().item() < 0.7
 
 
 def test_scatter_rejects_unknown_reduction():

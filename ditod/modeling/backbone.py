@@ -104,14 +104,15 @@ class LayoutLMv3Backbone(Backbone):
 
     Args:
         model: a ``LayoutLMv3DetectionModel`` in detection mode.
-        fusion_type: "" (no fusion into the maps), "add", "gated" or "concat".
+        fusion_type: "" (no fusion into the maps), "add", "gated", "gated_add" or "concat"
+            (see :class:`TextFusion`).
         fusion_layers: names among the model's ``out_features`` whose text is used.
         fusion_reduce: "sum" or "mean" of the tokens covering a cell.
         fusion_segments: one feature per OCR segment (its tokens' mean; "SE") instead of one
             per token.
         box_head_text: also hand the first fusion layer's text map to the box head (it is
             left on the :class:`PageBatch` as ``text_map``).
-        gate_bias: initial bias of the gated fusion's gate (see :class:`TextFusion`).
+        gate_bias: initial bias of the gated fusions' gate (see :class:`TextFusion`).
     """
 
     def __init__(self, model: LayoutLMv3DetectionModel, fusion_type: str = "", fusion_layers=(),

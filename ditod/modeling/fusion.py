@@ -21,7 +21,7 @@ __all__ = [
     "scatter_text_to_grid",
 ]
 
-FUSION_TYPES = ("add", "gated", "concat")
+FUSION_TYPES = ("add", "gated", "gated_add", "concat")
 # How a cell combines the tokens covering it. "sum" grows with the text a cell holds: at stride
 # 32 a cell holds 5–6 text lines, ~20 tokens, and the text map outweighs the image map ~20×.
 FUSION_REDUCTIONS = ("sum", "mean")
@@ -146,9 +146,12 @@ class TextFusion(nn.Module):
     """Fuse a text map (:func:`scatter_text_to_grid`) into a feature map of the same shape.
 
     - ``add``: ``map + text_map``.
-    - ``gated``: ``g = sigmoid(conv3x3([map; text_map]))`` per cell and channel;
-      ``g * map + (1 - g) * text_map``. ``gate_bias`` is the conv's initial bias: 0 starts at
-      g ≈ 0.5 (half the image everywhere), 2 at g ≈ 0.88 (mostly the image).
+    - ``gated`` (the seed's AF2): ``g = sigmoid(conv3x3([map; text_map]))`` per cell and
+      channel; ``g * map + (1 - g) * text_map``: text *replaces* part of the image. ``gate_bias``
+      is the conv's initial bias: 0 starts at g ≈ 0.5 (half the image everywhere), 2 at
+      g ≈ 0.88 (mostly the image).
+    - ``gated_add``: the same gate on the text only, ``map + g * text_map``: the image passes
+      whole and the gate decides, per cell and channel, how much text to add (0: g ≈ 0.5).
     - ``concat``: ``conv1x1([map; text_map])`` back to ``channels``; initialised to pass ``map``
       through unchanged, so fine-tuning starts from the image-only features.
     """
@@ -158,7 +161,7 @@ class TextFusion(nn.Module):
         if fusion_type not in FUSION_TYPES:
             raise ValueError(f"fusion type '{fusion_type}' is not one of {FUSION_TYPES}")
         self.fusion_type = fusion_type
-        if fusion_type == "gated":
+        if fusion_type in ("gated", "gated_add"):
             self.gate = nn.Conv2d(2 * channels, channels, kernel_size=3, padding=1)
             if gate_bias:
                 with torch.no_grad():
@@ -178,4 +181,6 @@ class TextFusion(nn.Module):
         if self.fusion_type == "gated":
             gate = torch.sigmoid(self.gate(both))
             return gate * feature_map + (1 - gate) * text_map
+        if self.fusion_type == "gated_add":
+            return feature_map + torch.sigmoid(self.gate(both)) * text_map
         return self.project(both)
