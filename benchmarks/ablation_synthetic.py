@@ -32,7 +32,15 @@ from pathlib import Path
 
 from _results import ROOT, load_script, write_result
 
-from ditod.engine.ablation import mean_std, mean_std_text, merged_classes_ap
+from ditod.engine.ablation import (
+    final_ap,
+    mean_std,
+    mean_std_text,
+    merged_classes_ap,
+    read_variants,
+    report_markdown,
+    summarize,
+)
 from ditod.pages.ocr import write_text_atomic
 from layoutlmv3.tokenization import train_bpe_tokenizer
 
@@ -63,6 +71,7 @@ def main():
         shutil.rmtree(data, ignore_errors=True)
         generate = load_script("datasets/synthetic_pages.py").generate
         generate(data, pages=args.pages, seed=0, split_val=0.2, captions=args.captions)
+    title = f"Fusion on synthetic pages (captions {args.captions}: {TITLES[args.captions]})"
     runs = work / (
         f"runs_captions_{args.captions}_fusion_{'-'.join(args.fusion_layers)}_"
         f"tokens_{args.tokens_per_segment or 'all'}"
@@ -76,8 +85,7 @@ def main():
     command = [sys.executable, str(ROOT / "tools" / "ablate.py"), "--config-file", str(CONFIG),
                "--variants", args.variants, "--seeds", *map(str, args.seeds),
                "--output-dir", str(runs), "--text-only-classes", *TEXT_ONLY,
-               "--title", f"Fusion on synthetic pages (captions {args.captions}: "
-               f"{TITLES[args.captions]})",
+               "--title", title,
                "MODEL.LAYOUTLMV3.TEXT.TOKENIZER", str(tokenizer),
                "DATASETS.EXTRA", json.dumps(datasets), "SOLVER.MAX_ITER", str(args.iterations),
                "MODEL.LAYOUTLMV3.FUSION.LAYERS", json.dumps(args.fusion_layers),
@@ -85,7 +93,11 @@ def main():
                "SOLVER.CHECKPOINT_PERIOD", str(10 * args.iterations), *args.opts]  # fmt: skip
     if subprocess.run(command, cwd=ROOT).returncode:
         sys.exit("ablation failed")
-    summary = json.loads((runs / "ablation.json").read_text())
+    # this run's variants × seeds from their own metrics, not the shared ablation.json, which a
+    # run side by side (other --seeds or --variants, same --work) may have written last
+    summary = summarize({v: [final_ap(runs / v / f"seed{seed}" / "metrics.json")
+                             for seed in args.seeds]
+                         for v in read_variants(args.variants)}, TEXT_ONLY)  # fmt: skip
     val = json.loads((data / "val.json").read_text(encoding="utf-8"))
     merged = {v: [merged_classes_ap(val, runs / v / f"seed{seed}" / "inference" /
                                     "synthetic_val" / "coco_instances_results.json", TEXT_ONLY)
@@ -110,7 +122,7 @@ def main():
                     "ranges not overlapping), map not lower"},
     }  # fmt: skip
     write_result(result, ROOT / args.out)
-    table = (runs / "ablation.md").read_text(encoding="utf-8")
+    table = report_markdown(summary, title)
     table += ("\n\nThe caption classes per class and taken as one (boxes found whatever their "
               "label), mean ± std over seeds:\n\n| variant | per class | as one class | "
               "lost to confusion |\n|---|---|---|---|\n")  # fmt: skip

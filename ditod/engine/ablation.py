@@ -125,9 +125,26 @@ def mean_std_text(stats: dict) -> str:
     return f"{stats['mean']:.1f} ± {stats['std']:.1f}"
 
 
+def report_markdown(summary: dict, title: str = "Ablation") -> str:
+    """The ablation table as Markdown: a row per variant with each class's AP, mAP and the
+    text-only classes' AP, mean ± std over seeds."""
+    classes = sorted({c for entry in summary.values() for c in entry["per_class"]})
+    extra = all("text_only_ap" in e for e in summary.values())
+    seeds = max(len(e["map"]) for e in summary.values())
+    header = ["variant", *classes, "mAP", *(["text-only classes"] if extra else [])]
+    lines = [f"# {title}", "", f"bbox AP, mean ± std over {seeds} seed(s)", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]  # fmt: skip
+    for variant, entry in summary.items():
+        stats = entry["stats"]
+        row = [variant, *(mean_std_text(stats[c]) for c in classes), mean_std_text(stats["map"])]
+        row += [mean_std_text(stats["text_only_ap"])] if extra else []
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def write_report(summary: dict, out_dir, title: str = "Ablation") -> list[Path]:
-    """``ablation.json``, ``ablation.md`` (a row per variant: each class's AP, mAP, and the
-    text-only classes' AP, mean ± std over seeds) and ``ablation.png`` into ``out_dir``."""
+    """``ablation.json``, ``ablation.md`` (:func:`report_markdown`) and ``ablation.png`` into
+    ``out_dir``."""
     import matplotlib.pyplot as plt
 
     out_dir = Path(out_dir)
@@ -136,17 +153,9 @@ def write_report(summary: dict, out_dir, title: str = "Ablation") -> list[Path]:
     classes = sorted({c for entry in summary.values() for c in entry["per_class"]})
     extra = ["text_only_ap"] if all("text_only_ap" in e for e in summary.values()) else []
     seeds = max(len(e["map"]) for e in summary.values())
-    header = ["variant", *classes, "mAP", *(["text-only classes"] if extra else [])]
-    lines = [f"# {title}", "", f"bbox AP, mean ± std over {seeds} seed(s)", "",
-             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]  # fmt: skip
-    for variant in variants:
-        stats = summary[variant]["stats"]
-        row = [variant, *(mean_std_text(stats[c]) for c in classes), mean_std_text(stats["map"])]
-        row += [mean_std_text(stats["text_only_ap"])] if extra else []
-        lines.append("| " + " | ".join(row) + " |")
     markdown = out_dir / "ablation.md"
     tmp = markdown.with_name(f".{markdown.name}.{os.getpid()}.tmp")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tmp.write_text(report_markdown(summary, title), encoding="utf-8")
     os.replace(tmp, markdown)
 
     data = out_dir / "ablation.json"
