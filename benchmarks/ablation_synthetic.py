@@ -14,7 +14,7 @@ fusing at ``--fusion-layers`` (stride 4 and 32: a stride-4 cell holds one text l
 cell 5–6, whose mean does not name a caption), reading the first ``--tokens-per-segment`` tokens of
 each OCR line (the seed's WE-F3: a caption's "Figure 3:" / "Table 2:" rather than its whole line,
 and every line's text under the 256-token page cap) with one budget for every variant × seed, and
-writes the table to ``benchmarks/results/ablation_synthetic.{json,md}``: per variant
+writes the table to ``benchmarks/results/ablation_synthetic.{json,md,png}``: per variant
 ``text_only_ap`` (the two caption classes' mean AP), ``text_only_merged_ap`` (the two taken as
 one class: what the look-alikes lose to being confused, against being missed) and ``map``, each a
 list over seeds, and the target checked. The full default (5 variants × 3 seeds × 600
@@ -38,10 +38,12 @@ from ditod.engine.ablation import (
     mean_std_text,
     merged_classes_ap,
     read_variants,
+    report_figure,
     report_markdown,
     summarize,
 )
 from ditod.pages.ocr import write_text_atomic
+from ditod.plots import save_figure
 from layoutlmv3.tokenization import train_bpe_tokenizer
 
 CONFIG = ROOT / "configs" / "demo" / "cascade_layoutlmv3_tiny_synthetic.yaml"
@@ -132,6 +134,7 @@ def main():
         cells = [mean_std_text(mean_std(values)) for values in (per_class, one, lost)]
         table += f"| {v} | {' | '.join(cells)} |\n"
     write_text_atomic(ROOT / Path(args.out).with_suffix(".md"), table)
+    save_figure(report_figure(summary, title), ROOT / Path(args.out).with_suffix(".png"))
 
 
 def verdict(summary: dict) -> dict:

@@ -18,6 +18,8 @@ __all__ = [
     "mean_std_text",
     "merged_classes_ap",
     "read_variants",
+    "report_figure",
+    "report_markdown",
     "summarize",
     "write_report",
 ]
@@ -142,27 +144,15 @@ def report_markdown(summary: dict, title: str = "Ablation") -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(summary: dict, out_dir, title: str = "Ablation") -> list[Path]:
-    """``ablation.json``, ``ablation.md`` (:func:`report_markdown`) and ``ablation.png`` into
-    ``out_dir``."""
+def report_figure(summary: dict, title: str = "Ablation"):
+    """A matplotlib figure: per class, mAP and text-only AP, a bar per variant (mean, std as the
+    error bar)."""
     import matplotlib.pyplot as plt
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     variants = list(summary)
     classes = sorted({c for entry in summary.values() for c in entry["per_class"]})
     extra = ["text_only_ap"] if all("text_only_ap" in e for e in summary.values()) else []
     seeds = max(len(e["map"]) for e in summary.values())
-    markdown = out_dir / "ablation.md"
-    tmp = markdown.with_name(f".{markdown.name}.{os.getpid()}.tmp")
-    tmp.write_text(report_markdown(summary, title), encoding="utf-8")
-    os.replace(tmp, markdown)
-
-    data = out_dir / "ablation.json"
-    tmp = data.with_name(f".{data.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    os.replace(tmp, data)
-
     groups = [*classes, "mAP", *(["text-only"] if extra else [])]
     keys = [*classes, "map", *extra]
     figure, axes = plt.subplots(figsize=(max(8, 0.9 * len(groups) * len(variants) / 2), 4.5))
@@ -176,4 +166,21 @@ def write_report(summary: dict, out_dir, title: str = "Ablation") -> list[Path]:
     axes.set_ylabel("bbox AP")
     axes.set_title(f"{title} (mean ± std over {seeds} seed(s))")
     axes.legend(fontsize=8)
-    return [data, markdown, save_figure(figure, out_dir / "ablation.png")]
+    return figure
+
+
+def write_report(summary: dict, out_dir, title: str = "Ablation") -> list[Path]:
+    """``ablation.json``, ``ablation.md`` (:func:`report_markdown`) and ``ablation.png``
+    (:func:`report_figure`) into ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    markdown = out_dir / "ablation.md"
+    tmp = markdown.with_name(f".{markdown.name}.{os.getpid()}.tmp")
+    tmp.write_text(report_markdown(summary, title), encoding="utf-8")
+    os.replace(tmp, markdown)
+
+    data = out_dir / "ablation.json"
+    tmp = data.with_name(f".{data.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    os.replace(tmp, data)
+    return [data, markdown, save_figure(report_figure(summary, title), out_dir / "ablation.png")]
