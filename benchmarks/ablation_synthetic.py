@@ -17,8 +17,8 @@ and every line's text under the 256-token page cap) with one budget for every va
 writes the table to ``benchmarks/results/ablation_synthetic.{json,md,png}``: per variant
 ``text_only_ap`` (the two caption classes' mean AP), ``text_only_merged_ap`` (the two taken as
 one class: what the look-alikes lose to being confused, against being missed) and ``map``, each a
-list over seeds, and the target checked. The full default (5 variants × 3 seeds × 600
-iterations) takes ~65 min on 2 cores as 1-thread processes side by side (on disjoint
+list over seeds, and the target checked. The full default (6 variants × 3 seeds × 600
+iterations) takes ~80 min on 2 cores as 1-thread processes side by side (on disjoint
 ``--variants`` files or ``--seeds`` and the same ``--work``, then one more run over all of them,
 which only tabulates); ``run_all.py`` runs it only with ``--all``.
 """

@@ -214,8 +214,11 @@ def main():
         ),
         "ap_drop_demo": round(demo["pytorch_fp32"]["ap"] - worst_int8_ap, 2),
         # ONNX Runtime's profile of one base page: int8 pays on the linear layers only
-        "seconds_by_op_group_base_onnxruntime_fp32": profile["fp32"],
-        "seconds_by_op_group_base_onnxruntime_int8": profile["int8"],
+        **{
+            f"seconds_base_onnxruntime_{precision}_{group.replace(' ', '_')}": value
+            for precision, groups in profile.items()
+            for group, value in groups.items()
+        },
         "speedup_base_linear_layers": round(
             profile["fp32"]["linear"] / profile["int8"]["linear"], 3
         ),

@@ -113,8 +113,12 @@ def test_box_head_text_learns_and_needs_its_heads(bpe_folder, text_pages):
 
 @pytest.mark.parametrize(
     "fusion",
-    [{"SEGMENTS": True, "REDUCE": "mean"}, {"BOX_HEAD": True, "REDUCE": "mean"}],
-    ids=["segments_mean", "box_head"],
+    [
+        {"SEGMENTS": True, "REDUCE": "mean"},
+        {"BOX_HEAD": True, "REDUCE": "mean"},
+        {"TYPE": "gated_add", "LAYERS": ["layer0", "layer3"]},
+    ],
+    ids=["segments_mean", "box_head", "gated_add"],
 )
 def test_variants_export_to_onnx_equal_to_eager(fusion, bpe_folder, text_pages, tmp_path):
     cfg = text_cfg(bpe_folder, **fusion)
