@@ -155,7 +155,7 @@ def report_figure(summary: dict, title: str = "Ablation"):
     seeds = max(len(e["map"]) for e in summary.values())
     groups = [*classes, "mAP", *(["text-only"] if extra else [])]
     keys = [*classes, "map", *extra]
-    figure, axes = plt.subplots(figsize=(max(8, 0.9 * len(groups) * len(variants) / 2), 4.5))
+    figure, axes = plt.subplots(figsize=(min(18, max(8, 0.45 * len(groups) * len(variants))), 4.5))
     width = 0.8 / len(variants)
     for k, variant in enumerate(variants):
         stats = summary[variant]["stats"]
