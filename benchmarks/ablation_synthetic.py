@@ -76,7 +76,7 @@ def main():
     title = f"Fusion on synthetic pages (captions {args.captions}: {TITLES[args.captions]})"
     runs = work / (
         f"runs_captions_{args.captions}_fusion_{'-'.join(args.fusion_layers)}_"
-        f"tokens_{args.tokens_per_segment or 'all'}"
+        f"tokens_{args.tokens_per_segment or 'all'}_iter_{args.iterations}"
     )
     lines = [w for p in sorted((data / "OCR").glob("*.json"))
              for w in json.loads(p.read_text(encoding="utf-8"))["words"]]  # fmt: skip
