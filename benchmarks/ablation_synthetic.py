@@ -2,7 +2,7 @@
 synthetic pages whose figure and table captions look alike (issue 15's proof), on CPU.
 
     python benchmarks/ablation_synthetic.py [--variants configs/ablation/fusion.yaml]
-        [--seeds 0 1 2] [--iterations 600] [--pages 160] [--captions apart|below]
+        [--seeds 0 1 2] [--iterations 1200] [--pages 160] [--captions apart|below]
         [--fusion-layers layer0 layer3] [--tokens-per-segment 3] [--work output/ablation_synthetic]
         [KEY VALUE ...]
 
@@ -17,10 +17,12 @@ and every line's text under the 256-token page cap) with one budget for every va
 writes the table to ``benchmarks/results/ablation_synthetic.{json,md,png}``: per variant
 ``text_only_ap`` (the two caption classes' mean AP), ``text_only_merged_ap`` (the two taken as
 one class: what the look-alikes lose to being confused, against being missed) and ``map``, each a
-list over seeds, and the target checked. The full default (6 variants × 3 seeds × 600
-iterations) takes ~80 min on 2 cores as 1-thread processes side by side (on disjoint
+list over seeds, and the target checked. The full default (6 variants × 3 seeds × 1200
+iterations) takes ~2 h 15 min on 2 cores as 1-thread processes side by side (on disjoint
 ``--variants`` files or ``--seeds`` and the same ``--work``, then one more run over all of them,
-which only tabulates); ``run_all.py`` runs it only with ``--all``.
+which only tabulates); ``run_all.py`` runs it only with ``--all``. Half the budget
+(``--iterations 600 --out benchmarks/results/ablation_synthetic_600.json``) is where the seed's
+convex gate (AF2) still lags.
 """
 
 import argparse
@@ -58,7 +60,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", default=str(ROOT / "configs" / "ablation" / "fusion.yaml"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--iterations", type=int, default=600)
+    parser.add_argument("--iterations", type=int, default=1200)
     parser.add_argument("--pages", type=int, default=160)
     parser.add_argument("--captions", choices=["apart", "below"], default="apart")
     parser.add_argument("--fusion-layers", nargs="+", default=["layer0", "layer3"])

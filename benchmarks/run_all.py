@@ -17,7 +17,7 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 README = HERE.parent / "README.md"
 START, END = "<!-- bench-table -->", "<!-- /bench-table -->"
-LONG = {"ablation_synthetic.py"}  # trainings: ~70 min on 2 cores
+LONG = {"ablation_synthetic.py"}  # trainings: ~2 h 15 min on 2 cores
 
 
 def number(value) -> str:
