@@ -17,7 +17,7 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 README = HERE.parent / "README.md"
 START, END = "<!-- bench-table -->", "<!-- /bench-table -->"
-LONG = {"ablation_synthetic.py"}  # trainings: ~2 h 15 min on 2 cores
+LONG = {"ablation_synthetic.py"}  # hours of training on 2 cores (its docstring has the time)
 
 
 def number(value) -> str:
