@@ -18,18 +18,28 @@ imported when the hook is installed is shimmed on the spot (DESIGN §5 step 4):
   from PyTorch; without caffe2 the package is opened without that import, so its TorchScript
   path (``TracingAdapter``, ``scripting_with_instances``, ``dump_torchscript_IR``) works and
   the Caffe2 names raise an error saying so.
+- ``detectron2.data.common.MapDataset``: when a mapper returns ``None`` (detectron2's way to skip a
+  bad sample) it retries another index with ``random.sample(set, 1)``, which Python 3.11 refuses
+  (a set is not a sequence); the retry draws from the same candidates as a tuple.
+- ``detectron2.engine.hooks.LRScheduler`` saves and restores only ``_LRScheduler``s; torch's
+  built-in schedulers derive from ``LRScheduler`` since torch 2.0, so theirs were not saved and
+  restarted on resume. The hook saves every ``LRScheduler``.
+- ``detectron2.modeling.anchor_generator``: ``torch.meshgrid`` without ``indexing=`` warns on
+  every run; its grid is made with ``indexing="ij"`` (the old default: the same anchors).
 - ``torch.jit.script`` at import time (fvcore's focal loss, detectron2's box regression) raises a
   FutureWarning on torch 2.14 that says nothing actionable to a user of this project; those two
   modules are imported once with exactly that warning filtered. Any other warning still shows.
 
-Every shim only adds what is missing or stands in for the missing compiled ops; none replaces
-working code.
+Every shim only adds what is missing, stands in for the missing compiled ops or replaces code
+that is broken on this stack, and each of the last kind checks first that it is broken here.
 """
 
 import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import logging
+import random
 import sys
 import types
 import warnings
@@ -195,10 +205,104 @@ def _quiet_jit_script():
     return context
 
 
+def _random_sample_takes_sets() -> bool:
+    try:
+        random.Random(0).sample({0}, 1)
+    except TypeError:
+        return False
+    return True
+
+
+def _map_dataset_getitem(self, idx):
+    """``MapDataset.__getitem__`` whose retry draws from a tuple of the candidates."""
+    retry_count = 0
+    cur_idx = int(idx)
+    while True:
+        data = self._map_func(self._dataset[cur_idx])
+        if data is not None:
+            self._fallback_candidates.add(cur_idx)
+            return data
+        retry_count += 1
+        self._fallback_candidates.discard(cur_idx)
+        if not self._fallback_candidates:
+            raise RuntimeError(
+                f"the dataset mapper returned None for every one of the {len(self)} samples"
+            )
+        cur_idx = self._rng.choice(tuple(self._fallback_candidates))
+        if retry_count >= 3:
+            logging.getLogger("detectron2.data.common").warning(
+                "Failed to apply `_map_func` for idx: %s, retry count: %d", idx, retry_count
+            )
+
+
+def _after_data_common(module) -> None:
+    if not _random_sample_takes_sets():
+        module.MapDataset.__getitem__ = _map_dataset_getitem
+
+
+def _is_torch_scheduler(scheduler) -> bool:
+    import torch
+
+    return isinstance(scheduler, torch.optim.lr_scheduler.LRScheduler)
+
+
+def _lr_scheduler_state_dict(self):
+    """``hooks.LRScheduler.state_dict`` for every torch ``LRScheduler``."""
+    return self.scheduler.state_dict() if _is_torch_scheduler(self.scheduler) else {}
+
+
+def _lr_scheduler_load_state_dict(self, state_dict):
+    """``hooks.LRScheduler.load_state_dict`` for every torch ``LRScheduler``."""
+    if _is_torch_scheduler(self.scheduler):
+        logging.getLogger("detectron2.engine.hooks").info("Loading scheduler from state_dict ...")
+        self.scheduler.load_state_dict(state_dict)
+
+
+def _after_hooks(module) -> None:
+    import torch
+
+    schedulers = torch.optim.lr_scheduler
+    if not issubclass(schedulers.StepLR, schedulers._LRScheduler):
+        module.LRScheduler.state_dict = _lr_scheduler_state_dict
+        module.LRScheduler.load_state_dict = _lr_scheduler_load_state_dict
+
+
+def _create_grid_offsets(size, stride: int, offset: float, device):
+    """detectron2's anchor grid offsets, ``meshgrid`` with an explicit ``indexing="ij"``."""
+    import torch
+
+    grid_height, grid_width = size
+    shifts_x = torch.arange(
+        offset * stride, grid_width * stride, step=stride, dtype=torch.float32, device=device
+    )
+    shifts_y = torch.arange(
+        offset * stride, grid_height * stride, step=stride, dtype=torch.float32, device=device
+    )
+    shift_y, shift_x = torch.meshgrid(shifts_y, shifts_x, indexing="ij")
+    return shift_x.reshape(-1), shift_y.reshape(-1)
+
+
+def _meshgrid_warns() -> bool:
+    import torch
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.meshgrid(torch.zeros(1), torch.zeros(1))
+    return bool(caught)
+
+
+def _after_anchor_generator(module) -> None:
+    if _meshgrid_warns():
+        module._create_grid_offsets = _create_grid_offsets
+
+
 # module → (run before its code, run after it with the module); before returns a context to exit.
 _HOOKS = {
     "detectron2": (_old_names, _after_detectron2),
     "detectron2.evaluation.coco_evaluation": (None, _after_coco_evaluation),
+    "detectron2.data.common": (None, _after_data_common),
+    "detectron2.engine.hooks": (None, _after_hooks),
+    "detectron2.modeling.anchor_generator": (None, _after_anchor_generator),
     **{name: (_quiet_jit_script, None) for name in _JIT_SCRIPT_AT_IMPORT},
 }
 
@@ -258,16 +362,18 @@ def install_shims() -> None:
     if "detectron2" in sys.modules:
         _old_names()
         _after_detectron2(sys.modules["detectron2"])
-    if "detectron2.evaluation.coco_evaluation" in sys.modules:
-        _after_coco_evaluation(sys.modules["detectron2.evaluation.coco_evaluation"])
+    for name, (_, after) in _HOOKS.items():
+        if after is not None and name != "detectron2" and name in sys.modules:
+            after(sys.modules[name])
     if "detectron2" in sys.modules and "detectron2.export" not in sys.modules:
         _open_export_without_caffe2()
 
 
 def apply_shims() -> None:
-    """Install the shims and import what they concern now (detectron2, its box regression and
-    evaluation, fvcore's focal loss): for code that needs everything shimmed at once."""
+    """Install the shims and import what they concern now (detectron2, its box regression,
+    evaluation, data, hooks and anchors, fvcore's focal loss): for code that needs everything
+    shimmed at once."""
     install_shims()
-    for module in ("detectron2", *_JIT_SCRIPT_AT_IMPORT, "detectron2.evaluation.coco_evaluation"):
+    for module in ("detectron2", *_JIT_SCRIPT_AT_IMPORT, *_HOOKS):
         if importlib.util.find_spec(module.split(".")[0]) is not None:
             importlib.import_module(module)

@@ -16,15 +16,18 @@ from ditod.data.datasets import load_layout_coco_json
 CLEAN = {
     "images": [{"id": 1, "file_name": "a.png", "width": 100, "height": 80},
                {"id": 2, "file_name": "b.png", "width": 100, "height": 80}],
-    "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 30, 20]},
-                    {"id": 2, "image_id": 2, "category_id": 2, "bbox": [5, 40, 50, 20]}],
+    "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 30, 20],
+                     "area": 600, "iscrowd": 0},
+                    {"id": 2, "image_id": 2, "category_id": 2, "bbox": [5, 40, 50, 20],
+                     "area": 1000, "iscrowd": 0}],
     "categories": [{"id": 1, "name": "text"}, {"id": 2, "name": "title"}],
 }  # fmt: skip
 
 
 def with_annotation(**fields):
     def change(coco):
-        coco["annotations"].append({"id": 3, "image_id": 1, "category_id": 1, **fields})
+        coco["annotations"].append({"id": 3, "image_id": 1, "category_id": 1, "area": 1,
+                                    "iscrowd": 0, **fields})  # fmt: skip
 
     return change
 
@@ -62,12 +65,19 @@ RULES = {
                               FIX, "category ids [1, 5] are 0-based or not contiguous", (2, None)),
     "skipped_annotations": (lambda c: [with_annotation(bbox=[1, 1, 0, 5])(c),
                                        c["annotations"].append({"id": 4, "image_id": 7,
-                                                                "category_id": 1,
+                                                                "category_id": 1, "area": 4,
+                                                                "iscrowd": 0,
                                                                 "bbox": [1, 1, 2, 2]})],
                             SKIP, "skipped annotations: 1 zero area, 1 unknown image id",
                             (2, [10, 10, 30, 20])),
     "clipped_boxes": (set_key(["annotations", 0, "bbox"], [-5, 70, 30, 20]), FIX,
                       "1 annotations partly outside their image (clipped)", (2, [0, 70, 25, 10])),
+    "evaluation_fields_filled": (lambda c: [c["annotations"][0].pop("area"),
+                                            c["annotations"][1].pop("iscrowd")], FIX,
+                                 "1 annotations have no 'area' (evaluation computes it as COCO "
+                                 "defines it: the segmentation's area, else the box's); 1 "
+                                 "annotations have no 'iscrowd' (taken as 0)",
+                                 (2, [10, 10, 30, 20])),
 }  # fmt: skip
 
 

@@ -24,7 +24,7 @@ def build(tmp_path, categories=None, annotations=None, images=None, ocr=True):
     coco = {
         "images": images or [{"id": 1, "file_name": "a.png", "width": 100, "height": 80}],
         "annotations": annotations or [{"id": 1, "image_id": 1, "category_id": 1,
-                                        "bbox": [1, 1, 10, 10]}],
+                                        "bbox": [1, 1, 10, 10], "area": 100, "iscrowd": 0}],
         "categories": categories or [{"id": 1, "name": "text"}, {"id": 2, "name": "title"}],
     }  # fmt: skip
     path = tmp_path / "ann.json"

@@ -16,6 +16,7 @@ does:
 | an annotation of an unknown image | skip, counted |
 | a box of zero area, or wholly outside its image | skip, counted |
 | a box partly outside its image | fix: clipped |
+| no ``area`` / ``iscrowd`` in an annotation | fix: evaluation computes COCO's area, iscrowd 0 |
 
 Pure Python (no detectron2, no torch).
 """
@@ -24,11 +25,12 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 
-__all__ = ["BACKGROUND_NAMES", "ERROR", "FIX", "SKIP", "CocoRead", "Finding", "duplicate_ids",
-           "layout_categories", "read_coco"]  # fmt: skip
+__all__ = ["BACKGROUND_NAMES", "ERROR", "EVALUATION_KEYS", "FIX", "SKIP", "CocoRead", "Finding",
+           "duplicate_ids", "layout_categories", "read_coco"]  # fmt: skip
 
 ERROR, SKIP, FIX = "error", "skip", "fix"  # the loader raises / skips and counts / corrects
 BACKGROUND_NAMES = ("_background_", "__background__", "background")
+EVALUATION_KEYS = ("area", "iscrowd")  # what COCO evaluation reads and a valid file may leave out
 
 
 @dataclass
@@ -151,10 +153,12 @@ def read_coco(coco: dict, json_file) -> CocoRead:
             skipped["outside the image"] += 1
             continue
         clipped += (x0, y0, x1, y1) != (x, y, x + w, y + h)
-        record = {"bbox": [x0, y0, x1 - x0, y1 - y0], "iscrowd": ann.get("iscrowd", 0),
+        # floats: detectron2's transforms scale coordinate arrays in place, truncating ints
+        record = {"bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
+                  "iscrowd": ann.get("iscrowd", 0),
                   "category_id": read.id_map[ann["category_id"]]}  # fmt: skip
-        polygons = [p for p in ann.get("segmentation") or [] if isinstance(p, list)
-                    and len(p) >= 6]  # fmt: skip
+        polygons = [[float(v) for v in p] for p in ann.get("segmentation") or []
+                    if isinstance(p, list) and len(p) >= 6]  # fmt: skip
         if polygons:
             record["segmentation"] = polygons
         read.annotations[image["id"]].append(record)
@@ -163,4 +167,10 @@ def read_coco(coco: dict, json_file) -> CocoRead:
                 + ", ".join(f"{n} {reason}" for reason, n in skipped.items()))  # fmt: skip
     if clipped:
         finding("clipped_boxes", FIX, f"{clipped} annotations partly outside their image (clipped)")
+    missing = {key: sum(key not in ann for ann in coco["annotations"]) for key in EVALUATION_KEYS}
+    if any(missing.values()):
+        said = {"area": "no 'area' (evaluation computes it as COCO defines it: the segmentation's "
+                "area, else the box's)", "iscrowd": "no 'iscrowd' (taken as 0)"}  # fmt: skip
+        finding("evaluation_fields_filled", FIX, "; ".join(
+            f"{n} annotations have {said[key]}" for key, n in missing.items() if n))  # fmt: skip
     return read
