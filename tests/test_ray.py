@@ -11,6 +11,7 @@ import pytest
 import ray
 import torch
 from conftest import import_script
+from detection_match import assert_same_detections, from_prediction_json
 from detectron2.modeling import build_model
 from ocr_test_engines import DyingEngine, OneLineEngine
 from PIL import Image
@@ -106,10 +107,9 @@ def test_inference_on_ray_equals_the_local_run_and_reruns_resume(local_ray, tmp_
     for page in found:
         a = json.loads((tmp_path / "local" / "predictions" / f"{page.name}.json").read_text())
         b = json.loads((tmp_path / "ray" / "predictions" / f"{page.name}.json").read_text())
-        assert a["detections"] and len(a["detections"]) == len(b["detections"])
-        for x, y in zip(a["detections"], b["detections"]):
-            assert x["category"] == y["category"] and abs(x["score"] - y["score"]) < 1e-3
-            assert max(abs(u - v) for u, v in zip(x["bbox"], y["bbox"])) < 0.05
+        assert a["detections"]
+        assert_same_detections(from_prediction_json(b), from_prediction_json(a), box_atol=0.05,
+                               score_atol=1e-3, cap=cfg.TEST.DETECTIONS_PER_IMAGE)  # fmt: skip
     coco = json.loads((tmp_path / "ray" / "coco_pages.json").read_text())
     assert [c["name"] for c in coco["categories"]] == CLASSES
 
