@@ -1,6 +1,9 @@
-"""Shared by the benchmarks: the result JSON (written atomically) that ``run_all.py`` tabulates,
-and loading the repository's scripts (``datasets/…``, ``tools/…``; not packages)."""
+"""Shared by the benchmarks: the result JSON (written atomically, with the machine it was
+measured on) that ``run_all.py`` tabulates, and loading the repository's scripts
+(``datasets/…``, ``tools/…``; not packages)."""
 
+import contextlib
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -18,8 +21,35 @@ def load_script(relative: str):
     return module
 
 
+def machine() -> dict:
+    """What a number was measured on: the CPU (model, cores, the flags that decide kernels,
+    torch's vector ISA), torch's threads, the GPU if any, the versions of torch and ONNX
+    Runtime, and the load average while it ran (1, 5, 15 min)."""
+    import torch
+
+    from ditod.modeling.precision import cpu_kernel_flags
+
+    flags = cpu_kernel_flags()
+    record = {
+        "cpu": torch.cpu.get_capabilities().get("cpu_name", ""),
+        "cores": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "cpu_capability": flags.pop("capability"),
+        "cpu_flags": [name for name, present in flags.items() if present],
+        "torch": torch.__version__,
+        "load_average": [round(load, 2) for load in os.getloadavg()],
+    }
+    with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+        record["onnxruntime"] = importlib.metadata.version("onnxruntime")
+    if torch.cuda.is_available():
+        record["gpu"] = torch.cuda.get_device_name()
+    return record
+
+
 def write_result(summary: dict, path) -> None:
-    """Write ``summary`` to ``path`` via a temporary file and print it."""
+    """Write ``summary`` with its :func:`machine` to ``path`` via a temporary file and print
+    it."""
+    summary = {**summary, "machine": machine()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")

@@ -95,8 +95,17 @@ def onnx_seconds_by_op_group(path: Path, page: dict) -> dict:
     return {group: round(value, 2) for group, value in sorted(seconds.items())}
 
 
+def with_precision(cfg, precision: str):
+    """``cfg`` at ``TEST.PRECISION precision`` (a copy)."""
+    cfg = cfg.clone()
+    cfg.defrost()
+    cfg.TEST.PRECISION = precision
+    return cfg
+
+
 def predictors(cfg, sample: dict, folder: Path, class_names=()) -> dict:
     """The four variants (and int8 with fewer proposals) of the model ``cfg`` loads."""
+    cfg = with_precision(cfg, "fp32")
     pytorch = LayoutPredictor(cfg)
     onnx_fp32 = export_model(pytorch.model, sample, folder / "fp32.onnx", config=cfg.dump(),
                              class_names=class_names)  # fmt: skip
@@ -109,7 +118,7 @@ def predictors(cfg, sample: dict, folder: Path, class_names=()) -> dict:
                               quantize="int8")  # fmt: skip
     return {
         "pytorch_fp32": pytorch,
-        "pytorch_int8": LayoutPredictor(cfg, quantize="int8"),
+        "pytorch_int8": LayoutPredictor(with_precision(cfg, "int8")),
         "onnxruntime_fp32": OnnxLayoutPredictor(onnx_fp32),
         "onnxruntime_int8": OnnxLayoutPredictor(onnx_int8),
         "onnxruntime_int8_300_proposals": OnnxLayoutPredictor(onnx_fewer),
@@ -141,25 +150,38 @@ def base_speeds(config: str, num_pages: int, rounds: int) -> tuple[dict, str]:
     return speeds, profile, f"{len(inputs)} synthetic pages at {width}x{height}, {rounds} rounds"
 
 
-def coco_ap(predictor, dataset: Path, images: Path, ocr: Path) -> tuple[float, dict]:
-    """bbox AP (and per class) of ``predictor`` on a COCO json's pages."""
-    gt = COCO(str(dataset))
-    ids = {c["name"]: c["id"] for c in gt.loadCats(gt.getCatIds())}
-    results = []
+def page_detections(predictor, gt: COCO, images: Path, ocr: Path) -> dict:
+    """image id → the ``Instances`` ``predictor`` finds on that page of the COCO ``gt``."""
+    found = {}
     for image in gt.loadImgs(gt.getImgIds()):
         page = predictor.map_page(images / image["file_name"],
                                   ocr / Path(image["file_name"]).with_suffix(".json"))  # fmt: skip
-        (found,) = predictor([page])
+        (found[image["id"]],) = predictor([page])
+    return found
+
+
+def ap_of(detections: dict, gt: COCO, class_names) -> float:
+    """bbox AP (0..100) of :func:`page_detections` against ``gt``."""
+    ids = {c["name"]: c["id"] for c in gt.loadCats(gt.getCatIds())}
+    results = []
+    for image_id, found in detections.items():
         boxes, scores = found.pred_boxes.tensor.tolist(), found.scores.tolist()
         for (x0, y0, x1, y1), c, s in zip(boxes, found.pred_classes.tolist(), scores):
-            results.append({"image_id": image["id"], "score": s,
-                            "category_id": ids[predictor.class_names[c]],
+            results.append({"image_id": image_id, "score": s,
+                            "category_id": ids[class_names[c]],
                             "bbox": [x0, y0, x1 - x0, y1 - y0]})  # fmt: skip
     evaluation = COCOeval_faster(gt, gt.loadRes(results), "bbox", print_function=lambda *a: None)
     evaluation.evaluate()
     evaluation.accumulate()
     evaluation.summarize()
-    return 100 * float(evaluation.stats[0]), len(gt.getImgIds())
+    return 100 * float(evaluation.stats[0])
+
+
+def coco_ap(predictor, dataset: Path, images: Path, ocr: Path) -> tuple[float, int]:
+    """bbox AP of ``predictor`` on a COCO json's pages, and the number of pages."""
+    gt = COCO(str(dataset))
+    detections = page_detections(predictor, gt, images, ocr)
+    return ap_of(detections, gt, predictor.class_names), len(detections)
 
 
 def demo_results(demo: Path) -> dict:

@@ -27,6 +27,16 @@ def number(value) -> str:
     return f"{value:.4g}"
 
 
+def device(result: dict) -> str:
+    """The result's device, with the CPU it ran on where the file records it."""
+    machine = result.get("machine")
+    if not machine:
+        return str(result.get("device"))
+    flags = " ".join(machine["cpu_flags"])
+    return (f"{result.get('device')}; {machine['cpu']} ({machine['cpu_capability']}: {flags}), "
+            f"load {machine['load_average'][0]}")  # fmt: skip
+
+
 def table() -> str:
     """One Markdown row per result file: what it measured, on what, every number it holds, and
     its targets."""
@@ -38,7 +48,7 @@ def table() -> str:
             if isinstance(value, int | float) and not isinstance(value, bool)
         )  # fmt: skip
         wanted = ", ".join(f"{k} {v}" for k, v in result.get("targets", {}).items())
-        rows.append(f"| {result.get('benchmark', path.stem)} | {result.get('device')} "
+        rows.append(f"| {result.get('benchmark', path.stem)} | {device(result)} "
                     f"| {numbers} | {wanted} |")  # fmt: skip
     return "\n".join(rows)
 

@@ -174,6 +174,14 @@ def add_layoutlmv3_config(cfg: CN) -> None:
     # Extra COCO datasets: a list of [name, json_file, image_root, ocr_root] ("" = sibling OCR/).
     _C.DATASETS.EXTRA = []
 
+    # Inference and --eval-only arithmetic (ditod.modeling.precision): auto | fp32 | bf16 | int8.
+    # auto: bf16 on a GPU that has it and on CPUs with AMX / AVX512-BF16, int8 on CPUs with VNNI
+    # but no bf16, else fp32 (one log line says which and why). Evaluation during training: fp32.
+    _C.TEST.PRECISION = "auto"
+    # Under bf16, the modules that compute (and hand on their maps) in fp32: the FPN's output
+    # convolutions. In bf16 their maps cost the demo model 7 AP (86.8 -> 79.7); in fp32, none.
+    _C.TEST.FP32_MODULES = [f"backbone.fpn_output{level}" for level in (2, 3, 4, 5)]
+
     # Layout post-processing of detections (ditod.modeling.layout_postprocess), in evaluation
     # and inference alike; 0 / empty: off.
     _C.TEST.LAYOUT = CN()

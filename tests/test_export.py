@@ -123,7 +123,8 @@ def text_checkpoint(tmp_path_factory, bpe_folder):
 
 def export_opts(tokenizer, weights):
     return ["MODEL.LAYOUTLMV3.TEXT.TOKENIZER", str(tokenizer), "MODEL.ROI_HEADS.NUM_CLASSES", "2",
-            "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.05", "MODEL.WEIGHTS", str(weights)]  # fmt: skip
+            "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.05", "MODEL.WEIGHTS", str(weights),
+            "TEST.PRECISION", "fp32"]  # fmt: skip
 
 
 def infer(*args):
@@ -191,7 +192,7 @@ def _plain_onnx() -> bytes:
 
 def test_int8_export_and_predictors(text_checkpoint, bpe_folder, two_sizes, tmp_path):
     """int8 files hold the linear layers' weights as int8 MatMulInteger weights, quantized at
-    export or at load alike; LayoutPredictor(quantize="int8") swaps in int8 linears whose
+    export or at load alike; LayoutPredictor at TEST.PRECISION int8 swaps in int8 linears whose
     features stay close to the float ones. (Accuracy on a trained model:
     benchmarks/quantization.py.)"""
     import onnx
@@ -210,12 +211,14 @@ def test_int8_export_and_predictors(text_checkpoint, bpe_folder, two_sizes, tmp_
     assert ops.count("MatMulInteger") >= len(linears)
 
     exported = OnnxLayoutPredictor(int8)([page])[0]
-    at_load = OnnxLayoutPredictor(fp32, quantize="int8")([page])[0]
+    at_load = OnnxLayoutPredictor(fp32, precision="int8")([page])[0]
     assert len(exported) > 10
     match_detections(detections_of(exported), detections_of(at_load), box_atol=1e-4,
                      score_atol=1e-6, cap=CAP)  # fmt: skip
 
-    predictor = LayoutPredictor(cfg, quantize="int8")
+    cfg.TEST.PRECISION = "int8"
+    predictor = LayoutPredictor(cfg)
+    assert predictor.precision.precision == "int8"
     assert not [m for m in predictor.model.modules() if isinstance(m, torch.nn.Linear)]
     with torch.no_grad():
         float_maps = model.backbone(model.page_batch(model.preprocess_image([page]), [page]))
@@ -228,5 +231,9 @@ def test_int8_export_and_predictors(text_checkpoint, bpe_folder, two_sizes, tmp_
     assert len(predictor([page])[0]) > 10
 
     cfg.MODEL.DEVICE = "cuda"
-    with pytest.raises(ValueError, match=r"int8 runs on the CPU, not on MODEL\.DEVICE cuda"):
-        LayoutPredictor(cfg, quantize="int8")
+    with pytest.raises(ValueError, match=r"TEST\.PRECISION int8 runs on the CPU; on CUDA use"):
+        LayoutPredictor(cfg)
+    with pytest.raises(ValueError, match=r"int8 weights: export it without --quantize for fp32"):
+        OnnxLayoutPredictor(int8, precision="fp32")
+    with pytest.raises(ValueError, match=r"no bf16 on x86 CPUs: use --backend pytorch"):
+        OnnxLayoutPredictor(fp32, precision="bf16")

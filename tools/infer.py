@@ -11,8 +11,9 @@ their text), ``overlays/<name>.png`` and with ``--markdown`` ``markdown/<name>.m
 page's from its text layer when usable, else by OCR. A rerun into the same ``--output`` detects
 only the pages not done yet. ``--ray-address`` runs detection (and OCR) on a Ray cluster.
 ``--backend onnxruntime --model model.onnx`` runs a model exported by ``tools/export.py`` (its
-config is in the file; ``--config-file`` is not needed); ``--quantize int8`` runs the linear
-layers in int8 on CPU (either backend).
+config is in the file; ``--config-file`` is not needed). ``--precision`` (``TEST.PRECISION``:
+auto, fp32, bf16, int8) is the arithmetic; ``auto`` picks what this device runs fastest at the
+same accuracy and logs its choice (``--quantize int8`` is the old name of ``--precision int8``).
 Exit status 1 if any input or page was skipped (listed in ``<output>/failed.txt``).
 """
 
@@ -32,6 +33,7 @@ from ditod.config import load_config
 from ditod.deploy.inference import PageOutputs, run_inference, run_inference_on_ray
 from ditod.deploy.onnx_predictor import OnnxLayoutPredictor, read_exported_config
 from ditod.deploy.predictor import LayoutPredictor
+from ditod.modeling.precision import PRECISIONS
 from ditod.pages.ocr import (
     ENGINES,
     PAGE_TIMEOUT,
@@ -50,7 +52,14 @@ def parse_args(argv=None):
                         "onnxruntime: the exported file holds its own)")  # fmt: skip
     parser.add_argument("--backend", choices=BACKENDS, default="pytorch")
     parser.add_argument("--model", help="the exported .onnx file (--backend onnxruntime)")
-    parser.add_argument("--quantize", choices=["int8"], help="int8 linear layers (CPU)")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="arithmetic (default: the "
+        "config's TEST.PRECISION, auto: the fastest this device runs at the same "
+        "accuracy; int8: int8 linear layers on CPU; bf16: PyTorch only)",
+    )
+    parser.add_argument("--quantize", choices=["int8"], help=argparse.SUPPRESS)  # old name
     parser.add_argument("--input", nargs="+", required=True, help="images, PDFs, folders")
     parser.add_argument("--output", required=True, help="output folder")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 … (default: MODEL.DEVICE)")
@@ -77,6 +86,10 @@ def parse_args(argv=None):
     add_debug_flag(parser)
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE …")
     args = parser.parse_args(argv)
+    if args.quantize:
+        if args.precision not in (None, args.quantize):
+            parser.error(f"--quantize {args.quantize} and --precision {args.precision} disagree")
+        args.precision = args.quantize
     if args.backend == "onnxruntime" and not args.model:
         parser.error("--backend onnxruntime needs --model (an .onnx file from tools/export.py)")
     if args.backend == "pytorch" and not args.config_file:
@@ -101,15 +114,17 @@ def setup(args):
         device = args.device or "cpu"
         cfg.MODEL.DEVICE = device
         cfg.freeze()
-        return cfg, partial(OnnxLayoutPredictor, args.model, args.opts, quantize=args.quantize,
-                            device=device)  # fmt: skip
+        return cfg, partial(OnnxLayoutPredictor, args.model, args.opts, device=device,
+                            precision=args.precision or "auto")  # fmt: skip
     cfg = load_config(args.config_file, args.opts)
     if args.device:
         cfg.MODEL.DEVICE = args.device
+    if args.precision:
+        cfg.TEST.PRECISION = args.precision
     threshold = args.score_threshold
     cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = 0.5 if threshold is None else threshold
     cfg.freeze()
-    return cfg, partial(LayoutPredictor, cfg, quantize=args.quantize)
+    return cfg, partial(LayoutPredictor, cfg)
 
 
 def main(argv=None) -> int:

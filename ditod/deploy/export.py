@@ -16,12 +16,13 @@ import torch
 from detectron2.modeling.roi_heads import cascade_rcnn
 from torch import nn
 
+from ..modeling.precision import quantize_dynamic_int8
+
 __all__ = [
     "EXPORT_FORMATS",
     "OUTPUT_NAMES",
     "PageDetector",
     "export_model",
-    "quantize_dynamic_int8",
     "quantize_onnx_int8",
 ]
 
@@ -80,13 +81,6 @@ class _IdentityGradientScale:
     @staticmethod
     def apply(features, scale):
         return features
-
-
-def quantize_dynamic_int8(model: nn.Module) -> nn.Module:
-    """``model`` with every ``nn.Linear`` (the transformer's and the box heads') replaced by
-    PyTorch's dynamically quantized int8 linear (weights int8 per channel, activations
-    quantized per batch at run time). CPU only."""
-    return torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
 
 
 def quantize_onnx_int8(source, target) -> None:

@@ -20,6 +20,8 @@ __all__ = ["OnnxLayoutPredictor", "read_exported_config"]
 
 logger = logging.getLogger(__name__)
 
+ONNX_PRECISIONS = ("auto", "fp32", "int8")
+
 
 def _metadata_config(path: Path, metadata: dict, opts=()):
     from detectron2.config import CfgNode, get_cfg
@@ -62,13 +64,14 @@ class OnnxLayoutPredictor:
     Args:
         path: ``.onnx`` file written by :func:`ditod.deploy.export.export_model`.
         opts: ``KEY VALUE`` config overrides for the mapping (not for the graph).
-        quantize: "int8" to run a float model with int8 linear layers (quantized into a
-            temporary file at start; a model exported with ``--quantize int8`` already is).
+        precision: "auto" or "fp32" run the file as exported (int8 if exported with
+            ``--quantize int8``); "int8" runs a float model with int8 linear layers (quantized
+            into a temporary file at start). ONNX Runtime has no bf16 kernels for x86 CPUs.
         device: "cpu" or "cuda" (ONNX Runtime's CUDA provider, when installed).
         threads: ONNX Runtime intra-op threads (default: its own, all cores).
     """
 
-    def __init__(self, path, opts=(), *, quantize: str | None = None, device: str = "cpu",
+    def __init__(self, path, opts=(), *, precision: str = "auto", device: str = "cpu",
                  threads: int | None = None):  # fmt: skip
         import onnxruntime
 
@@ -76,9 +79,20 @@ class OnnxLayoutPredictor:
         metadata = _read_metadata(path)
         self.cfg = _metadata_config(path, metadata, opts)
         self._scratch = None
-        if quantize not in (None, "int8"):
-            raise ValueError(f"quantize '{quantize}' is not one of None, 'int8'")
-        if quantize == "int8" and metadata.get("quantize") != "int8":
+        if precision not in ONNX_PRECISIONS:
+            raise ValueError(
+                f"precision '{precision}' is not one of {', '.join(ONNX_PRECISIONS)} for ONNX "
+                "Runtime" + (" (it has no bf16 on x86 CPUs: use --backend pytorch)"
+                             if precision == "bf16" else "")
+            )  # fmt: skip
+        exported = metadata.get("quantize") or "fp32"
+        if precision == "fp32" and exported == "int8":
+            raise ValueError(f"{path} holds int8 weights: export it without --quantize for fp32")
+        self.precision = "int8" if "int8" in (precision, exported) else "fp32"
+        logger.info("ONNX Runtime precision: %s (%s)", self.precision,
+                    f"exported {exported}" if precision in ("auto", exported)
+                    else "quantized at load")  # fmt: skip
+        if precision == "int8" and exported != "int8":
             self._scratch = tempfile.TemporaryDirectory(prefix="ditod-int8-")
             logger.info("quantizing %s to int8 (dynamic, MatMul/Gemm)", path)
             quantized = Path(self._scratch.name) / path.name

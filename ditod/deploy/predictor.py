@@ -8,7 +8,7 @@ from detectron2.structures import Instances
 
 from ..data.mapper import LayoutDatasetMapper
 from ..engine.checkpoint import LayoutCheckpointer
-from .export import quantize_dynamic_int8
+from ..modeling.precision import apply_inference_precision
 
 __all__ = ["LayoutPredictor"]
 
@@ -24,20 +24,17 @@ class LayoutPredictor:
 
     ``MODEL.WEIGHTS`` must provide every model tensor (unless
     ``MODEL.LAYOUTLMV3.ALLOW_RANDOM_INIT``): a checkpoint that does not fit the config is refused.
-    ``quantize="int8"`` runs the linear layers (transformer, box heads) in int8, on CPU only
-    (PyTorch's dynamic quantization).
+    The arithmetic is ``TEST.PRECISION`` (see :mod:`ditod.modeling.precision`; ``auto`` picks
+    bf16 or int8 where the device runs them faster, else fp32).
 
     Attributes:
         class_names: names of the model's classes, in model order: the checkpoint's
             ``class_names`` (saved by the trainer), else ``class 0`` … ``class K-1``.
         uses_text: whether the model reads OCR text.
+        precision: the :class:`~ditod.modeling.precision.PrecisionChoice` it runs in.
     """
 
-    def __init__(self, cfg, quantize: str | None = None):
-        if quantize not in (None, "int8"):
-            raise ValueError(f"quantize '{quantize}' is not one of None, 'int8'")
-        if quantize and cfg.MODEL.DEVICE != "cpu":
-            raise ValueError(f"int8 runs on the CPU, not on MODEL.DEVICE {cfg.MODEL.DEVICE}")
+    def __init__(self, cfg):
         self.cfg = cfg.clone()
         self.model = build_model(self.cfg).eval()
         checkpoint = LayoutCheckpointer(
@@ -45,8 +42,7 @@ class LayoutPredictor:
             strict=cfg.MODEL.LAYOUTLMV3.STRICT_WEIGHTS,
             complete=not cfg.MODEL.LAYOUTLMV3.ALLOW_RANDOM_INIT,
         ).load(cfg.MODEL.WEIGHTS)
-        if quantize:
-            self.model = quantize_dynamic_int8(self.model)
+        self.model, self.precision = apply_inference_precision(self.model, self.cfg)
         num_classes = cfg.MODEL.ROI_HEADS.NUM_CLASSES
         self.class_names = list(checkpoint.get("class_names") or [])
         if len(self.class_names) != num_classes:

@@ -3,6 +3,7 @@
 import torch
 from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN
+from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import get_event_storage
 
 from .backbone import PageBatch
@@ -24,6 +25,9 @@ class VLGeneralizedRCNN(GeneralizedRCNN):
         pad_token_id: id used to pad ``input_ids`` (RoBERTa and XLM-R: 1).
         use_text: pass text to the backbone.
         layout_postprocess: applied to each page's detections at inference (``TEST.LAYOUT``).
+
+    ``autocast_dtype`` (None: off) runs :meth:`inference` under autocast; set by
+    :func:`ditod.modeling.precision.apply_inference_precision`.
     """
 
     @configurable
@@ -33,6 +37,7 @@ class VLGeneralizedRCNN(GeneralizedRCNN):
         self.pad_token_id = pad_token_id
         self.use_text = use_text
         self.layout_postprocess = layout_postprocess
+        self.autocast_dtype = None  # inference under autocast (see ditod.modeling.precision)
 
     @classmethod
     def from_config(cls, cfg):
@@ -119,15 +124,30 @@ class VLGeneralizedRCNN(GeneralizedRCNN):
         ``do_postprocess`` is False)."""
         assert not self.training
         images = self.preprocess_image(batched_inputs)
-        features = self.features(images, batched_inputs)
-        if detected_instances is None:
-            proposals, _ = self.proposal_generator(images, features, None)
-            results, _ = self.roi_heads(images, features, proposals, None)
-        else:
-            detected_instances = [x.to(self.device) for x in detected_instances]
-            results = self.roi_heads.forward_with_given_boxes(features, detected_instances)
+        dtype = self.autocast_dtype
+        with torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=bool(dtype)):
+            features = self.features(images, batched_inputs)
+            if detected_instances is None:
+                proposals, _ = self.proposal_generator(images, features, None)
+                results, _ = self.roi_heads(images, features, proposals, None)
+            else:
+                detected_instances = [x.to(self.device) for x in detected_instances]
+                results = self.roi_heads.forward_with_given_boxes(features, detected_instances)
+        if dtype is not None:
+            results = [_float32_fields(result) for result in results]
         if self.layout_postprocess is not None:
             results = [self.layout_postprocess(page) for page in results]
         if do_postprocess:
             return GeneralizedRCNN._postprocess(results, batched_inputs, images.image_sizes)
         return results
+
+
+def _float32_fields(instances: Instances) -> Instances:
+    """``instances`` with every floating-point field (scores, boxes) in float32, whatever
+    autocast computed it in."""
+    for name, value in instances.get_fields().items():
+        if isinstance(value, Boxes):
+            instances.set(name, Boxes(value.tensor.float()))
+        elif isinstance(value, torch.Tensor) and value.is_floating_point():
+            instances.set(name, value.float())
+    return instances

@@ -1,0 +1,189 @@
+"""The arithmetic a trained detector runs inference in (``TEST.PRECISION``), chosen for the
+device and the CPU's matrix units at run time.
+
+- ``fp32``: everything in float32.
+- ``bf16``: the model under bfloat16 autocast (convolutions, linear layers, matmuls and
+  attention in bf16), while the modules named by ``TEST.FP32_MODULES`` compute in float32 from
+  float32 inputs. The default, the FPN's output convolutions, is where plain autocast loses the
+  AP: their maps feed the RPN and every RoIAlign, and stored in bf16 (3 significant digits)
+  they cost the demo model 7 AP; in fp32 it keeps its fp32 AP and boxes
+  (``benchmarks/precision.py``). The box heads' softmax was not it: heads and RPN in fp32 gave
+  back 0.3 of the 7.
+- ``int8``: the linear layers dynamically quantized to int8 (CPU; on oneDNN, which has VNNI and
+  AMX kernels, where torch has it).
+- ``auto``: on CUDA, bf16 where the GPU supports it, else fp32; on a CPU, bf16 where it has bf16
+  matrix instructions (AMX or AVX512-BF16) and a probe matmul confirms they run, int8 where it
+  has VNNI but no bf16 and a probe confirms int8 pays, else fp32. One log line says what was
+  chosen and why.
+"""
+
+import functools
+import logging
+import time
+import warnings
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+__all__ = [
+    "PRECISIONS",
+    "PrecisionChoice",
+    "apply_inference_precision",
+    "choose_precision",
+    "cpu_kernel_flags",
+    "quantize_dynamic_int8",
+    "run_in_fp32",
+]
+
+logger = logging.getLogger(__name__)
+
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
+# The CPU flags that decide which kernels run, as torch.cpu.get_capabilities() names them.
+KERNEL_FLAGS = ("avx2", "avx512_f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile",
+                "amx_bf16", "amx_int8")  # fmt: skip
+# A reduced precision must beat fp32 by this factor on the probe to be chosen by ``auto``.
+PROBE_MARGIN = 1.2
+
+
+@dataclass(frozen=True)
+class PrecisionChoice:
+    """What inference runs in (``fp32``, ``bf16`` or ``int8``) and why."""
+
+    precision: str
+    reason: str
+
+
+def cpu_kernel_flags() -> dict[str, bool]:
+    """The CPU's instruction sets that decide kernels (:data:`KERNEL_FLAGS`), from torch's own
+    probe, plus ``capability``: the vector ISA of ATen's kernels (``AVX2``, ``AVX512``…)."""
+    capabilities = torch.cpu.get_capabilities()
+    flags = {name: bool(capabilities.get(name, False)) for name in KERNEL_FLAGS}
+    flags["capability"] = torch.backends.cpu.get_cpu_capability()
+    return flags
+
+
+def _median_seconds(run, repeats: int = 5) -> float:
+    run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+def _probe_speedup(precision: str) -> float:
+    """How many times faster than fp32 a ViT-sized linear layer (256 tokens × 768 → 768) runs in
+    ``precision`` here: a few milliseconds that catch instruction sets the CPU reports but a cap
+    (``ONEDNN_MAX_CPU_ISA``) or the kernel does not let run."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(256, 768, generator=generator)
+    linear = nn.Linear(768, 768).eval()
+    with torch.inference_mode():
+        fp32 = _median_seconds(lambda: linear(x))
+        if precision == "bf16":
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                other = _median_seconds(lambda: linear(x))
+        else:
+            quantized = quantize_dynamic_int8(nn.Sequential(linear))
+            other = _median_seconds(lambda: quantized(x))
+    return fp32 / other
+
+
+def choose_precision(setting: str, device: str) -> PrecisionChoice:
+    """Resolve ``TEST.PRECISION`` (``auto``, ``fp32``, ``bf16``, ``int8``) for ``device``."""
+    if setting not in PRECISIONS:
+        raise ValueError(f"TEST.PRECISION '{setting}' is not one of {', '.join(PRECISIONS)}")
+    on_cuda = torch.device(device).type == "cuda"
+    if setting == "int8" and on_cuda:
+        raise ValueError("TEST.PRECISION int8 runs on the CPU; on CUDA use bf16 or auto")
+    if setting != "auto":
+        return PrecisionChoice(setting, "set by TEST.PRECISION")
+    if on_cuda:
+        if torch.cuda.is_bf16_supported():
+            return PrecisionChoice("bf16", f"{torch.cuda.get_device_name()} supports bf16")
+        return PrecisionChoice("fp32", f"{torch.cuda.get_device_name()} has no bf16")
+    flags = cpu_kernel_flags()
+    units = [name for name in ("amx_bf16", "avx512_bf16") if flags[name]]
+    if units:
+        speedup = _probe_speedup("bf16")
+        if speedup >= PROBE_MARGIN:
+            return PrecisionChoice("bf16", f"the CPU has {'+'.join(units)}; a bf16 linear "
+                                   f"layer ran {speedup:.1f}x fp32")  # fmt: skip
+        return PrecisionChoice("fp32", f"the CPU reports {'+'.join(units)} but a bf16 linear "
+                               f"layer ran only {speedup:.2f}x fp32 (a capped ISA?)")  # fmt: skip
+    vnni = [name for name in ("amx_int8", "avx512_vnni", "avx_vnni") if flags[name]]
+    if vnni:
+        speedup = _probe_speedup("int8")
+        if speedup >= PROBE_MARGIN:
+            return PrecisionChoice("int8", f"the CPU has {'+'.join(vnni)} and no bf16 units; "
+                                   f"an int8 linear layer ran {speedup:.1f}x fp32")  # fmt: skip
+    return PrecisionChoice("fp32", f"the CPU ({flags['capability']}) has no bf16 matrix units "
+                           "and int8 does not pay on it")  # fmt: skip
+
+
+def run_in_fp32(module: nn.Module) -> nn.Module:
+    """Make ``module`` compute in float32 when called under autocast: floating-point tensor
+    inputs cast to float32 and autocast off inside. Changes the instance's ``forward`` only
+    (the state dict stays as it is); returns the module."""
+    forward = module.forward
+
+    @functools.wraps(forward)
+    def fp32_forward(*args, **kwargs):
+        device_type = next(module.parameters()).device.type
+        with torch.autocast(device_type, enabled=False):
+            return forward(*_to_float32(args), **_to_float32(kwargs))
+
+    module.forward = fp32_forward
+    return module
+
+
+def _to_float32(value):
+    if isinstance(value, torch.Tensor):
+        return value.float() if value.is_floating_point() else value
+    if isinstance(value, dict):
+        return {key: _to_float32(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_to_float32(item) for item in value)
+    return value
+
+
+def _use_onednn_for_int8() -> None:
+    """PyTorch's dynamic int8 linear layers on oneDNN (VNNI and AMX kernels) rather than the
+    default FBGEMM (VNNI, no AMX), where this torch build has it."""
+    if "onednn" in torch.backends.quantized.supported_engines:
+        torch.backends.quantized.engine = "onednn"
+
+
+def apply_inference_precision(model: nn.Module, cfg) -> tuple[nn.Module, PrecisionChoice]:
+    """``model`` (weights loaded, eval mode) set up to infer in ``TEST.PRECISION``: for bf16, the
+    autocast dtype of its :meth:`inference` and the fp32 modules of ``TEST.FP32_MODULES``; for
+    int8, its linear layers quantized (a new module). Logs the choice in one line."""
+    choice = choose_precision(cfg.TEST.PRECISION, cfg.MODEL.DEVICE)
+    logger.info("inference precision: %s (%s)", choice.precision, choice.reason)
+    if choice.precision == "bf16":
+        named = dict(model.named_modules())
+        for name in cfg.TEST.FP32_MODULES:
+            if name not in named:
+                raise ValueError(f"TEST.FP32_MODULES: the model has no module '{name}'")
+            module = named[name]
+            # a cascade's heads are ModuleLists: the stages are called, not the list
+            for part in module if isinstance(module, nn.ModuleList) else [module]:
+                run_in_fp32(part)
+        model.autocast_dtype = torch.bfloat16
+    elif choice.precision == "int8":
+        model = quantize_dynamic_int8(model)
+    return model, choice
+
+
+def quantize_dynamic_int8(model: nn.Module) -> nn.Module:
+    """``model`` with every ``nn.Linear`` (the transformer's and the box heads') replaced by
+    PyTorch's dynamically quantized int8 linear (weights int8 per channel, activations
+    quantized per batch at run time), on oneDNN where torch has it. CPU only."""
+    _use_onednn_for_int8()
+    with warnings.catch_warnings():  # torch.ao's deprecation (its successor is torchao, not
+        # installed here) and its own call of quantize_per_tensor: nothing a user can act on
+        warnings.filterwarnings("ignore", message="torch.quantize_per_tensor", category=UserWarning)
+        warnings.filterwarnings("ignore", message="torch.ao.quantization is deprecated")
+        return torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)

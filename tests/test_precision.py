@@ -1,0 +1,168 @@
+"""TEST.PRECISION: what ``auto`` picks for which CPU, the fp32 modules under bf16, and bf16 / int8
+detections that agree with fp32 on a briefly trained tiny detector."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import write_rectangle_coco
+from detection_match import detections_of
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.structures import Boxes, pairwise_iou
+from test_inference import CLASSES, tiny_cfg
+
+from ditod import LayoutCheckpointer, LayoutTrainer
+from ditod.data.datasets import register_layout_dataset
+from ditod.deploy.predictor import LayoutPredictor
+from ditod.modeling import precision as precision_module
+from ditod.modeling.precision import choose_precision, cpu_kernel_flags, run_in_fp32
+
+NO_UNITS = {**dict.fromkeys(precision_module.KERNEL_FLAGS, False), "avx2": True,
+            "capability": "AVX2"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("flags", "probe", "chosen", "reason"),
+    [
+        ({}, 9.0, "fp32", "no bf16 matrix units and int8 does not pay"),
+        ({"avx512_bf16": True}, 2.4, "bf16", "has avx512_bf16; a bf16 linear layer ran 2.4x"),
+        ({"amx_bf16": True, "avx512_bf16": True}, 7.0, "bf16", "has amx_bf16+avx512_bf16"),
+        ({"avx512_bf16": True}, 0.02, "fp32", "ran only 0.02x fp32 (a capped ISA?)"),
+        ({"avx512_vnni": True}, 3.0, "int8", "has avx512_vnni and no bf16 units"),
+        ({"avx512_vnni": True}, 1.0, "fp32", "int8 does not pay"),
+    ],
+    ids=["avx2", "zen4", "amx", "capped", "vnni", "vnni_slow"],
+)
+def test_auto_picks_by_the_cpu_units_and_the_probe(monkeypatch, flags, probe, chosen, reason):
+    probed = []
+    monkeypatch.setattr(precision_module, "cpu_kernel_flags", lambda: NO_UNITS | flags)
+    monkeypatch.setattr(precision_module, "_probe_speedup", lambda p: probed.append(p) or probe)
+    choice = choose_precision("auto", "cpu")
+    assert choice.precision == chosen and reason in choice.reason, choice
+    if not flags:
+        assert probed == []  # nothing to probe without the units
+
+
+def test_explicit_and_wrong_settings():
+    assert choose_precision("int8", "cpu").precision == "int8"
+    assert choose_precision("fp32", "cuda").reason == "set by TEST.PRECISION"
+    with pytest.raises(ValueError, match=r"TEST\.PRECISION 'fp16' is not one of auto, fp32"):
+        choose_precision("fp16", "cpu")
+    with pytest.raises(ValueError, match=r"int8 runs on the CPU; on CUDA use bf16 or auto"):
+        choose_precision("int8", "cuda:0")
+
+
+def test_auto_never_picks_bf16_under_an_avx2_cap():
+    """With oneDNN capped to AVX2 a bf16 matmul runs on a slow fallback, whatever the CPU
+    reports: the probe must see it (on a CPU without bf16 units auto never picks bf16 anyway)."""
+    code = ("from ditod.modeling.precision import choose_precision\n"
+            "print(choose_precision('auto', 'cpu').precision)")  # fmt: skip
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=env, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() in ("fp32", "int8")
+
+
+def test_cpu_kernel_flags_name_torchs_capability():
+    flags = cpu_kernel_flags()
+    assert flags["capability"] == torch.backends.cpu.get_cpu_capability()
+    assert set(precision_module.KERNEL_FLAGS) <= set(flags)
+
+
+def test_fp32_module_computes_in_fp32_under_autocast():
+    linear = torch.nn.Linear(64, 64)
+    x = torch.randn(8, 64)
+    state = {k: v.clone() for k, v in linear.state_dict().items()}
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert linear(x).dtype == torch.bfloat16
+        run_in_fp32(linear)
+        out = linear(x.bfloat16())
+    assert out.dtype == torch.float32
+    assert torch.allclose(out, torch.nn.functional.linear(x.bfloat16().float(), *state.values()))
+    assert list(linear.state_dict()) == list(state)
+
+
+@pytest.fixture(scope="module")
+def trained_tiny(tmp_path_factory):
+    """The tiny image-only detector after 60 iterations on rectangle pages, and its pages."""
+    root = tmp_path_factory.mktemp("precision")
+    coco_json = write_rectangle_coco(root, num_images=8)
+    name = "precision_pages"
+    register_layout_dataset(name, coco_json, root / "images")
+    cfg = tiny_cfg()
+    cfg.DATASETS.TRAIN = cfg.DATASETS.TEST = (name,)
+    cfg.SOLVER.MAX_ITER = 60
+    cfg.SOLVER.IMS_PER_BATCH = 2
+    cfg.SOLVER.CHECKPOINT_PERIOD = 1000
+    cfg.TEST.EVAL_PERIOD = 0
+    cfg.OUTPUT_DIR = str(root / "train")
+    cfg.SEED = 3
+    trainer = LayoutTrainer(cfg)
+    trainer.train()
+    LayoutCheckpointer(trainer.model, cfg.OUTPUT_DIR, class_names=CLASSES).save("model_final")
+    cfg.MODEL.WEIGHTS = str(root / "train" / "model_final.pth")
+    cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = 0.5
+    pages = [record["file_name"] for record in DatasetCatalog.get(name)]
+    yield cfg, pages
+    DatasetCatalog.remove(name)
+    MetadataCatalog.remove(name)
+
+
+def detect(cfg, precision, pages):
+    cfg = cfg.clone()
+    cfg.TEST.PRECISION = precision
+    predictor = LayoutPredictor(cfg)
+    assert predictor.precision.precision == precision
+    return [detections_of(predictor([predictor.map_page(page)])[0]) for page in pages]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_reduced_precision_finds_the_fp32_boxes(trained_tiny, precision):
+    """Above the score threshold, every fp32 box has its bf16 / int8 twin (same class, IoU >=
+    0.9, score within 0.05) and no other box is shown: matched as sets, not by rank."""
+    cfg, pages = trained_tiny
+    reference, reduced = detect(cfg, "fp32", pages), detect(cfg, precision, pages)
+    assert sum(map(len, reference)) >= len(pages)  # the model finds blocks
+    for want, got in zip(reference, reduced):
+        assert len(got) == len(want)
+        if not want:
+            continue
+        iou = pairwise_iou(Boxes(torch.tensor(np.stack([d[0] for d in got])).float()),
+                           Boxes(torch.tensor(np.stack([d[0] for d in want])).float()))  # fmt: skip
+        for j, (_, category, score) in enumerate(want):
+            twins = [i for i, (_, c, s) in enumerate(got) if c == category
+                     and abs(s - score) <= 0.05 and iou[i, j] >= 0.9]  # fmt: skip
+            assert twins, f"fp32 box {want[j]} has no {precision} twin"
+
+
+def test_bf16_runs_the_pyramid_outputs_in_fp32_and_the_rest_in_bf16():
+    from detectron2.modeling import build_model
+
+    from ditod.modeling.precision import apply_inference_precision
+
+    cfg = tiny_cfg()
+    cfg.TEST.PRECISION = "bf16"
+    torch.manual_seed(0)
+    model, choice = apply_inference_precision(build_model(cfg).eval(), cfg)
+    assert choice.precision == "bf16" and model.autocast_dtype == torch.bfloat16
+    seen = {}
+    model.backbone.register_forward_hook(lambda m, i, out: seen.update(out))
+    linear = model.backbone.bottom_up.backbone.encoder.layer[0].intermediate.dense
+    linear.register_forward_hook(lambda m, i, out: seen.update(layer0=out))
+    with torch.no_grad():
+        (result,) = model([{"image": torch.rand(3, 160, 224) * 255}])
+    assert {name: seen[name].dtype for name in ("p2", "p3", "p4", "p5")} == dict.fromkeys(
+        ("p2", "p3", "p4", "p5"), torch.float32
+    )
+    assert seen["layer0"].dtype == torch.bfloat16
+    instances = result["instances"]
+    assert instances.scores.dtype == instances.pred_boxes.tensor.dtype == torch.float32
+
+    cfg.TEST.FP32_MODULES = ["backbone.fpn_output9"]
+    with pytest.raises(ValueError, match=r"TEST\.FP32_MODULES: the model has no module "):
+        apply_inference_precision(build_model(cfg).eval(), cfg)
