@@ -1,6 +1,7 @@
 """Run every benchmark in this folder, then tabulate benchmarks/results/*.json as Markdown into
-benchmarks/results/summary.md and README.md (between its bench-table markers): every figure in
-those tables is a value of a result file.
+benchmarks/results/summary.md and README.md (between its bench-table markers; precision.json
+also as its own table between the precision-table markers): every figure in those tables is a
+value of a result file.
 
 python benchmarks/run_all.py              # runs them all (but the long ones), then tabulates
 python benchmarks/run_all.py --all        # the long ones too (LONG: hours on a CPU)
@@ -17,6 +18,7 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 README = HERE.parent / "README.md"
 START, END = "<!-- bench-table -->", "<!-- /bench-table -->"
+PRECISION_START, PRECISION_END = "<!-- precision-table -->", "<!-- /precision-table -->"
 LONG = {"ablation_synthetic.py"}  # hours of training on 2 cores (its docstring has the time)
 
 
@@ -53,6 +55,34 @@ def table() -> str:
     return "\n".join(rows)
 
 
+def precision_table() -> str:
+    """One Markdown row per ``TEST.PRECISION`` variant of ``results/precision.json``."""
+    result = json.loads((RESULTS / "precision.json").read_text())
+    machine = result["machine"]
+    rows = [
+        f"Measured on {machine['cpu']} ({machine['cores']} cores, {machine['threads']} threads, "
+        f"{machine['cpu_capability']}: {' '.join(machine['cpu_flags'])}; load "
+        f"{machine['load_average'][0]}); `auto` chose **{result['auto_choice']}** "
+        f"({result['auto_reason']}).",
+        "",
+        "| TEST.PRECISION | base page (s) | speed-up | demo AP | fp32 boxes found |",
+        "|---|---|---|---|---|",
+    ]
+    fp32 = result["s_per_page_base_fp32"]
+    for name in ("fp32", "bf16", "bf16_plain_autocast", "int8"):
+        seconds = result[f"s_per_page_base_{name}"]
+        rows.append(f"| {name.replace('_', ' ')} | {number(seconds)} | {fp32 / seconds:.2f}x "
+                    f"| {number(result[f'ap_demo_{name}'])} "
+                    f"| {100 * result[f'fp32_boxes_found_{name}']:.1f}% |")  # fmt: skip
+    return "\n".join(rows)
+
+
+def replace_block(text: str, start: str, end: str, rows: str) -> str:
+    """``text`` with what stands between the markers ``start`` and ``end`` replaced by ``rows``."""
+    before, rest = text.split(start, 1)
+    return f"{before}{start}\n{rows}\n{end}{rest.split(end, 1)[1]}"
+
+
 def write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
@@ -72,9 +102,9 @@ def main():
             failed.append(script.name)
     rows = table()
     write_atomic(RESULTS / "summary.md", rows + "\n")
-    readme = README.read_text(encoding="utf-8")
-    before, rest = readme.split(START, 1)
-    write_atomic(README, f"{before}{START}\n{rows}\n{END}{rest.split(END, 1)[1]}")
+    readme = replace_block(README.read_text(encoding="utf-8"), START, END, rows)
+    readme = replace_block(readme, PRECISION_START, PRECISION_END, precision_table())
+    write_atomic(README, readme)
     print(rows)
     if failed:
         sys.exit(f"benchmarks failed: {', '.join(failed)}")
