@@ -168,6 +168,11 @@ def add_layoutlmv3_config(cfg: CN) -> None:
     _C.MODEL.RELATION.DIM = 256
     _C.MODEL.RELATION.HEADS = 8
 
+    # Multi-process training: seconds a collective may wait for a peer (a dead rank ends the
+    # others within this; under gloo sooner, when its socket closes).
+    _C.DISTRIBUTED = CN()
+    _C.DISTRIBUTED.TIMEOUT_SECONDS = 1800
+
     # Data root of the built-in datasets (publaynet_*, cdla_*, doclaynet_*); the environment
     # variable DITOD_DATASETS wins when this is empty.
     _C.DATASETS.ROOT = ""

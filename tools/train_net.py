@@ -5,6 +5,7 @@
         --num-gpus 8 MODEL.WEIGHTS /path/to/layoutlmv3-base OUTPUT_DIR output/publaynet
     python tools/train_net.py --config-file ... --eval-only MODEL.WEIGHTS output/model_final.pth
     python tools/train_net.py --config-file ... --resume
+    torchrun --nproc-per-node 8 tools/train_net.py --config-file ...   # or srun (see README)
 
 Arguments and ``KEY VALUE`` overrides are detectron2's (``default_argument_parser``), plus
 ``--debug``. The config, the datasets' class sets and ``MODEL.ROI_HEADS.NUM_CLASSES`` are checked
@@ -17,8 +18,10 @@ import ditod  # noqa: F401  (its shims must apply before detectron2 is imported)
 
 # isort: split
 import json
+import logging
 import os
 import sys
+from datetime import timedelta
 
 import torch
 from detectron2.engine import default_argument_parser, default_setup
@@ -30,7 +33,8 @@ from ditod import LayoutCheckpointer, LayoutTrainer, launch, register_layout_dat
 from ditod.cli import add_debug_flag, run_tool
 from ditod.config import load_config
 from ditod.data.class_sets import check_class_sets
-from ditod.modeling.precision import apply_inference_precision
+from ditod.engine.launch import check_launch, launched_place, log_process_place
+from ditod.modeling.precision import apply_inference_precision, choose_precision
 
 
 def datasets_used(cfg, args) -> tuple:
@@ -50,6 +54,8 @@ def build_config(args):
             f"MODEL.WEIGHTS: {cfg.MODEL.WEIGHTS} does not exist (give a checkpoint of this "
             "detector, or a local folder / weights file of pretrained LayoutLMv3)"
         )
+    if args.eval_only:
+        choose_precision(cfg.TEST.PRECISION, cfg.MODEL.DEVICE)  # a wrong one ends here
     cfg.freeze()
     register_layout_datasets(cfg, datasets_used(cfg, args))
     check_class_sets(cfg, datasets_used(cfg, args))
@@ -60,6 +66,7 @@ def setup(args):
     cfg = build_config(args)
     default_setup(cfg, args)
     setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="ditod")
+    log_process_place()
     return cfg
 
 
@@ -97,12 +104,19 @@ def main(args):
         return results
 
     trainer = LayoutTrainer(cfg)
-    trainer.resume_or_load(resume=args.resume)
+    place = launched_place()
+    restarted = place is not None and place.restart_count > 0
+    if restarted:
+        logging.getLogger("ditod").info(
+            "restart %d by torchrun: resuming from %s", place.restart_count, cfg.OUTPUT_DIR
+        )
+    trainer.resume_or_load(resume=args.resume or restarted)
     return trainer.train()
 
 
 def run(args) -> int:
     cfg = build_config(args)  # mistakes in the config or data end here, before any process starts
+    check_launch(cfg, args.num_gpus, args.num_machines)
     launch(
         main,
         args.num_gpus,
@@ -111,6 +125,7 @@ def run(args) -> int:
         dist_url=args.dist_url,
         args=(args,),
         device=cfg.MODEL.DEVICE,
+        timeout=timedelta(seconds=cfg.DISTRIBUTED.TIMEOUT_SECONDS),
     )
     return 0
 

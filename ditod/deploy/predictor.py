@@ -8,7 +8,7 @@ from detectron2.structures import Instances
 
 from ..data.mapper import LayoutDatasetMapper
 from ..engine.checkpoint import LayoutCheckpointer
-from ..modeling.precision import apply_inference_precision
+from ..modeling.precision import apply_inference_precision, choose_precision
 
 __all__ = ["LayoutPredictor"]
 
@@ -35,6 +35,7 @@ class LayoutPredictor:
     """
 
     def __init__(self, cfg):
+        choice = choose_precision(cfg.TEST.PRECISION, cfg.MODEL.DEVICE)  # refused before building
         self.cfg = cfg.clone()
         self.model = build_model(self.cfg).eval()
         checkpoint = LayoutCheckpointer(
@@ -42,7 +43,7 @@ class LayoutPredictor:
             strict=cfg.MODEL.LAYOUTLMV3.STRICT_WEIGHTS,
             complete=not cfg.MODEL.LAYOUTLMV3.ALLOW_RANDOM_INIT,
         ).load(cfg.MODEL.WEIGHTS)
-        self.model, self.precision = apply_inference_precision(self.model, self.cfg)
+        self.model, self.precision = apply_inference_precision(self.model, self.cfg, choice)
         num_classes = cfg.MODEL.ROI_HEADS.NUM_CLASSES
         self.class_names = list(checkpoint.get("class_names") or [])
         if len(self.class_names) != num_classes:

@@ -156,11 +156,13 @@ def _use_onednn_for_int8() -> None:
         torch.backends.quantized.engine = "onednn"
 
 
-def apply_inference_precision(model: nn.Module, cfg) -> tuple[nn.Module, PrecisionChoice]:
-    """``model`` (weights loaded, eval mode) set up to infer in ``TEST.PRECISION``: for bf16, the
-    autocast dtype of its :meth:`inference` and the fp32 modules of ``TEST.FP32_MODULES``; for
-    int8, its linear layers quantized (a new module). Logs the choice in one line."""
-    choice = choose_precision(cfg.TEST.PRECISION, cfg.MODEL.DEVICE)
+def apply_inference_precision(model: nn.Module, cfg, choice: PrecisionChoice | None = None
+                              ) -> tuple[nn.Module, PrecisionChoice]:  # fmt: skip
+    """``model`` (weights loaded, eval mode) set up to infer in ``choice`` (default:
+    :func:`choose_precision` of ``TEST.PRECISION``): for bf16, the autocast dtype of its
+    :meth:`inference` and the fp32 modules of ``TEST.FP32_MODULES``; for int8, its linear layers
+    quantized (a new module). Logs the choice in one line."""
+    choice = choice or choose_precision(cfg.TEST.PRECISION, cfg.MODEL.DEVICE)
     logger.info("inference precision: %s (%s)", choice.precision, choice.reason)
     if choice.precision == "bf16":
         named = dict(model.named_modules())
