@@ -172,6 +172,9 @@ def add_layoutlmv3_config(cfg: CN) -> None:
     # others within this; under gloo sooner, when its socket closes).
     _C.DISTRIBUTED = CN()
     _C.DISTRIBUTED.TIMEOUT_SECONDS = 1800
+    # "" (NCCL for a CUDA MODEL.DEVICE, gloo for cpu), "nccl" or "gloo" (gloo on CUDA: under
+    # torchrun or srun only).
+    _C.DISTRIBUTED.BACKEND = ""
 
     # Data root of the built-in datasets (publaynet_*, cdla_*, doclaynet_*); the environment
     # variable DITOD_DATASETS wins when this is empty.

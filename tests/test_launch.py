@@ -221,3 +221,9 @@ def test_wrong_combinations_are_refused_before_any_process_starts():
     with pytest.raises(ValueError, match=r"IMS_PER_BATCH 6 does not divide among 4 processes"):
         check_launch(cfg, 2, num_machines=2, place=None)
     check_launch(cfg, 3, place=None)
+    cfg.DISTRIBUTED.BACKEND = "nccl"
+    with pytest.raises(ValueError, match=r"BACKEND nccl needs CUDA, and MODEL.DEVICE is cpu"):
+        check_launch(cfg, 3, place=None)
+    cfg.DISTRIBUTED.BACKEND = "mpi"
+    with pytest.raises(ValueError, match=r"DISTRIBUTED.BACKEND 'mpi' is not one of"):
+        check_launch(cfg, 3, place=None)

@@ -126,6 +126,7 @@ def run(args) -> int:
         args=(args,),
         device=cfg.MODEL.DEVICE,
         timeout=timedelta(seconds=cfg.DISTRIBUTED.TIMEOUT_SECONDS),
+        backend=cfg.DISTRIBUTED.BACKEND,
     )
     return 0
 

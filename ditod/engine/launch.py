@@ -3,9 +3,9 @@
 Three launchers start this project's processes:
 
 - ``torchrun`` (and its elastic agent): it sets ``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``,
-  ``LOCAL_WORLD_SIZE``, ``GROUP_RANK``, ``MASTER_ADDR/PORT``; each process joins through
-  ``env://`` and spawns nothing. ``srun`` + ``torchrun`` (one task per node, torchrun inside)
-  is torchrun: its variables win over SLURM's.
+  ``LOCAL_WORLD_SIZE``, ``GROUP_RANK``, ``MASTER_ADDR/PORT``; each process joins through the
+  agent's store (under a prefix of its restart) and spawns nothing. ``srun`` + ``torchrun``
+  (one task per node, torchrun inside) is torchrun: its variables win over SLURM's.
 - SLURM's ``srun`` with two tasks or more: ``SLURM_PROCID``, ``SLURM_NTASKS``, ``SLURM_LOCALID``,
   ``SLURM_NODEID``, ``SLURM_NTASKS_PER_NODE`` / ``SLURM_TASKS_PER_NODE``; the master is the first
   host of the step's node list (``MASTER_ADDR`` / ``MASTER_PORT`` override it; the port defaults
@@ -49,6 +49,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 1.0
+BACKENDS = ("", "nccl", "gloo")  # DISTRIBUTED.BACKEND; "": by MODEL.DEVICE
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,19 @@ def check_launch(cfg, num_gpus: int, num_machines: int = 1, place=None) -> None:
     launcher, a batch the processes cannot share, more local processes than visible GPUs."""
     place = launched_place() if place is None else place
     on_cuda = str(cfg.MODEL.DEVICE).startswith("cuda")
+    backend = cfg.DISTRIBUTED.BACKEND
+    if backend not in BACKENDS:
+        raise ValueError(f"DISTRIBUTED.BACKEND '{backend}' is not one of '', nccl, gloo")
+    if backend == "nccl" and not on_cuda:
+        raise ValueError(
+            f"DISTRIBUTED.BACKEND nccl needs CUDA, and MODEL.DEVICE is {cfg.MODEL.DEVICE}: CPU "
+            "processes run gloo (leave DISTRIBUTED.BACKEND empty)"
+        )
+    if backend == "gloo" and on_cuda and place is None and num_gpus * num_machines > 1:
+        raise ValueError(
+            "DISTRIBUTED.BACKEND gloo with a CUDA MODEL.DEVICE runs under torchrun or srun; "
+            "--num-gpus spawns NCCL processes (detectron2's launch)"
+        )
     if place is not None:
         if num_gpus > 1 or num_machines > 1:
             raise ValueError(
@@ -174,15 +188,17 @@ def check_launch(cfg, num_gpus: int, num_machines: int = 1, place=None) -> None:
 
 def launch(main_func, num_gpus_per_machine: int, num_machines: int = 1, machine_rank: int = 0,
            dist_url: str | None = None, args=(), timeout: timedelta = DEFAULT_TIMEOUT,
-           device: str = "cuda"):  # fmt: skip
+           device: str = "cuda", backend: str = ""):  # fmt: skip
     """Run ``main_func(*args)`` in every process of the job: in this one when torchrun or srun
-    started it (:func:`launched_place`), else in ``num_gpus_per_machine × num_machines``
-    processes spawned here: one per GPU over NCCL when ``device`` (``MODEL.DEVICE``) is CUDA and
-    the machine has CUDA, else that many CPU processes over gloo."""
+    started it (:func:`launched_place`; over ``backend``, default NCCL on CUDA, else gloo), else
+    in ``num_gpus_per_machine × num_machines`` processes spawned here: one per GPU over NCCL when
+    ``device`` (``MODEL.DEVICE``) is CUDA and the machine has CUDA, else that many CPU processes
+    over gloo."""
     place = launched_place()
     on_cuda = str(device).startswith("cuda") and torch.cuda.is_available()
     if place is not None:
-        return _run_launched(main_func, place, args, on_cuda, timeout)
+        backend = backend or ("nccl" if on_cuda else "gloo")
+        return _run_launched(main_func, place, args, on_cuda, backend, timeout)
     world_size = num_machines * num_gpus_per_machine
     if on_cuda and num_gpus_per_machine > torch.cuda.device_count():
         raise ValueError(
@@ -216,23 +232,30 @@ def _cpu_worker(local_rank, main_func, world_size, num_per_machine, machine_rank
     _run_watched(main_func, args)
 
 
-def _run_launched(main_func, place: ProcessPlace, args, on_cuda: bool, timeout: timedelta):
-    backend = "nccl" if on_cuda else "gloo"
+def _run_launched(main_func, place: ProcessPlace, args, on_cuda: bool, backend: str,
+                  timeout: timedelta):  # fmt: skip
     if on_cuda:
         os.environ.setdefault("TORCH_NCCL_ASYNC_ERROR_HANDLING", "1")
         torch.cuda.set_device(place.local_rank)
-    # torchrun's agent holds the store at MASTER_ADDR:PORT (env:// finds it); under srun rank 0
-    # opens it there
-    init = ("env://" if place.launcher == "torchrun"
-            else f"tcp://{place.master_addr}:{place.master_port}")  # fmt: skip
-    dist.init_process_group(backend=backend, rank=place.rank, world_size=place.world_size,
-                            init_method=init, timeout=timeout)  # fmt: skip
+    dist.init_process_group(backend=backend, store=_job_store(place, timeout), rank=place.rank,
+                            world_size=place.world_size, timeout=timeout)  # fmt: skip
     _set_local_process_group(place.node_rank)
     device = f"cuda:{place.local_rank}" if on_cuda else "cpu"
     restart = f", restart {place.restart_count}" if place.restart_count else ""
     _log_place(place.launcher + restart, place.rank, place.world_size, place.local_size, backend,
                device)  # fmt: skip
     _run_watched(main_func, args)
+
+
+def _job_store(place: ProcessPlace, timeout: timedelta) -> dist.Store:
+    """The job's key-value store at ``MASTER_ADDR:MASTER_PORT``: torchrun's agent holds it
+    (``TORCHELASTIC_USE_AGENT_STORE``), else rank 0 opens it. Keys go under the restart's own
+    prefix: a restarted group must not read the addresses its dead predecessors published."""
+    agent_holds_it = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+    store = dist.TCPStore(place.master_addr, place.master_port, place.world_size,
+                          is_master=not agent_holds_it and place.rank == 0,
+                          timeout=timeout)  # fmt: skip
+    return dist.PrefixStore(f"ditod/attempt_{place.restart_count}", store)
 
 
 def _set_local_process_group(node_rank: int) -> None:
