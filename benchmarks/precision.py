@@ -12,25 +12,21 @@ first). "Plain autocast" is bf16 with ``TEST.FP32_MODULES`` empty: what costs th
 """
 
 import argparse
-import tempfile
 from pathlib import Path
 
 import ditod  # noqa: F401  (its shims must apply before detectron2 is imported)
 
 # isort: split
 import torch
-from _results import ROOT, load_script, write_result
+from _results import ROOT, write_result
 from detectron2.config import get_cfg
-from detectron2.modeling import build_model
 from detectron2.structures import pairwise_iou
 from faster_coco_eval import COCO
-from quantization import ap_of, page_detections, pages_per_second
+from quantization import ap_of, page_detections, pages_per_second, random_base_detector
 
-from ditod import LayoutCheckpointer
 from ditod.config import add_layoutlmv3_config, load_config
 from ditod.deploy.predictor import LayoutPredictor
 from ditod.modeling.precision import choose_precision
-from ditod.pages.ocr import find_images
 
 DEFAULTS = get_cfg()
 add_layoutlmv3_config(DEFAULTS)
@@ -54,19 +50,10 @@ def predictor(cfg, variant: str) -> LayoutPredictor:
 
 
 def base_seconds(config: str, num_pages: int, rounds: int) -> tuple[dict, str]:
-    opts = ["MODEL.DEVICE", "cpu", "MODEL.LAYOUTLMV3.CONFIG", "", "MODEL.LAYOUTLMV3.SIZE", "base"]
-    cfg = load_config(str(ROOT / config), opts)
-    with tempfile.TemporaryDirectory() as scratch:
-        scratch = Path(scratch)
-        torch.manual_seed(0)
-        LayoutCheckpointer(build_model(cfg), str(scratch)).save("random")
-        cfg.MODEL.WEIGHTS = str(scratch / "random.pth")
-        load_script("datasets/synthetic_pages.py").generate(
-            scratch / "pages", pages=num_pages, seed=2, split_val=0.0
-        )
+    with random_base_detector(config, num_pages) as (cfg, images, _):
         variants = {name: predictor(cfg, name) for name in VARIANTS}
         mapper = variants["fp32"].mapper
-        inputs = [mapper({"file_name": str(p)}) for p in find_images(scratch / "pages" / "images")]
+        inputs = [mapper({"file_name": str(p)}) for p in images]
         speeds = pages_per_second(variants, inputs, rounds)
     height, width = inputs[0]["image"].shape[1:]
     seconds = {name: round(1 / speed, 3) for name, speed in speeds.items()}

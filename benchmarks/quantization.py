@@ -14,6 +14,7 @@ mapped as inference maps them (``INPUT.MIN_SIZE_TEST`` 800); the demo model is `
 
 import argparse
 import collections
+import contextlib
 import json
 import statistics
 import tempfile
@@ -125,7 +126,11 @@ def predictors(cfg, sample: dict, folder: Path, class_names=()) -> dict:
     }
 
 
-def base_speeds(config: str, num_pages: int, rounds: int) -> tuple[dict, str]:
+@contextlib.contextmanager
+def random_base_detector(config: str, num_pages: int):
+    """The base-size detector of ``config`` with random weights (speed does not depend on them)
+    saved in a scratch folder, and ``num_pages`` synthetic page images: yields ``(cfg with
+    MODEL.WEIGHTS, image paths, scratch folder)``."""
     opts = ["MODEL.DEVICE", "cpu", "MODEL.LAYOUTLMV3.CONFIG", "", "MODEL.LAYOUTLMV3.SIZE", "base"]
     cfg = load_config(str(ROOT / config), opts)
     with tempfile.TemporaryDirectory() as scratch:
@@ -134,9 +139,13 @@ def base_speeds(config: str, num_pages: int, rounds: int) -> tuple[dict, str]:
         LayoutCheckpointer(build_model(cfg), str(scratch)).save("random")
         cfg.MODEL.WEIGHTS = str(scratch / "random.pth")
         load_script("datasets/synthetic_pages.py").generate(
-            scratch / "pages", pages=num_pages + 1, seed=2, split_val=0.0
+            scratch / "pages", pages=num_pages, seed=2, split_val=0.0
         )
-        images = find_images(scratch / "pages" / "images")
+        yield cfg, find_images(scratch / "pages" / "images"), scratch
+
+
+def base_speeds(config: str, num_pages: int, rounds: int) -> tuple[dict, str]:
+    with random_base_detector(config, num_pages + 1) as (cfg, images, scratch):
         mapper = LayoutDatasetMapper(cfg, is_train=False)
         variants = predictors(cfg, mapper({"file_name": str(images[0])}), scratch)
         inputs = [mapper({"file_name": str(p)}) for p in images[1:]]
