@@ -1,6 +1,7 @@
 """layoutlmv3.LayoutLMv3Model against transformers' model, and its detection behaviour."""
 
 import logging
+from pathlib import Path
 
 import pytest
 import torch
@@ -311,3 +312,14 @@ def test_transformers_machinery_saves_loads_and_checkpoints(tmp_path):
     loaded.gradient_checkpointing_enable({"use_reentrant": False})
     assert loaded.is_gradient_checkpointing
     assert all(layer.gradient_checkpointing for layer in loaded.encoder.layer)
+
+
+def test_attention_dropout_key_overrides_the_checkpoint_config():
+    from ditod.config import load_config
+    from ditod.modeling.backbone import build_layoutlmv3_config
+
+    base = ["MODEL.LAYOUTLMV3.CONFIG", "", "MODEL.LAYOUTLMV3.SIZE", "base"]
+    config = Path(__file__).resolve().parents[1] / "configs/publaynet/cascade_layoutlmv3_image.yaml"
+    assert build_layoutlmv3_config(load_config(config, base)).attention_probs_dropout_prob == 0.1
+    off = load_config(config, [*base, "MODEL.LAYOUTLMV3.ATTENTION_DROPOUT", "0.0"])
+    assert build_layoutlmv3_config(off).attention_probs_dropout_prob == 0.0

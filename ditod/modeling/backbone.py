@@ -71,7 +71,8 @@ class PageBatch:
 
 def build_layoutlmv3_config(cfg) -> LayoutLMv3Config:
     """``LayoutLMv3Config`` from ``MODEL.LAYOUTLMV3.CONFIG`` (a config.json or a folder holding
-    one) or else the ``SIZE`` preset; attention-bias switches from the YAML."""
+    one) or else the ``SIZE`` preset; attention-bias switches and ``ATTENTION_DROPOUT`` (when
+    >= 0) from the YAML."""
     node = cfg.MODEL.LAYOUTLMV3
     if node.CONFIG:
         path = Path(node.CONFIG)
@@ -90,6 +91,8 @@ def build_layoutlmv3_config(cfg) -> LayoutLMv3Config:
             f"MODEL.LAYOUTLMV3.SIZE '{node.SIZE}' is not one of {sorted(LAYOUTLMV3_SIZES)}; "
             "or set MODEL.LAYOUTLMV3.CONFIG to a config.json"
         )
+    if node.ATTENTION_DROPOUT >= 0:
+        values["attention_probs_dropout_prob"] = node.ATTENTION_DROPOUT
     values.update(
         has_relative_attention_bias=node.RELATIVE_ATTENTION_BIAS,
         has_spatial_attention_bias=node.SPATIAL_ATTENTION_BIAS,
