@@ -22,7 +22,13 @@ from _results import ROOT, write_result
 from detectron2.config import get_cfg
 from detectron2.structures import pairwise_iou
 from faster_coco_eval import COCO
-from quantization import ap_of, page_detections, pages_per_second, random_base_detector
+from quantization import (
+    ap_of,
+    page_detections,
+    pages_per_second,
+    random_base_detector,
+    with_test_keys,
+)
 
 from ditod.config import add_layoutlmv3_config, load_config
 from ditod.deploy.predictor import LayoutPredictor
@@ -42,11 +48,7 @@ VARIANTS = {
 
 
 def predictor(cfg, variant: str) -> LayoutPredictor:
-    cfg = cfg.clone()
-    cfg.defrost()
-    for key, value in VARIANTS[variant].items():
-        setattr(cfg.TEST, key, value)
-    return LayoutPredictor(cfg)
+    return LayoutPredictor(with_test_keys(cfg, **VARIANTS[variant]))
 
 
 def base_seconds(config: str, num_pages: int, rounds: int) -> tuple[dict, str]:

@@ -96,17 +96,18 @@ def onnx_seconds_by_op_group(path: Path, page: dict) -> dict:
     return {group: round(value, 2) for group, value in sorted(seconds.items())}
 
 
-def with_precision(cfg, precision: str):
-    """``cfg`` at ``TEST.PRECISION precision`` (a copy)."""
+def with_test_keys(cfg, **keys):
+    """A copy of ``cfg`` with these ``TEST`` keys (``PRECISION="int8"``, …)."""
     cfg = cfg.clone()
     cfg.defrost()
-    cfg.TEST.PRECISION = precision
+    for key, value in keys.items():
+        setattr(cfg.TEST, key, value)
     return cfg
 
 
 def predictors(cfg, sample: dict, folder: Path, class_names=()) -> dict:
     """The four variants (and int8 with fewer proposals) of the model ``cfg`` loads."""
-    cfg = with_precision(cfg, "fp32")
+    cfg = with_test_keys(cfg, PRECISION="fp32")
     pytorch = LayoutPredictor(cfg)
     onnx_fp32 = export_model(pytorch.model, sample, folder / "fp32.onnx", config=cfg.dump(),
                              class_names=class_names)  # fmt: skip
@@ -119,7 +120,7 @@ def predictors(cfg, sample: dict, folder: Path, class_names=()) -> dict:
                               quantize="int8")  # fmt: skip
     return {
         "pytorch_fp32": pytorch,
-        "pytorch_int8": LayoutPredictor(with_precision(cfg, "int8")),
+        "pytorch_int8": LayoutPredictor(with_test_keys(cfg, PRECISION="int8")),
         "onnxruntime_fp32": OnnxLayoutPredictor(onnx_fp32),
         "onnxruntime_int8": OnnxLayoutPredictor(onnx_int8),
         "onnxruntime_int8_300_proposals": OnnxLayoutPredictor(onnx_fewer),

@@ -34,7 +34,7 @@ from ditod.cli import add_debug_flag, run_tool
 from ditod.config import load_config
 from ditod.data.class_sets import check_class_sets
 from ditod.engine.launch import check_launch, launched_place, log_process_place
-from ditod.modeling.precision import apply_inference_precision, choose_precision
+from ditod.modeling.precision import apply_inference_precision, check_precision
 
 
 def datasets_used(cfg, args) -> tuple:
@@ -55,7 +55,7 @@ def build_config(args):
             "detector, or a local folder / weights file of pretrained LayoutLMv3)"
         )
     if args.eval_only:
-        choose_precision(cfg.TEST.PRECISION, cfg.MODEL.DEVICE)  # a wrong one ends here
+        check_precision(cfg.TEST.PRECISION, cfg.MODEL.DEVICE)  # a wrong one ends here
     cfg.freeze()
     register_layout_datasets(cfg, datasets_used(cfg, args))
     check_class_sets(cfg, datasets_used(cfg, args))

@@ -30,6 +30,7 @@ __all__ = [
     "PRECISIONS",
     "PrecisionChoice",
     "apply_inference_precision",
+    "check_precision",
     "choose_precision",
     "cpu_kernel_flags",
     "quantize_dynamic_int8",
@@ -91,13 +92,18 @@ def _probe_speedup(precision: str) -> float:
     return fp32 / other
 
 
-def choose_precision(setting: str, device: str) -> PrecisionChoice:
-    """Resolve ``TEST.PRECISION`` (``auto``, ``fp32``, ``bf16``, ``int8``) for ``device``."""
+def check_precision(setting: str, device: str) -> None:
+    """Refuse a ``TEST.PRECISION`` that is unknown or cannot run on ``device`` (no probe)."""
     if setting not in PRECISIONS:
         raise ValueError(f"TEST.PRECISION '{setting}' is not one of {', '.join(PRECISIONS)}")
-    on_cuda = torch.device(device).type == "cuda"
-    if setting == "int8" and on_cuda:
+    if setting == "int8" and torch.device(device).type == "cuda":
         raise ValueError("TEST.PRECISION int8 runs on the CPU; on CUDA use bf16 or auto")
+
+
+def choose_precision(setting: str, device: str) -> PrecisionChoice:
+    """Resolve ``TEST.PRECISION`` (``auto``, ``fp32``, ``bf16``, ``int8``) for ``device``."""
+    check_precision(setting, device)
+    on_cuda = torch.device(device).type == "cuda"
     if setting != "auto":
         return PrecisionChoice(setting, "set by TEST.PRECISION")
     if on_cuda:
