@@ -9,6 +9,8 @@ import json
 import os
 from pathlib import Path
 
+from ditod.file_io import write_json_atomic
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -50,9 +52,5 @@ def write_result(summary: dict, path) -> None:
     """Write ``summary`` with its :func:`machine` to ``path`` via a temporary file and print
     it."""
     summary = {**summary, "machine": machine()}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(summary, indent=2))
-    os.replace(tmp, path)
+    write_json_atomic(path, summary, indent=2)
     print(json.dumps(summary, indent=2))

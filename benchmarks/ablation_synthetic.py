@@ -44,7 +44,7 @@ from ditod.engine.ablation import (
     report_markdown,
     summarize,
 )
-from ditod.pages.ocr import write_text_atomic
+from ditod.file_io import write_text_atomic
 from ditod.plots import save_figure
 from layoutlmv3.tokenization import train_bpe_tokenizer
 

@@ -22,7 +22,8 @@ from detectron2.modeling import build_model
 
 from ditod.config import load_config
 from ditod.data.mapper import LayoutDatasetMapper
-from ditod.pages.ocr import available_cores, find_images
+from ditod.pages.image_io import find_images
+from ditod.pages.ocr_runner import available_cores
 
 BATCHES = (1, 4, 8)
 

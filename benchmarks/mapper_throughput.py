@@ -26,7 +26,8 @@ from transformers import AutoTokenizer
 
 from ditod import add_layoutlmv3_config
 from ditod.data.datasets import load_layout_coco_json
-from ditod.data.mapper import LayoutDatasetMapper, read_ocr_json
+from ditod.data.mapper import LayoutDatasetMapper
+from ditod.pages.ocr_json import read_ocr_json
 from layoutlmv3.tokenization import normalize_box, train_bpe_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -17,8 +17,9 @@ from pathlib import Path
 
 from _results import write_result
 
-from ditod.pages.image_io import read_page_image
-from ditod.pages.ocr import available_cores, build_engine, find_images
+from ditod.pages.engines import build_engine
+from ditod.pages.image_io import find_images, read_page_image
+from ditod.pages.ocr_runner import available_cores
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT.parent / "shared" / "data" / "publaynet-samples"

@@ -1,5 +1,5 @@
 """OCR throughput (the default engine) of each workers × threads layout on this machine, in one
-run, and whether the default layout (``ditod.pages.ocr.default_layout``) is the fastest.
+run, and whether the default layout (``ditod.pages.ocr_runner.default_layout``) is the fastest.
 
     python benchmarks/ocr_layouts.py [--images DIR] [--pages 6] [--out results.json]
 
@@ -16,7 +16,8 @@ from pathlib import Path
 
 from _results import load_script, write_result
 
-from ditod.pages.ocr import available_cores, default_layout, find_images, run_ocr
+from ditod.pages.image_io import find_images
+from ditod.pages.ocr_runner import available_cores, default_layout, run_ocr
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT.parent / "shared" / "data" / "publaynet-samples"

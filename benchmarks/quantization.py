@@ -35,7 +35,8 @@ from ditod.data.mapper import LayoutDatasetMapper
 from ditod.deploy.export import export_model
 from ditod.deploy.onnx_predictor import OnnxLayoutPredictor
 from ditod.deploy.predictor import LayoutPredictor
-from ditod.pages.ocr import available_cores, find_images
+from ditod.pages.image_io import find_images
+from ditod.pages.ocr_runner import available_cores
 
 FEWER_PROPOSALS = ["MODEL.RPN.POST_NMS_TOPK_TEST", "300"]
 MATMULS = {"MatMul", "FusedMatMul", "DynamicQuantizeMatMul", "MatMulIntegerToFloat", "Gemm",

@@ -17,7 +17,8 @@ from pathlib import Path
 import ray
 from _results import write_result
 
-from ditod.pages.ocr import available_cores, default_layout, find_images, run_ocr
+from ditod.pages.image_io import find_images
+from ditod.pages.ocr_runner import available_cores, default_layout, run_ocr
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT.parent / "shared" / "data" / "publaynet-samples"

@@ -9,10 +9,11 @@ python benchmarks/run_all.py --tabulate   # only rewrites the tables from the re
 """
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+from ditod.file_io import write_text_atomic
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -83,12 +84,6 @@ def replace_block(text: str, start: str, end: str, rows: str) -> str:
     return f"{before}{start}\n{rows}\n{end}{rest.split(end, 1)[1]}"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def main():
     RESULTS.mkdir(exist_ok=True)
     scripts = sorted(
@@ -101,10 +96,10 @@ def main():
         if subprocess.run([sys.executable, str(script)], cwd=HERE.parent).returncode:
             failed.append(script.name)
     rows = table()
-    write_atomic(RESULTS / "summary.md", rows + "\n")
+    write_text_atomic(RESULTS / "summary.md", rows + "\n")
     readme = replace_block(README.read_text(encoding="utf-8"), START, END, rows)
     readme = replace_block(readme, PRECISION_START, PRECISION_END, precision_table())
-    write_atomic(README, readme)
+    write_text_atomic(README, readme)
     print(rows)
     if failed:
         sys.exit(f"benchmarks failed: {', '.join(failed)}")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from _results import load_script, write_result
 
-from ditod.pages.ocr import PageJob, available_cores, default_layout, run_ocr_jobs
+from ditod.pages.ocr_runner import PageJob, available_cores, default_layout, run_ocr_jobs
 from ditod.pages.page_inputs import collect_pages
 
 

@@ -29,6 +29,7 @@ from detectron2.utils.events import EventStorage
 from ditod import add_layoutlmv3_config
 from ditod.data.datasets import load_layout_coco_json
 from ditod.data.mapper import LayoutDatasetMapper
+from ditod.file_io import atomic_path
 from layoutlmv3.tokenization import train_bpe_tokenizer
 
 TINY = ROOT / "configs" / "demo" / "cascade_layoutlmv3_tiny_synthetic.yaml"
@@ -138,9 +139,8 @@ def plot(curve: dict, device: str, path: Path) -> None:
     axes.set(xlabel="text tokens", ylabel="peak memory (MB)",
              title=f"one base-size training step, 512×384 page ({device})")  # fmt: skip
     axes.grid(alpha=0.3)
-    tmp = path.with_name(f".{path.name}.tmp")
-    figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
 
 
 def main():

@@ -12,11 +12,12 @@ points) and a polygon segmentation. An unknown label is an error naming the file
 import argparse
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
 from tqdm import tqdm
+
+from ditod.file_io import write_json_atomic
 
 CDLA_CLASSES = ("Text", "Title", "Figure", "Figure caption", "Table", "Table caption", "Header",
                 "Footer", "Reference", "Equation")  # fmt: skip
@@ -88,9 +89,7 @@ def main(argv=None) -> int:
             logger.error("error: %s", error)
             return 1
         target = out / f"{split}.json"
-        tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_text(json.dumps(coco, ensure_ascii=False))
-        os.replace(tmp, target)
+        write_json_atomic(target, coco)
         logger.info(
             "%s: %d images, %d boxes", target, len(coco["images"]), len(coco["annotations"])
         )

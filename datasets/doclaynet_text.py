@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ditod.pages.ocr import write_json_atomic
+from ditod.file_io import write_json_atomic
 
 logger = logging.getLogger("doclaynet_text")
 

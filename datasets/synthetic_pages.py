@@ -17,12 +17,13 @@ ships it); Chinese needs a CJK font (``apt-get install fonts-wqy-microhei``, or 
 
 import argparse
 import json
-import os
 import random
 import sys
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
+
+from ditod.file_io import atomic_path, write_json_atomic
 
 CDLA_CLASSES = ("Text", "Title", "Figure", "Figure caption", "Table", "Table caption", "Header",
                 "Footer", "Reference", "Equation")  # fmt: skip
@@ -239,16 +240,11 @@ def write_pdf(page: PageWriter, path: Path) -> None:
         pdfium_c.FPDFPageObj_Transform(text_object, 1, 0, 0, 1, x, height - baseline)
         pdfium_c.FPDFPage_InsertObject(pdf_page, text_object)
     pdf_page.gen_content()
-    tmp = path.with_name(f".{path.name}.tmp")
-    document.save(str(tmp))
-    document.close()
-    os.replace(tmp, path)
-
-
-def _write_json(path: Path, data) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False))
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path) as tmp:
+            document.save(str(tmp))
+    finally:
+        document.close()
 
 
 def generate(out, pages=40, classes="cdla", language="en", columns=(1, 2), seed=0,
@@ -274,7 +270,7 @@ def generate(out, pages=40, classes="cdla", language="en", columns=(1, 2), seed=
         if pdf:
             (out / "pdf").mkdir(exist_ok=True)
             write_pdf(page, out / "pdf" / f"{name}.pdf")
-        _write_json(out / "OCR" / f"{name}.json", {"bbox": page.ocr_boxes,
+        write_json_atomic(out / "OCR" / f"{name}.json", {"bbox": page.ocr_boxes,
                     "words": page.ocr_words, "W": PAGE_SIZE[0], "H": PAGE_SIZE[1]})  # fmt: skip
         split = splits["val" if index >= pages - num_val else "train"]
         image_id = index + 1
@@ -288,7 +284,7 @@ def generate(out, pages=40, classes="cdla", language="en", columns=(1, 2), seed=
     paths = {}
     for split, data in splits.items():
         paths[split] = out / f"{split}.json"
-        _write_json(paths[split], {**data, "categories": categories})
+        write_json_atomic(paths[split], {**data, "categories": categories})
     return paths
 
 

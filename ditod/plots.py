@@ -3,13 +3,14 @@ lines, plus the evaluation lines ``tools/train_net.py --eval-only`` appends)."""
 
 import json
 import math
-import os
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+
+from .file_io import atomic_path
 
 __all__ = ["read_metrics", "save_figure", "write_plots"]
 
@@ -40,10 +41,11 @@ def _ap_key(record_key: str, metric: str) -> bool:
 
 def save_figure(figure, path: Path) -> Path:
     """Write ``figure`` as a PNG to ``path`` (atomically) and close it."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-    plt.close(figure)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path) as tmp:
+            figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    finally:
+        plt.close(figure)
     return path
 
 

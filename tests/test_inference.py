@@ -18,7 +18,7 @@ from pycocotools.coco import COCO
 from ditod import LayoutCheckpointer, add_layoutlmv3_config
 from ditod.deploy.inference import run_inference
 from ditod.deploy.predictor import LayoutPredictor
-from ditod.pages import ocr as ocr_module
+from ditod.pages.engines import ENGINES
 from ditod.pages.page_inputs import collect_pages
 from ditod.plots import write_plots
 
@@ -147,7 +147,7 @@ class FakeEngine:
 
 
 def test_text_model_ocrs_pages_on_the_fly(text_model, pages, tmp_path, monkeypatch):
-    monkeypatch.setitem(ocr_module.ENGINES, "fake", FakeEngine)
+    monkeypatch.setitem(ENGINES, "fake", FakeEngine)
     weights, tokenizer = text_model
     predictor = LayoutPredictor(tiny_cfg(tokenizer, weights))
     assert predictor.class_names == CLASSES and predictor.uses_text

@@ -13,7 +13,7 @@ import pytest
 from conftest import import_script
 from PIL import Image
 
-from ditod.pages.ocr import is_valid_ocr_json
+from ditod.pages.ocr_json import is_valid_ocr_json
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = ROOT / "tools" / "ocr_pages.py"

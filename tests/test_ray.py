@@ -20,7 +20,8 @@ from test_inference import CLASSES, tiny_cfg
 from ditod import LayoutCheckpointer
 from ditod.deploy.inference import run_inference, run_inference_on_ray
 from ditod.deploy.predictor import LayoutPredictor
-from ditod.pages.ocr import PageJob, find_images, run_ocr, run_ocr_jobs
+from ditod.pages.image_io import find_images
+from ditod.pages.ocr_runner import PageJob, run_ocr, run_ocr_jobs
 from ditod.pages.page_inputs import collect_pages
 
 TESTS = Path(__file__).resolve().parent

@@ -29,7 +29,9 @@ from PIL import Image
 from ditod import LayoutCheckpointer, add_layoutlmv3_config
 from ditod.data.datasets import register_layout_dataset
 from ditod.data.mapper import LayoutDatasetMapper
-from ditod.pages import ocr as ocr_module
+from ditod.pages import ocr_runner
+from ditod.pages.engines import ENGINES
+from ditod.pages.ocr_json import is_valid_ocr_json
 from layoutlmv3 import IncompatibleWeights
 from layoutlmv3.loading import UnsafeCheckpoint
 
@@ -384,7 +386,7 @@ def test_21_kill_9_of_the_ocr_step_then_rerun_redoes_only_what_is_missing(tmp_pa
     process.wait()
     done = sorted(out.glob("*.json"))
     assert 1 <= len(done) < 4
-    assert all(ocr_module.is_valid_ocr_json(p) for p in done)  # no half-written JSON
+    assert all(is_valid_ocr_json(p) for p in done)  # no half-written JSON
     assert not list(out.glob(".*.tmp"))
     stamps = {p.name: p.stat().st_mtime_ns for p in done}
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
@@ -449,8 +451,8 @@ def test_23_disk_full_while_writing_a_checkpoint_or_ocr_json(tmp_path, bpe_folde
         def __call__(self, image):
             return []
 
-    monkeypatch.setitem(ocr_module.ENGINES, "fake", Engine)
-    monkeypatch.setattr(ocr_module, "is_valid_ocr_json", lambda path, first_tokens=0: False)
+    monkeypatch.setitem(ENGINES, "fake", Engine)
+    monkeypatch.setattr(ocr_runner, "is_valid_ocr_json", lambda path, first_tokens=0: False)
     write_text = Path.write_text
 
     def partial_then_full(path, text, *args, **kwargs):
@@ -460,7 +462,7 @@ def test_23_disk_full_while_writing_a_checkpoint_or_ocr_json(tmp_path, bpe_folde
         full_disk()
 
     monkeypatch.setattr(Path, "write_text", partial_then_full)  # ... on a full disk
-    summary = ocr_module.run_ocr(
+    summary = ocr_runner.run_ocr(
         [tmp_path / "page.png"], tmp_path, tmp_path / "OCR", "fake", workers=1, page_timeout=None
     )  # the stub engine exists in this process only
     monkeypatch.undo()

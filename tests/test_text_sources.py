@@ -14,9 +14,10 @@ from PIL import Image
 
 from ditod.data.dataset_check import check_dataset
 from ditod.data.mapper import LayoutDatasetMapper
-from ditod.pages import ocr as ocr_module
+from ditod.pages.engines import ENGINES, build_engine
 from ditod.pages.first_tokens import first_words, prefix_widths, word_gaps
-from ditod.pages.ocr import PageJob, default_layout, is_valid_ocr_json, run_ocr_jobs
+from ditod.pages.ocr_json import is_valid_ocr_json
+from ditod.pages.ocr_runner import PageJob, default_layout, ocr_page, run_ocr_jobs
 from ditod.pages.page_inputs import collect_pages
 from ditod.pages.pdf_text import TEXT_LAYER_ENGINE, PdfTextLayer
 from layoutlmv3.tokenization import FirstTokensMismatch, OCRPageTokenizer
@@ -119,7 +120,7 @@ def test_pages_without_a_usable_text_layer_are_ocrd_and_counted(born_digital, tm
 
 
 def test_ocr_cli_takes_pdf_text_and_ocrs_images(born_digital, tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(ocr_module.ENGINES, "one-line", OneLineEngine)
+    monkeypatch.setitem(ENGINES, "one-line", OneLineEngine)
     docs = tmp_path / "docs"
     docs.mkdir()
     shutil.copy(born_digital / "pdf" / "en_00000.pdf", docs / "paper.pdf")
@@ -183,9 +184,9 @@ def test_first_token_ocr_reads_the_same_first_tokens_and_is_refused_for_more(
     born_digital, tmp_path, bpe_folder
 ):
     image = born_digital / "images" / "en_00000.png"
-    full = ocr_module.ocr_page(ocr_module.build_engine("rapidocr", threads=2), image)
-    engine = ocr_module.build_engine("rapidocr", threads=2, first_tokens=3)
-    start = ocr_module.ocr_page(engine, image)
+    full = ocr_page(build_engine("rapidocr", threads=2), image)
+    engine = build_engine("rapidocr", threads=2, first_tokens=3)
+    start = ocr_page(engine, image)
     assert start["engine"]["first_tokens"] == 3
     # lines by their (full-line) box: the same first 3 words on >= 95% of all lines found
     lines = {tuple(box): text for box, text in zip(full["bbox"], full["words"])}

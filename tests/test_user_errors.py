@@ -11,7 +11,7 @@ import pytest
 from ocr_test_engines import OneLineEngine
 from PIL import Image
 
-from ditod.pages.ocr import run_ocr
+from ditod.pages.ocr_runner import run_ocr
 from ditod.pages.page_inputs import collect_pages
 
 ROOT = Path(__file__).resolve().parents[1]

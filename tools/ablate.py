@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ditod.cli import add_debug_flag, run_tool
 from ditod.engine.ablation import final_ap, read_variants, summarize, write_report
-from ditod.pages.ocr import write_text_atomic
+from ditod.file_io import write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS_FILE = "ablate_settings.json"

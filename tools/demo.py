@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from ditod.engine.page_match import match_predictions
-from ditod.pages.ocr import write_json_atomic
+from ditod.file_io import write_json_atomic
 from ditod.plots import read_metrics
 from layoutlmv3.tokenization import train_bpe_tokenizer
 

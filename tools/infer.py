@@ -34,13 +34,8 @@ from ditod.deploy.inference import PageOutputs, run_inference, run_inference_on_
 from ditod.deploy.onnx_predictor import OnnxLayoutPredictor, read_exported_config
 from ditod.deploy.predictor import LayoutPredictor
 from ditod.modeling.precision import PRECISIONS
-from ditod.pages.ocr import (
-    ENGINES,
-    PAGE_TIMEOUT,
-    EngineUnavailable,
-    default_layout,
-    write_failure_list,
-)
+from ditod.pages.engines import ENGINES, EngineUnavailable
+from ditod.pages.ocr_runner import PAGE_TIMEOUT, default_layout, write_failure_list
 from ditod.pages.page_inputs import collect_pages
 
 BACKENDS = ("pytorch", "onnxruntime")

@@ -24,10 +24,9 @@ import ditod  # noqa: F401  (its shims must apply before detectron2 is imported)
 
 # isort: split
 from ditod.cli import add_debug_flag, run_tool
-from ditod.pages.ocr import (
-    ENGINES,
+from ditod.pages.engines import ENGINES, EngineUnavailable
+from ditod.pages.ocr_runner import (
     PAGE_TIMEOUT,
-    EngineUnavailable,
     PageJob,
     default_layout,
     run_ocr_jobs,

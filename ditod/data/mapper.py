@@ -1,7 +1,6 @@
 """Dataset mapper: page image + annotations + OCR text → model inputs (DESIGN §1, §3)."""
 
 import copy
-import json
 import logging
 from collections import OrderedDict
 
@@ -17,26 +16,13 @@ from layoutlmv3.tokenization import FirstTokensMismatch
 
 from ..modeling.backbone import build_layoutlmv3_config
 from ..pages.image_io import read_page_image
+from ..pages.ocr_json import read_ocr_json
 
-__all__ = ["LayoutDatasetMapper", "build_page_tokenizer", "jitter_boxes", "read_ocr_json"]
+__all__ = ["LayoutDatasetMapper", "build_page_tokenizer", "jitter_boxes"]
 
 logger = logging.getLogger(__name__)
 
 MISSING_OCR_POLICIES = ("error", "image_only")
-
-
-def read_ocr_json(path) -> dict:
-    """One page's OCR JSON; a missing, unreadable or malformed file raises naming it."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            page = json.load(f)
-    except FileNotFoundError as error:
-        raise FileNotFoundError(f"{path}: OCR JSON not found") from error
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path}: OCR JSON is not valid JSON ({error})") from error
-    if not isinstance(page, dict) or not {"words", "bbox"} <= page.keys():
-        raise ValueError(f"{path}: OCR JSON needs 'words', 'bbox', 'W' and 'H' keys")
-    return page
 
 
 def build_page_tokenizer(cfg) -> OCRPageTokenizer | None:

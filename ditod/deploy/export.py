@@ -16,6 +16,7 @@ import torch
 from detectron2.modeling.roi_heads import cascade_rcnn
 from torch import nn
 
+from ..file_io import atomic_path
 from ..modeling.precision import quantize_dynamic_int8
 
 __all__ = [
@@ -121,13 +122,9 @@ def _write_onnx(detector: PageDetector, inputs, path: Path, metadata: dict, quan
 
 def _write_torchscript(detector: PageDetector, inputs, path: Path, metadata: dict) -> None:
     traced = torch.jit.trace(detector, inputs, check_trace=False)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        extra = {f"{key}.txt": value for key, value in metadata.items()}
+    extra = {f"{key}.txt": value for key, value in metadata.items()}
+    with atomic_path(path) as tmp:
         torch.jit.save(traced, str(tmp), _extra_files=extra)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def export_model(model: nn.Module, page: dict, path, export_format: str = "onnx", *,

@@ -3,7 +3,6 @@ page a JSON of detections and an overlay PNG, plus COCO files for the whole run.
 
 import json
 import logging
-import os
 import tempfile
 from dataclasses import dataclass, field
 from functools import partial
@@ -14,15 +13,10 @@ from detectron2.structures import Boxes, Instances
 from PIL import Image
 from tqdm import tqdm
 
-from ..data.mapper import read_ocr_json
+from ..file_io import atomic_path, write_json_atomic, write_text_atomic
 from ..pages.image_io import read_page_image
-from ..pages.ocr import (
-    PAGE_TIMEOUT,
-    PageJob,
-    run_ocr_jobs,
-    write_json_atomic,
-    write_text_atomic,
-)
+from ..pages.ocr_json import read_ocr_json
+from ..pages.ocr_runner import PAGE_TIMEOUT, PageJob, run_ocr_jobs
 from ..pages.page_inputs import PageInput
 from .predictor import LayoutPredictor
 from .regions import merge_captions, page_markdown, page_regions
@@ -61,10 +55,8 @@ def page_detections(instances, class_names) -> list[dict]:
 
 
 def _save_png_atomic(image, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    Image.fromarray(image).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(image).save(tmp, format="PNG")
 
 
 def _ocr_files(needs_text: bool, pages, out_dir: Path, ocr_root, engine: str, workers,

@@ -4,12 +4,12 @@ their final AP — per class and mAP, mean ± std over seeds — as JSON, Markdo
 import copy
 import json
 import math
-import os
 import statistics
 from pathlib import Path
 
 import yaml
 
+from ..file_io import write_json_atomic, write_text_atomic
 from ..plots import read_metrics, save_figure
 
 __all__ = [
@@ -174,13 +174,7 @@ def write_report(summary: dict, out_dir, title: str = "Ablation") -> list[Path]:
     (:func:`report_figure`) into ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    markdown = out_dir / "ablation.md"
-    tmp = markdown.with_name(f".{markdown.name}.{os.getpid()}.tmp")
-    tmp.write_text(report_markdown(summary, title), encoding="utf-8")
-    os.replace(tmp, markdown)
-
-    data = out_dir / "ablation.json"
-    tmp = data.with_name(f".{data.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    os.replace(tmp, data)
+    markdown, data = out_dir / "ablation.md", out_dir / "ablation.json"
+    write_text_atomic(markdown, report_markdown(summary, title))
+    write_json_atomic(data, summary, indent=2)
     return [data, markdown, save_figure(report_figure(summary, title), out_dir / "ablation.png")]

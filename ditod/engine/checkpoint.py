@@ -3,7 +3,6 @@ folders, ``.bin``, ``.safetensors``), unilm's detectors, class sets by name, wei
 loading, atomic saves."""
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from layoutlmv3.loading import (
 )
 
 from ..data.class_sets import ClassSetMismatch, map_checkpoint_classes, remap_class_rows
+from ..file_io import atomic_path, write_text_atomic
 
 __all__ = ["LayoutCheckpointer"]
 
@@ -55,16 +55,8 @@ def unused_by_config(config) -> tuple[str, ...]:
 
 
 def _atomic_torch_save(data, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(data, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path, fsync=True) as tmp:
+        torch.save(data, tmp)
 
 
 def _class_count_hint(mismatched) -> str:
@@ -259,6 +251,4 @@ class LayoutCheckpointer(DetectionCheckpointer):
 
     def tag_last_checkpoint(self, last_filename_basename: str) -> None:
         path = Path(self.save_dir) / "last_checkpoint"
-        tmp = path.with_name(".last_checkpoint.tmp")
-        tmp.write_text(last_filename_basename)
-        os.replace(tmp, path)
+        write_text_atomic(path, last_filename_basename)

@@ -1,14 +1,26 @@
-"""Reading page images the way the detector sees them."""
+"""Page image files: which files are pages, and reading them the way the detector sees them."""
+
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-__all__ = ["degenerate_page", "read_page_image"]
+__all__ = ["IMAGE_SUFFIXES", "degenerate_page", "find_images", "read_page_image"]
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 
 # A page image smaller than this on its shorter side, or longer than this ratio, is no page: OCR
 # of a 600×1 strip ran for minutes and found nothing.
 MIN_PAGE_SIDE = 32
 MAX_PAGE_ASPECT = 20.0
+
+
+def find_images(folder) -> list[Path]:
+    """Page images under ``folder``, recursively, sorted."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: image folder not found")
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def degenerate_page(path) -> str | None:

@@ -2,17 +2,16 @@
 
 import logging
 import math
-import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from .image_io import degenerate_page
-from .ocr import IMAGE_SUFFIXES
+from ..file_io import atomic_path
+from .image_io import IMAGE_SUFFIXES, degenerate_page
+from .pdf_text import pdf_problem
 
-__all__ = ["PageInput", "collect_pages", "pdf_problem", "render_pdf"]
+__all__ = ["PageInput", "collect_pages", "render_pdf"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,21 +35,6 @@ class PageInput:
     source: str
     pdf: Path | None = None
     page_index: int = 0
-
-
-def pdf_problem(pdf: Path) -> str:
-    """Why PDFium refused ``pdf``, read from the file itself: PDFium's own "last error" is
-    process-wide and not reset on success, so after one failure it names the previous file's
-    problem (and a PDF with no pages reads "Success")."""
-    data = pdf.read_bytes()
-    if b"%PDF-" not in data[:1024]:
-        return "not a PDF (no %PDF header)"
-    if b"/Encrypt" in data:
-        return "encrypted (password-protected); decrypt it first, e.g. qpdf --decrypt IN OUT"
-    counts = [int(n) for n in re.findall(rb"/Count\s+(\d+)", data)]
-    if counts and max(counts) == 0 and not re.search(rb"/Type\s*/Page(?![s\w])", data):
-        return "the PDF has no pages"
-    return "damaged: PDFium could not parse it"
 
 
 def _image_size(path: Path):
@@ -88,9 +72,8 @@ def render_pdf(pdf: Path, out_dir: Path, dpi: float) -> list[Path]:
                 continue
             image = page.render(scale=scale).to_pil().convert("RGB")
             page.close()
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            image.save(tmp, format="PNG")
-            os.replace(tmp, path)
+            with atomic_path(path) as tmp:
+                image.save(tmp, format="PNG")
     finally:
         document.close()
     return paths

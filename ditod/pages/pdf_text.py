@@ -10,6 +10,7 @@ import ctypes
 import importlib.metadata
 import logging
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ __all__ = [
     "TEXT_LAYER_ENGINE",
     "PdfTextLayer",
     "TextLayerResult",
+    "pdf_problem",
     "text_layer_engine",
 ]
 
@@ -46,6 +48,21 @@ def text_layer_engine() -> dict:
     except importlib.metadata.PackageNotFoundError:
         version = "unknown"
     return {"name": TEXT_LAYER_ENGINE, "version": f"pypdfium2 {version}"}
+
+
+def pdf_problem(pdf: Path) -> str:
+    """Why PDFium refused ``pdf``, read from the file itself: PDFium's own "last error" is
+    process-wide and not reset on success, so after one failure it names the previous file's
+    problem (and a PDF with no pages reads "Success")."""
+    data = pdf.read_bytes()
+    if b"%PDF-" not in data[:1024]:
+        return "not a PDF (no %PDF header)"
+    if b"/Encrypt" in data:
+        return "encrypted (password-protected); decrypt it first, e.g. qpdf --decrypt IN OUT"
+    counts = [int(n) for n in re.findall(rb"/Count\s+(\d+)", data)]
+    if counts and max(counts) == 0 and not re.search(rb"/Type\s*/Page(?![s\w])", data):
+        return "the PDF has no pages"
+    return "damaged: PDFium could not parse it"
 
 
 @dataclass
@@ -150,8 +167,6 @@ class PdfTextLayer:
 
     def __init__(self, pdf):
         import pypdfium2
-
-        from .page_inputs import pdf_problem
 
         self.path = Path(pdf)
         try:

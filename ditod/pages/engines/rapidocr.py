@@ -1,0 +1,99 @@
+"""RapidOCR: PP-OCR models in ONNX, shipped in the wheel (offline); the default engine."""
+
+import logging
+from types import SimpleNamespace
+
+import numpy as np
+
+from ..first_tokens import first_words, prefix_widths
+from .base import EngineUnavailable, package_version, register_engine, text_line
+
+__all__ = ["RapidOCREngine"]
+
+# Narrowest recogniser input (pixels at its 48-pixel height) in first-token mode, for line
+# starts and for lines recognised whole (measured on PubLayNet: benchmarks/ocr_first_tokens.py).
+PREFIX_MIN_WIDTH = 64
+LINE_MIN_WIDTH = 192
+_NO_TEXT = SimpleNamespace(txts=(), scores=())
+
+
+@register_engine
+class RapidOCREngine:
+    """RapidOCR's detection, angle classification and recognition.
+
+    Args:
+        first_tokens: k > 0 recognises only the start of each line, enough for its first k
+            tokens (see :mod:`..first_tokens`); its lines' text is then their first k words.
+        threads: onnxruntime intra-op threads of each model (-1: onnxruntime's default).
+    """
+
+    name = "rapidocr"
+    supports_first_tokens = True
+
+    def __init__(self, use_angle_cls: bool = True, threads: int = -1, first_tokens: int = 0, **_):
+        try:
+            from rapidocr import RapidOCR
+        except ImportError as error:
+            raise EngineUnavailable(
+                "rapidocr is not installed: pip install 'layoutlmv3-ditod[ocr]' "
+                "(rapidocr + onnxruntime)"
+            ) from error
+        if first_tokens < 0:
+            raise ValueError(f"first_tokens must be >= 0 (0: whole lines), got {first_tokens}")
+        logging.getLogger("RapidOCR").setLevel(logging.WARNING)
+        params = {"EngineConfig.onnxruntime.intra_op_num_threads": threads} if threads > 0 else None
+        self.engine = RapidOCR(params=params)
+        self.use_angle_cls = use_angle_cls
+        self.first_tokens = first_tokens
+        self.version = package_version("rapidocr")
+
+    def __call__(self, image: np.ndarray) -> list:
+        if self.first_tokens:
+            return self._line_starts(image)
+        result = self.engine(image, use_cls=self.use_angle_cls)
+        if result.boxes is None or result.txts is None:
+            return []
+        return [text_line(p, t, s) for p, t, s in zip(result.boxes, result.txts, result.scores)]
+
+    def _line_starts(self, image: np.ndarray) -> list:
+        """RapidOCR's detection, angle classification and recognition steps, with each line
+        recognised only up to a little past its (k+1)-th word."""
+        from rapidocr.main import RapidOCRError
+        from rapidocr.utils.process_img import map_boxes_to_original
+
+        ocr, k = self.engine, self.first_tokens
+        resized, record = ocr.preprocess_img(image)
+        try:
+            crops, detected = ocr.detect_and_crop(resized, record)
+            if self.use_angle_cls:
+                crops, _ = ocr.cls_and_rotate(crops)
+        except RapidOCRError:
+            return []
+        texts, scores = [None] * len(crops), [0.0] * len(crops)
+        widths = [prefix_widths(crop, k) for crop in crops]
+        for attempt in range(max(map(len, widths), default=0)):
+            lines = [i for i, text in enumerate(texts) if text is None and attempt < len(widths[i])]
+            prefixes = [crops[i][:, : widths[i][attempt]] for i in lines]
+            starts = self._recognize(prefixes, PREFIX_MIN_WIDTH)
+            for i, text, score in zip(lines, starts.txts, starts.scores):
+                texts[i], scores[i] = first_words(text, k), score
+        whole = [i for i, text in enumerate(texts) if text is None]
+        if whole:
+            lines = self._recognize([crops[i] for i in whole], LINE_MIN_WIDTH)
+            for i, text, score in zip(whole, lines.txts, lines.scores):
+                texts[i], scores[i] = text, score
+        boxes = map_boxes_to_original(detected.boxes, record, *image.shape[:2])
+        found = zip(boxes, texts, scores)
+        return [text_line(box, text, score) for box, text, score in found
+                if text.strip() and score >= ocr.text_score]  # fmt: skip
+
+    def _recognize(self, crops: list, min_width: int):
+        """Recognise ``crops`` padded to at least ``min_width`` pixels at the recogniser's
+        height (RapidOCR pads every crop to 320: most of the cost of a short crop)."""
+        recognizer = self.engine._load_rec_model()
+        shape = recognizer.rec_image_shape
+        recognizer.rec_image_shape = [*shape[:2], min_width]
+        try:
+            return self.engine.recognize_txt(crops) if crops else _NO_TEXT
+        finally:
+            recognizer.rec_image_shape = shape
