@@ -80,56 +80,108 @@ def main():
         f"runs_captions_{args.captions}_fusion_{'-'.join(args.fusion_layers)}_"
         f"tokens_{args.tokens_per_segment or 'all'}_iter_{args.iterations}"
     )
-    lines = [w for p in sorted((data / "OCR").glob("*.json"))
-             for w in json.loads(p.read_text(encoding="utf-8"))["words"]]  # fmt: skip
+    lines = [
+        w
+        for p in sorted((data / "OCR").glob("*.json"))
+        for w in json.loads(p.read_text(encoding="utf-8"))["words"]
+    ]
     tokenizer = train_bpe_tokenizer(lines, work / "tokenizer", vocab_size=2000)
-    datasets = [["synthetic_train", str(data / "train.json"), str(data / "images"),
-                 str(data / "OCR")], ["synthetic_val", str(data / "val.json"),
-                 str(data / "images"), str(data / "OCR")]]  # fmt: skip
-    command = [sys.executable, str(ROOT / "tools" / "ablate.py"), "--config-file", str(CONFIG),
-               "--variants", args.variants, "--seeds", *map(str, args.seeds),
-               "--output-dir", str(runs), "--text-only-classes", *TEXT_ONLY,
-               "--title", title,
-               "MODEL.LAYOUTLMV3.TEXT.TOKENIZER", str(tokenizer),
-               "DATASETS.EXTRA", json.dumps(datasets), "SOLVER.MAX_ITER", str(args.iterations),
-               "MODEL.LAYOUTLMV3.FUSION.LAYERS", json.dumps(args.fusion_layers),
-               "MODEL.LAYOUTLMV3.TEXT.TOKENS_PER_SEGMENT", str(args.tokens_per_segment),
-               "SOLVER.CHECKPOINT_PERIOD", str(10 * args.iterations), *args.opts]  # fmt: skip
+    datasets = [
+        ["synthetic_train", str(data / "train.json"), str(data / "images"), str(data / "OCR")],
+        ["synthetic_val", str(data / "val.json"), str(data / "images"), str(data / "OCR")],
+    ]
+    command = [
+        sys.executable,
+        str(ROOT / "tools" / "ablate.py"),
+        "--config-file",
+        str(CONFIG),
+        "--variants",
+        args.variants,
+        "--seeds",
+        *map(str, args.seeds),
+        "--output-dir",
+        str(runs),
+        "--text-only-classes",
+        *TEXT_ONLY,
+        "--title",
+        title,
+        "MODEL.LAYOUTLMV3.TEXT.TOKENIZER",
+        str(tokenizer),
+        "DATASETS.EXTRA",
+        json.dumps(datasets),
+        "SOLVER.MAX_ITER",
+        str(args.iterations),
+        "MODEL.LAYOUTLMV3.FUSION.LAYERS",
+        json.dumps(args.fusion_layers),
+        "MODEL.LAYOUTLMV3.TEXT.TOKENS_PER_SEGMENT",
+        str(args.tokens_per_segment),
+        "SOLVER.CHECKPOINT_PERIOD",
+        str(10 * args.iterations),
+        *args.opts,
+    ]
     if subprocess.run(command, cwd=ROOT).returncode:
         sys.exit("ablation failed")
     # this run's variants × seeds from their own metrics, not the shared ablation.json, which a
     # run side by side (other --seeds or --variants, same --work) may have written last
-    summary = summarize({v: [final_ap(runs / v / f"seed{seed}" / "metrics.json")
-                             for seed in args.seeds]
-                         for v in read_variants(args.variants)}, TEXT_ONLY)  # fmt: skip
+    summary = summarize(
+        {
+            v: [final_ap(runs / v / f"seed{seed}" / "metrics.json") for seed in args.seeds]
+            for v in read_variants(args.variants)
+        },
+        TEXT_ONLY,
+    )
     val = json.loads((data / "val.json").read_text(encoding="utf-8"))
-    merged = {v: [merged_classes_ap(val, runs / v / f"seed{seed}" / "inference" /
-                                    "synthetic_val" / "coco_instances_results.json", TEXT_ONLY)
-                  for seed in args.seeds]
-              for v in summary}  # fmt: skip
+    merged = {
+        v: [
+            merged_classes_ap(
+                val,
+                runs
+                / v
+                / f"seed{seed}"
+                / "inference"
+                / "synthetic_val"
+                / "coco_instances_results.json",
+                TEXT_ONLY,
+            )
+            for seed in args.seeds
+        ]
+        for v in summary
+    }
     result = {
         "benchmark": f"fusion ablation, demo config fusing at {args.fusion_layers}, "
         f"{args.tokens_per_segment or 'all'} tokens per OCR line, {args.pages} pages with "
         f"captions {args.captions}, {args.iterations} iterations, seeds {args.seeds}"
         + (f", overrides {args.opts}" if args.opts else ""),
         "device": "cpu (2 cores)",
-        **{f"text_only_ap_mean_{v}": round(e["stats"]["text_only_ap"]["mean"], 2)
-           for v, e in summary.items()},
+        **{
+            f"text_only_ap_mean_{v}": round(e["stats"]["text_only_ap"]["mean"], 2)
+            for v, e in summary.items()
+        },
         **{f"map_mean_{v}": round(e["stats"]["map"]["mean"], 2) for v, e in summary.items()},
         **verdict(summary),
-        "variants": {v: {"text_only_ap": e["text_only_ap"], "map": e["map"],
-                         "text_only_merged_ap": merged[v], "per_class": e["per_class"]}
-                     for v, e in summary.items()},
+        "variants": {
+            v: {
+                "text_only_ap": e["text_only_ap"],
+                "map": e["map"],
+                "text_only_merged_ap": merged[v],
+                "per_class": e["per_class"],
+            }
+            for v, e in summary.items()
+        },
         "text_only_merged_ap": "the caption classes taken as one: boxes found whatever their "
-                               "label (merged - per-class = lost to confusing the look-alikes)",
-        "targets": {"text_only_ap": "each fused variant >= image_only + 15 (mean over seeds, "
-                    "ranges not overlapping), map not lower"},
-    }  # fmt: skip
+        "label (merged - per-class = lost to confusing the look-alikes)",
+        "targets": {
+            "text_only_ap": "each fused variant >= image_only + 15 (mean over seeds, "
+            "ranges not overlapping), map not lower"
+        },
+    }
     write_result(result, ROOT / args.out)
     table = report_markdown(summary, title)
-    table += ("\n\nThe caption classes per class and taken as one (boxes found whatever their "
-              "label), mean ± std over seeds:\n\n| variant | per class | as one class | "
-              "lost to confusion |\n|---|---|---|---|\n")  # fmt: skip
+    table += (
+        "\n\nThe caption classes per class and taken as one (boxes found whatever their "
+        "label), mean ± std over seeds:\n\n| variant | per class | as one class | "
+        "lost to confusion |\n|---|---|---|---|\n"
+    )
     for v, e in summary.items():
         per_class, one = e["text_only_ap"], merged[v]
         lost = [m - p for m, p in zip(one, per_class, strict=True)]

@@ -23,7 +23,7 @@ import torch
 from _results import write_result
 from transformers import LayoutLMv3Config
 
-from layoutlmv3 import LayoutLMv3Model
+from layoutlmv3 import LayoutLMv3DetectionModel
 from layoutlmv3.modeling import LayoutLMv3SelfAttention
 
 
@@ -61,10 +61,12 @@ def build_model(device):
     # Detection settings (biases off, as unilm). Dropout off so both variants compute the same
     # function and SDPA can take its fused kernels (CPU flash attention has no dropout).
     config = LayoutLMv3Config(
-        has_relative_attention_bias=False, has_spatial_attention_bias=False,
-        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
-    )  # fmt: skip
-    return LayoutLMv3Model(config, detection=True).to(device)
+        has_relative_attention_bias=False,
+        has_spatial_attention_bias=False,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    return LayoutLMv3DetectionModel(config, detection=True).to(device)
 
 
 def run_variant(variant, device, repeats):

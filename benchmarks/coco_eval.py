@@ -34,20 +34,40 @@ def synthetic_coco(num_images: int, num_classes: int, seed: int = 0):
             x, y = rng.uniform(0, 700), rng.uniform(0, 900)
             w, h = rng.uniform(10, 100), rng.uniform(5, 100)
             category = int(rng.integers(1, num_classes + 1))
-            annotations.append({"id": len(annotations) + 1, "image_id": image_id,
-                                "category_id": category, "bbox": [x, y, w, h], "area": w * h,
-                                "iscrowd": 0})  # fmt: skip
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": category,
+                    "bbox": [x, y, w, h],
+                    "area": w * h,
+                    "iscrowd": 0,
+                }
+            )
             if rng.random() < 0.9:
                 jitter = rng.normal(0, 4, 4)
-                detections.append({"image_id": image_id, "category_id": category,
-                                   "bbox": [x + jitter[0], y + jitter[1], max(1, w + jitter[2]),
-                                            max(1, h + jitter[3])],
-                                   "score": float(rng.uniform(0.3, 1))})  # fmt: skip
+                detections.append(
+                    {
+                        "image_id": image_id,
+                        "category_id": category,
+                        "bbox": [
+                            x + jitter[0],
+                            y + jitter[1],
+                            max(1, w + jitter[2]),
+                            max(1, h + jitter[3]),
+                        ],
+                        "score": float(rng.uniform(0.3, 1)),
+                    }
+                )
         for _ in range(rng.integers(5, 15)):
-            detections.append({"image_id": image_id,
-                               "category_id": int(rng.integers(1, num_classes + 1)),
-                               "bbox": [*rng.uniform(0, 700, 2), *rng.uniform(10, 100, 2)],
-                               "score": float(rng.uniform(0, 0.6))})  # fmt: skip
+            detections.append(
+                {
+                    "image_id": image_id,
+                    "category_id": int(rng.integers(1, num_classes + 1)),
+                    "bbox": [*rng.uniform(0, 700, 2), *rng.uniform(10, 100, 2)],
+                    "score": float(rng.uniform(0, 0.6)),
+                }
+            )
     categories = [{"id": i, "name": f"class{i}"} for i in range(1, num_classes + 1)]
     gt = COCO()
     gt.dataset = {"images": images, "annotations": annotations, "categories": categories}

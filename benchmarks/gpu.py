@@ -44,10 +44,12 @@ CONFIGS = {
     "text_gated": (ROOT / "configs" / "publaynet" / "cascade_layoutlmv3_text_gated.yaml", []),
 }
 SMOKE_CONFIGS = {
-    "image_only": (ROOT / "configs" / "tiny" / "cascade_layoutlmv3_tiny.yaml",
-                   ["MODEL.LAYOUTLMV3.IMAGE_ONLY", True, "MODEL.LAYOUTLMV3.FUSION.TYPE", ""]),
+    "image_only": (
+        ROOT / "configs" / "tiny" / "cascade_layoutlmv3_tiny.yaml",
+        ["MODEL.LAYOUTLMV3.IMAGE_ONLY", True, "MODEL.LAYOUTLMV3.FUSION.TYPE", ""],
+    ),
     "text_gated": (ROOT / "configs" / "tiny" / "cascade_layoutlmv3_tiny.yaml", []),
-}  # fmt: skip
+}
 HEIGHT, WIDTH, TOKENS = 800, 608, (150, 450)
 WARMUP_STEPS, TIMED_STEPS = 10, 10
 DEVICE = "cuda"
@@ -107,8 +109,9 @@ def training_step(amp_dtype, checkpointing: bool, warmup: int, steps: int) -> di
     generator = torch.Generator().manual_seed(0)
     batch = [page(True, True, generator) for _ in range(2)]
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    step = LayoutTrainStep(model, itertools.repeat(batch), optimizer, amp_dtype=amp_dtype,
-                           clip_norm=1.0)  # fmt: skip
+    step = LayoutTrainStep(
+        model, itertools.repeat(batch), optimizer, amp_dtype=amp_dtype, clip_norm=1.0
+    )
     times, skipped = [], 0
     with EventStorage(0) as storage:
         for i in range(warmup + steps):
@@ -123,8 +126,12 @@ def training_step(amp_dtype, checkpointing: bool, warmup: int, steps: int) -> di
                 skipped += bool(scale and step.grad_scaler.get_scale() < scale)
     peak = torch.cuda.max_memory_allocated() / 2**20 if DEVICE == "cuda" else None
     del model, optimizer, step
-    return {"s_per_step": statistics.median(times), "peak_mb": peak,
-            "timed_steps": steps, "scaler_skipped_steps": skipped}  # fmt: skip
+    return {
+        "s_per_step": statistics.median(times),
+        "peak_mb": peak,
+        "timed_steps": steps,
+        "scaler_skipped_steps": skipped,
+    }
 
 
 def inference_throughput(kind: str, batch_size: int, amp_dtype, batches: int = 5) -> float:
@@ -136,8 +143,10 @@ def inference_throughput(kind: str, batch_size: int, amp_dtype, batches: int = 5
     generator = torch.Generator().manual_seed(0)
     batch = [page(kind != "image_only", False, generator) for _ in range(batch_size)]
     times = []
-    with torch.inference_mode(), torch.autocast(DEVICE, dtype=amp_dtype or torch.float32,
-                                                enabled=amp_dtype is not None):  # fmt: skip
+    with (
+        torch.inference_mode(),
+        torch.autocast(DEVICE, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None),
+    ):
         for _ in range(batches + 1):
             sync()
             start = time.perf_counter()
@@ -150,8 +159,9 @@ def inference_throughput(kind: str, batch_size: int, amp_dtype, batches: int = 5
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 16])
-    parser.add_argument("--out", default="benchmarks/results/gpu.json",
-                        help="relative to the current folder")  # fmt: skip
+    parser.add_argument(
+        "--out", default="benchmarks/results/gpu.json", help="relative to the current folder"
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny model on the CPU, no output")
     args = parser.parse_args()
     out = Path(args.out).resolve()  # one folder for both results, wherever a script runs
@@ -178,33 +188,43 @@ def main():
         if args.smoke:
             return
         image_only = [v for k, v in results.items() if k.startswith("infer_image_only")]
-        write_result({
-            "benchmark": "GPU: base detector training step (AMP fp16/bf16, checkpointing "
-            f"off/on) and batched inference at {HEIGHT}×{WIDTH} (image-only, text-fused with "
-            f"{TOKENS[0]}..{TOKENS[1]} tokens per page); backbone attention in "
-            f"{backbone_json.name}",
-            "device": torch.cuda.get_device_name(),
-            "torch": torch.__version__, "cuda": torch.version.cuda,
-            "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
-            "tf32_cudnn": torch.backends.cudnn.allow_tf32,
-            "complete": complete,
-            "best_image_only_pages_per_s": max(image_only, default=None),
-            **results,
-            "targets": {"best_image_only_pages_per_s": ">= 30 (H100; reference 9)"},
-        }, out)  # fmt: skip
+        write_result(
+            {
+                "benchmark": "GPU: base detector training step (AMP fp16/bf16, checkpointing "
+                f"off/on) and batched inference at {HEIGHT}×{WIDTH} (image-only, text-fused with "
+                f"{TOKENS[0]}..{TOKENS[1]} tokens per page); backbone attention in "
+                f"{backbone_json.name}",
+                "device": torch.cuda.get_device_name(),
+                "torch": torch.__version__,
+                "cuda": torch.version.cuda,
+                "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+                "tf32_cudnn": torch.backends.cudnn.allow_tf32,
+                "complete": complete,
+                "best_image_only_pages_per_s": max(image_only, default=None),
+                **results,
+                "targets": {"best_image_only_pages_per_s": ">= 30 (H100; reference 9)"},
+            },
+            out,
+        )
 
     warmup, steps = (1, 1) if args.smoke else (WARMUP_STEPS, TIMED_STEPS)
     for dtype_name, dtype in amp:
         for checkpointing in (False, True):
             key = f"train_{dtype_name}_checkpointing_{'on' if checkpointing else 'off'}"
             record(key, training_step(dtype, checkpointing, warmup, steps))
-    configurations = [(kind, batch_size, dtype_name, dtype) for kind in CONFIGS
-                      for batch_size in ([1, 2] if args.smoke else args.batch_sizes)
-                      for dtype_name, dtype in inference_dtypes]  # fmt: skip
+    configurations = [
+        (kind, batch_size, dtype_name, dtype)
+        for kind in CONFIGS
+        for batch_size in ([1, 2] if args.smoke else args.batch_sizes)
+        for dtype_name, dtype in inference_dtypes
+    ]
     for index, (kind, batch_size, dtype_name, dtype) in enumerate(configurations):
         key = f"infer_{kind}_batch{batch_size}_{dtype_name}_pages_per_s"
-        record(key, inference_throughput(kind, batch_size, dtype),
-               complete=index == len(configurations) - 1)  # fmt: skip
+        record(
+            key,
+            inference_throughput(kind, batch_size, dtype),
+            complete=index == len(configurations) - 1,
+        )
 
 
 if __name__ == "__main__":

@@ -59,8 +59,10 @@ def roberta_sized_tokenizer(ocr_folder: Path, out: Path, vocab_size: int = 50265
     ]
     rng = random.Random(0)
     letters = string.ascii_lowercase
-    filler = [" ".join("".join(rng.choice(letters) for _ in range(rng.randint(3, 12)))
-                       for _ in range(20)) for _ in range(15000)]  # fmt: skip
+    filler = [
+        " ".join("".join(rng.choice(letters) for _ in range(rng.randint(3, 12))) for _ in range(20))
+        for _ in range(15000)
+    ]
     return train_bpe_tokenizer(lines + filler, out, vocab_size=vocab_size, min_frequency=1)
 
 

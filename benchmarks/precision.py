@@ -86,8 +86,10 @@ def demo_results(demo: Path) -> tuple[dict, int]:
     train = demo / "train"
     if not (train / "model_final.pth").is_file():
         raise SystemExit(f"{train}/model_final.pth not found: run `make demo` first")
-    cfg = load_config(str(train / "config.yaml"), ["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS",
-                                                    str(train / "model_final.pth")])  # fmt: skip
+    cfg = load_config(
+        str(train / "config.yaml"),
+        ["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", str(train / "model_final.pth")],
+    )
     data = demo / "data"
     gt = COCO(str(data / "val.json"))
     results, shown = {}, {}

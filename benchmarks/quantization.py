@@ -39,8 +39,14 @@ from ditod.pages.image_io import find_images
 from ditod.pages.ocr_runner import available_cores
 
 FEWER_PROPOSALS = ["MODEL.RPN.POST_NMS_TOPK_TEST", "300"]
-MATMULS = {"MatMul", "FusedMatMul", "DynamicQuantizeMatMul", "MatMulIntegerToFloat", "Gemm",
-           "FusedGemm"}  # fmt: skip
+MATMULS = {
+    "MatMul",
+    "FusedMatMul",
+    "DynamicQuantizeMatMul",
+    "MatMulIntegerToFloat",
+    "Gemm",
+    "FusedGemm",
+}
 CONVOLUTIONS = {"Conv", "FusedConv", "ConvTranspose", "ConvInteger"}
 
 
@@ -87,8 +93,11 @@ def onnx_seconds_by_op_group(path: Path, page: dict) -> dict:
         session.run(None, feeds)
     events = json.loads(Path(session.end_profiling()).read_text())
     last_run = [e for e in events if e.get("name") == "model_run"][-1]["ts"]
-    kernels = [e for e in events if e.get("cat") == "Node" and e["ts"] >= last_run
-               and e["name"].endswith("_kernel_time")]  # fmt: skip
+    kernels = [
+        e
+        for e in events
+        if e.get("cat") == "Node" and e["ts"] >= last_run and e["name"].endswith("_kernel_time")
+    ]
     seconds = collections.Counter()
     for event in kernels:
         args = event["args"]
@@ -110,15 +119,27 @@ def predictors(cfg, sample: dict, folder: Path, class_names=()) -> dict:
     """The four variants (and int8 with fewer proposals) of the model ``cfg`` loads."""
     cfg = with_test_keys(cfg, PRECISION="fp32")
     pytorch = LayoutPredictor(cfg)
-    onnx_fp32 = export_model(pytorch.model, sample, folder / "fp32.onnx", config=cfg.dump(),
-                             class_names=class_names)  # fmt: skip
-    onnx_int8 = export_model(pytorch.model, sample, folder / "int8.onnx", config=cfg.dump(),
-                             class_names=class_names, quantize="int8")  # fmt: skip
+    onnx_fp32 = export_model(
+        pytorch.model, sample, folder / "fp32.onnx", config=cfg.dump(), class_names=class_names
+    )
+    onnx_int8 = export_model(
+        pytorch.model,
+        sample,
+        folder / "int8.onnx",
+        config=cfg.dump(),
+        class_names=class_names,
+        quantize="int8",
+    )
     fewer = cfg.clone()
     merge_options(fewer, FEWER_PROPOSALS)
-    onnx_fewer = export_model(pytorch.model, sample, folder / "int8_300.onnx",
-                              config=fewer.dump(), class_names=class_names,
-                              quantize="int8")  # fmt: skip
+    onnx_fewer = export_model(
+        pytorch.model,
+        sample,
+        folder / "int8_300.onnx",
+        config=fewer.dump(),
+        class_names=class_names,
+        quantize="int8",
+    )
     return {
         "pytorch_fp32": pytorch,
         "pytorch_int8": LayoutPredictor(with_test_keys(cfg, PRECISION="int8")),
@@ -154,8 +175,10 @@ def base_speeds(config: str, num_pages: int, rounds: int) -> tuple[dict, str]:
         speeds = pages_per_second(variants, inputs, rounds)
         print(f"base pages/s: {speeds}", flush=True)
         del variants
-        profile = {name: onnx_seconds_by_op_group(scratch / f"{name}.onnx", inputs[0])
-                   for name in ("fp32", "int8")}  # fmt: skip
+        profile = {
+            name: onnx_seconds_by_op_group(scratch / f"{name}.onnx", inputs[0])
+            for name in ("fp32", "int8")
+        }
         print(f"base seconds by op group: {profile}", flush=True)
     height, width = inputs[0]["image"].shape[1:]
     return speeds, profile, f"{len(inputs)} synthetic pages at {width}x{height}, {rounds} rounds"
@@ -165,8 +188,9 @@ def page_detections(predictor, gt: COCO, images: Path, ocr: Path) -> dict:
     """image id → the ``Instances`` ``predictor`` finds on that page of the COCO ``gt``."""
     found = {}
     for image in gt.loadImgs(gt.getImgIds()):
-        page = predictor.map_page(images / image["file_name"],
-                                  ocr / Path(image["file_name"]).with_suffix(".json"))  # fmt: skip
+        page = predictor.map_page(
+            images / image["file_name"], ocr / Path(image["file_name"]).with_suffix(".json")
+        )
         (found[image["id"]],) = predictor([page])
     return found
 
@@ -178,9 +202,14 @@ def ap_of(detections: dict, gt: COCO, class_names) -> float:
     for image_id, found in detections.items():
         boxes, scores = found.pred_boxes.tensor.tolist(), found.scores.tolist()
         for (x0, y0, x1, y1), c, s in zip(boxes, found.pred_classes.tolist(), scores):
-            results.append({"image_id": image_id, "score": s,
-                            "category_id": ids[class_names[c]],
-                            "bbox": [x0, y0, x1 - x0, y1 - y0]})  # fmt: skip
+            results.append(
+                {
+                    "image_id": image_id,
+                    "score": s,
+                    "category_id": ids[class_names[c]],
+                    "bbox": [x0, y0, x1 - x0, y1 - y0],
+                }
+            )
     evaluation = COCOeval_faster(gt, gt.loadRes(results), "bbox", print_function=lambda *a: None)
     evaluation.evaluate()
     evaluation.accumulate()
@@ -199,14 +228,17 @@ def demo_results(demo: Path) -> dict:
     train = demo / "train"
     if not (train / "model_final.pth").is_file():
         raise SystemExit(f"{train}/model_final.pth not found: run `make demo` first")
-    cfg = load_config(str(train / "config.yaml"), ["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS",
-                                                    str(train / "model_final.pth")])  # fmt: skip
+    cfg = load_config(
+        str(train / "config.yaml"),
+        ["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", str(train / "model_final.pth")],
+    )
     data = demo / "data"
     with tempfile.TemporaryDirectory() as scratch:
         first = json.loads((data / "val.json").read_text())["images"][0]["file_name"]
         reference = LayoutPredictor(cfg)
-        sample = reference.map_page(data / "images" / first,
-                                    data / "OCR" / Path(first).with_suffix(".json"))  # fmt: skip
+        sample = reference.map_page(
+            data / "images" / first, data / "OCR" / Path(first).with_suffix(".json")
+        )
         variants = predictors(cfg, sample, Path(scratch), reference.class_names)
         results = {}
         for name, predictor in variants.items():

@@ -25,8 +25,9 @@ SAMPLES = ROOT.parent / "shared" / "data" / "publaynet-samples"
 
 
 def tree(folder: Path) -> dict:
-    return {p.relative_to(folder).as_posix(): p.read_bytes()
-            for p in sorted(folder.rglob("*.json"))}  # fmt: skip
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*.json"))
+    }
 
 
 def main():

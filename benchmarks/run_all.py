@@ -36,8 +36,10 @@ def device(result: dict) -> str:
     if not machine:
         return str(result.get("device"))
     flags = " ".join(machine["cpu_flags"])
-    return (f"{result.get('device')}; {machine['cpu']} ({machine['cpu_capability']}: {flags}), "
-            f"load {machine['load_average'][0]}")  # fmt: skip
+    return (
+        f"{result.get('device')}; {machine['cpu']} ({machine['cpu_capability']}: {flags}), "
+        f"load {machine['load_average'][0]}"
+    )
 
 
 def table() -> str:
@@ -47,12 +49,14 @@ def table() -> str:
     for path in sorted(RESULTS.glob("*.json")):
         result = json.loads(path.read_text())
         numbers = ", ".join(
-            f"{key} {number(value)}" for key, value in result.items()
+            f"{key} {number(value)}"
+            for key, value in result.items()
             if isinstance(value, int | float) and not isinstance(value, bool)
-        )  # fmt: skip
+        )
         wanted = ", ".join(f"{k} {v}" for k, v in result.get("targets", {}).items())
-        rows.append(f"| {result.get('benchmark', path.stem)} | {device(result)} "
-                    f"| {numbers} | {wanted} |")  # fmt: skip
+        rows.append(
+            f"| {result.get('benchmark', path.stem)} | {device(result)} | {numbers} | {wanted} |"
+        )
     return "\n".join(rows)
 
 
@@ -72,9 +76,11 @@ def precision_table() -> str:
     fp32 = result["s_per_page_base_fp32"]
     for name in ("fp32", "bf16", "bf16_plain_autocast", "int8"):
         seconds = result[f"s_per_page_base_{name}"]
-        rows.append(f"| {name.replace('_', ' ')} | {number(seconds)} | {fp32 / seconds:.2f}x "
-                    f"| {number(result[f'ap_demo_{name}'])} "
-                    f"| {100 * result[f'fp32_boxes_found_{name}']:.1f}% |")  # fmt: skip
+        rows.append(
+            f"| {name.replace('_', ' ')} | {number(seconds)} | {fp32 / seconds:.2f}x "
+            f"| {number(result[f'ap_demo_{name}'])} "
+            f"| {100 * result[f'fp32_boxes_found_{name}']:.1f}% |"
+        )
     return "\n".join(rows)
 
 
@@ -87,9 +93,12 @@ def replace_block(text: str, start: str, end: str, rows: str) -> str:
 def main():
     RESULTS.mkdir(exist_ok=True)
     scripts = sorted(
-        p for p in HERE.glob("*.py") if p.name != Path(__file__).name and not p.name.startswith("_")
+        p
+        for p in HERE.glob("*.py")
+        if p.name != Path(__file__).name
+        and not p.name.startswith("_")
         and ("--all" in sys.argv[1:] or p.name not in LONG)
-    )  # fmt: skip
+    )
     failed = []
     for script in [] if "--tabulate" in sys.argv[1:] else scripts:
         print(f"== {script.name}", flush=True)

@@ -60,8 +60,10 @@ def main():
         assert not failed, failed
 
         def jobs(folder, count):
-            return [PageJob(p.image, root / folder / f"{p.name}.json", p.pdf, p.page_index)
-                    for p in pages[:count]]  # fmt: skip
+            return [
+                PageJob(p.image, root / folder / f"{p.name}.json", p.pdf, p.page_index)
+                for p in pages[:count]
+            ]
 
         pdf_rate, pdf_text = pages_per_second(jobs("layer", len(pages)), root / "layer", True)
         ocr_rate, ocr_text = pages_per_second(jobs("ocr", args.ocr_pages), root / "ocr", False)

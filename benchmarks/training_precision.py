@@ -39,12 +39,29 @@ VARIANTS = {
 
 
 def step_seconds(record: dict, dtype, attention_dropout: float, steps: int) -> float:
-    cfg = load_config(str(ROOT / CONFIG), [
-        "MODEL.DEVICE", "cpu", "MODEL.LAYOUTLMV3.CONFIG", "", "MODEL.LAYOUTLMV3.SIZE", "base",
-        "MODEL.MASK_ON", "False", "MODEL.ROI_HEADS.NUM_CLASSES", "10", "AUG.DETR", "False",
-        "INPUT.MIN_SIZE_TRAIN", "(608,)", "INPUT.MAX_SIZE_TRAIN", "800",
-        "MODEL.LAYOUTLMV3.ATTENTION_DROPOUT", str(attention_dropout),
-    ])  # fmt: skip
+    cfg = load_config(
+        str(ROOT / CONFIG),
+        [
+            "MODEL.DEVICE",
+            "cpu",
+            "MODEL.LAYOUTLMV3.CONFIG",
+            "",
+            "MODEL.LAYOUTLMV3.SIZE",
+            "base",
+            "MODEL.MASK_ON",
+            "False",
+            "MODEL.ROI_HEADS.NUM_CLASSES",
+            "10",
+            "AUG.DETR",
+            "False",
+            "INPUT.MIN_SIZE_TRAIN",
+            "(608,)",
+            "INPUT.MAX_SIZE_TRAIN",
+            "800",
+            "MODEL.LAYOUTLMV3.ATTENTION_DROPOUT",
+            str(attention_dropout),
+        ],
+    )
     torch.manual_seed(0)
     model = build_model(cfg).train()
     batch = [LayoutDatasetMapper(cfg, is_train=True)(record)]

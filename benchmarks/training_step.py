@@ -39,8 +39,9 @@ TOKENS = (0, 100, 300, 510)  # 510 + <s> + </s> = the 512 text positions of Layo
 
 def pages(scratch: Path, count: int = 8):
     """Synthetic pages (exact OCR) and a BPE tokenizer trained on their text."""
-    paths = load_script("datasets/synthetic_pages.py").generate(scratch, pages=count, seed=9,
-                                                               split_val=0)  # fmt: skip
+    paths = load_script("datasets/synthetic_pages.py").generate(
+        scratch, pages=count, seed=9, split_val=0
+    )
     demo = load_script("tools/demo.py")
     tokenizer = train_bpe_tokenizer(demo.ocr_lines(scratch / "OCR"), scratch / "tok", 2000)
     records = load_layout_coco_json(paths["train"], scratch / "images", scratch / "OCR")
@@ -95,10 +96,17 @@ def memory_child(tokens: int, device: str, tokenizer: str, record_file: str) -> 
     """One base-size text-fused training step on a 512×384 page with ``tokens`` text tokens;
     prints the peak memory in MB (CUDA: max allocated; CPU: the process's peak RSS)."""
     record = json.loads(Path(record_file).read_text())
-    cfg = config(BASE, Path(tokenizer), device, **{"INPUT.MIN_SIZE_TRAIN": "(384,)",
-                                                   "INPUT.MAX_SIZE_TRAIN": 512,
-                                                   "MODEL.LAYOUTLMV3.TEXT.MAX_TOKENS": 510,
-                                                   "SOLVER.AMP.ENABLED": False})  # fmt: skip
+    cfg = config(
+        BASE,
+        Path(tokenizer),
+        device,
+        **{
+            "INPUT.MIN_SIZE_TRAIN": "(384,)",
+            "INPUT.MAX_SIZE_TRAIN": 512,
+            "MODEL.LAYOUTLMV3.TEXT.MAX_TOKENS": 510,
+            "SOLVER.AMP.ENABLED": False,
+        },
+    )
     mapped = LayoutDatasetMapper(cfg, is_train=True)(record)
     ids = torch.randint(5, 1000, (tokens,))
     boxes = torch.randint(0, 500, (tokens, 2))
@@ -120,10 +128,23 @@ def memory_curve(records, tokenizer, device, scratch: Path) -> dict:
     curve = {}
     for tokens in TOKENS:
         result = subprocess.run(
-            [sys.executable, __file__, "--memory-child", str(tokens), "--device", device,
-             "--tokenizer", str(tokenizer), "--record", str(record_file)],
-            capture_output=True, text=True, check=True, cwd=ROOT,
-        )  # fmt: skip
+            [
+                sys.executable,
+                __file__,
+                "--memory-child",
+                str(tokens),
+                "--device",
+                device,
+                "--tokenizer",
+                str(tokenizer),
+                "--record",
+                str(record_file),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+        )
         curve[tokens] = json.loads(result.stdout.strip().splitlines()[-1])["peak_mb"]
     return curve
 
@@ -136,8 +157,11 @@ def plot(curve: dict, device: str, path: Path) -> None:
 
     figure, axes = plt.subplots(figsize=(6, 3.5))
     axes.plot(list(curve), list(curve.values()), marker="o")
-    axes.set(xlabel="text tokens", ylabel="peak memory (MB)",
-             title=f"one base-size training step, 512×384 page ({device})")  # fmt: skip
+    axes.set(
+        xlabel="text tokens",
+        ylabel="peak memory (MB)",
+        title=f"one base-size training step, 512×384 page ({device})",
+    )
     axes.grid(alpha=0.3)
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight")

@@ -19,8 +19,18 @@ from tqdm import tqdm
 
 from ditod.file_io import write_json_atomic
 
-CDLA_CLASSES = ("Text", "Title", "Figure", "Figure caption", "Table", "Table caption", "Header",
-                "Footer", "Reference", "Equation")  # fmt: skip
+CDLA_CLASSES = (
+    "Text",
+    "Title",
+    "Figure",
+    "Figure caption",
+    "Table",
+    "Table caption",
+    "Header",
+    "Footer",
+    "Reference",
+    "Equation",
+)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 
 logger = logging.getLogger("cdla_to_coco")
@@ -64,11 +74,17 @@ def convert_split(split_dir: Path) -> dict:
             polygon = shape_polygon(shape, path)
             xs, ys = polygon[0::2], polygon[1::2]
             x, y, w, h = min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)
-            annotations.append({
-                "id": len(annotations) + 1, "image_id": image_id,
-                "category_id": class_ids[label.lower()], "bbox": [x, y, w, h], "area": w * h,
-                "segmentation": [polygon], "iscrowd": 0,
-            })  # fmt: skip
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": class_ids[label.lower()],
+                    "bbox": [x, y, w, h],
+                    "area": w * h,
+                    "segmentation": [polygon],
+                    "iscrowd": 0,
+                }
+            )
     categories = [{"id": i, "name": name} for i, name in enumerate(CDLA_CLASSES, start=1)]
     return {"images": images, "annotations": annotations, "categories": categories}
 

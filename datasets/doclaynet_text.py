@@ -44,22 +44,33 @@ def convert_page(source: Path, size: tuple[int, int] | None = None) -> dict:
     if not (isinstance(width, int | float) and isinstance(height, int | float)):
         raise ValueError(f"{source}: metadata has no coco_width/coco_height")
     if size is not None and tuple(size) != (width, height):
-        raise ValueError(f"{source}: cells are for a {width}x{height} page but the COCO image "
-                         f"is {size[0]}x{size[1]}")  # fmt: skip
+        raise ValueError(
+            f"{source}: cells are for a {width}x{height} page but the COCO image "
+            f"is {size[0]}x{size[1]}"
+        )
     boxes, words = [], []
     for index, cell in enumerate(page["cells"]):
         text = str(cell.get("text", "")).strip()
         box = cell.get("bbox")
         if not text:
             continue
-        if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, int | float)
-                                                                for v in box)):  # fmt: skip
+        if not (
+            isinstance(box, list) and len(box) == 4 and all(isinstance(v, int | float) for v in box)
+        ):
             raise ValueError(f"{source}: cell {index} has no [x, y, w, h] bbox: {box!r}")
         x, y, w, h = box
-        if w < 0 or h < 0 or x < -TOLERANCE or y < -TOLERANCE or \
-                x + w > width + TOLERANCE or y + h > height + TOLERANCE:  # fmt: skip
-            raise ValueError(f"{source}: cell {index} box {box} is not [x, y, w, h] inside the "
-                             f"{width}x{height} page")  # fmt: skip
+        if (
+            w < 0
+            or h < 0
+            or x < -TOLERANCE
+            or y < -TOLERANCE
+            or x + w > width + TOLERANCE
+            or y + h > height + TOLERANCE
+        ):
+            raise ValueError(
+                f"{source}: cell {index} box {box} is not [x, y, w, h] inside the "
+                f"{width}x{height} page"
+            )
         boxes.append([round(float(v), 2) for v in box])
         words.append(text)
     return {"bbox": boxes, "words": words, "W": int(width), "H": int(height), "engine": ENGINE}

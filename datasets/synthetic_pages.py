@@ -25,8 +25,18 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ditod.file_io import atomic_path, write_json_atomic
 
-CDLA_CLASSES = ("Text", "Title", "Figure", "Figure caption", "Table", "Table caption", "Header",
-                "Footer", "Reference", "Equation")  # fmt: skip
+CDLA_CLASSES = (
+    "Text",
+    "Title",
+    "Figure",
+    "Figure caption",
+    "Table",
+    "Table caption",
+    "Header",
+    "Footer",
+    "Reference",
+    "Equation",
+)
 PUBLAYNET_CLASSES = ("text", "title", "list", "table", "figure")
 CJK_FONTS = (
     "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
@@ -154,8 +164,9 @@ class PageWriter:
         caption_height = 0 if apart else CAPTION_HEIGHT
         while y < bottom - 60:
             # apart: the captions figures and tables would carry stand alone instead
-            kind = self.rng.choices(["Text", "Figure", "Table", "Caption", "Equation"],
-                                    [5, 1, 1, 3 if apart else 1, 1])[0]  # fmt: skip
+            kind = self.rng.choices(
+                ["Text", "Figure", "Table", "Caption", "Equation"], [5, 1, 1, 3 if apart else 1, 1]
+            )[0]
             if kind == "Text":
                 lines = self.rng.randint(2, 5)
                 if y + lines * LINE_HEIGHT > bottom:
@@ -204,8 +215,9 @@ class PageWriter:
             self.column(MARGIN + col + gutter, col, y, bottom, counters)
         ref_y = bottom
         ref_y = self.paragraph(MARGIN, ref_y, width, 2, size=9, name="Reference", prefix="[1] ")
-        x0, y0, x1, y1 = self.line(PAGE_SIZE[0] // 2 - 10, PAGE_SIZE[1] - 30,
-                                   str(self.rng.randint(1, 300)), 9)  # fmt: skip
+        x0, y0, x1, y1 = self.line(
+            PAGE_SIZE[0] // 2 - 10, PAGE_SIZE[1] - 30, str(self.rng.randint(1, 300)), 9
+        )
         self.add("Footer", x0, y0, x1, y1)
 
 
@@ -247,8 +259,18 @@ def write_pdf(page: PageWriter, path: Path) -> None:
         document.close()
 
 
-def generate(out, pages=40, classes="cdla", language="en", columns=(1, 2), seed=0,
-             split_val=0.2, font=None, pdf=False, captions="below") -> dict:  # fmt: skip
+def generate(
+    out,
+    pages=40,
+    classes="cdla",
+    language="en",
+    columns=(1, 2),
+    seed=0,
+    split_val=0.2,
+    font=None,
+    pdf=False,
+    captions="below",
+) -> dict:
     """Render ``pages`` pages into ``out`` (with ``pdf``, each also as ``pdf/<name>.pdf``;
     ``captions``: "below" their figure or table, or "apart" from them, see the module's doc);
     returns ``{"train": json_path, "val": json_path}``."""
@@ -270,16 +292,29 @@ def generate(out, pages=40, classes="cdla", language="en", columns=(1, 2), seed=
         if pdf:
             (out / "pdf").mkdir(exist_ok=True)
             write_pdf(page, out / "pdf" / f"{name}.pdf")
-        write_json_atomic(out / "OCR" / f"{name}.json", {"bbox": page.ocr_boxes,
-                    "words": page.ocr_words, "W": PAGE_SIZE[0], "H": PAGE_SIZE[1]})  # fmt: skip
+        write_json_atomic(
+            out / "OCR" / f"{name}.json",
+            {"bbox": page.ocr_boxes, "words": page.ocr_words, "W": PAGE_SIZE[0], "H": PAGE_SIZE[1]},
+        )
         split = splits["val" if index >= pages - num_val else "train"]
         image_id = index + 1
-        split["images"].append({"id": image_id, "file_name": f"{name}.png",
-                                "width": PAGE_SIZE[0], "height": PAGE_SIZE[1]})  # fmt: skip
+        split["images"].append(
+            {
+                "id": image_id,
+                "file_name": f"{name}.png",
+                "width": PAGE_SIZE[0],
+                "height": PAGE_SIZE[1],
+            }
+        )
         for label, box in page.boxes:
-            annotation = {"id": len(split["annotations"]) + 1, "image_id": image_id,
-                          "category_id": ids[label], "bbox": box, "area": box[2] * box[3],
-                          "iscrowd": 0}  # fmt: skip
+            annotation = {
+                "id": len(split["annotations"]) + 1,
+                "image_id": image_id,
+                "category_id": ids[label],
+                "bbox": box,
+                "area": box[2] * box[3],
+                "iscrowd": 0,
+            }
             split["annotations"].append(annotation)
     paths = {}
     for split, data in splits.items():
@@ -307,8 +342,18 @@ def main(argv=None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        paths = generate(args.out, args.pages, args.classes, args.language, tuple(args.columns),
-                         args.seed, args.split_val, args.font, args.pdf, args.captions)  # fmt: skip
+        paths = generate(
+            args.out,
+            args.pages,
+            args.classes,
+            args.language,
+            tuple(args.columns),
+            args.seed,
+            args.split_val,
+            args.font,
+            args.pdf,
+            args.captions,
+        )
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

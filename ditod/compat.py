@@ -3,7 +3,7 @@
 ``import ditod`` installs them once (:func:`install_shims`) as an import hook: each applies when
 the module it concerns is first imported, before anyone uses it, and ``import ditod`` itself
 imports neither torch nor detectron2 (the OCR and page tools stay light). A module already
-imported when the hook is installed is shimmed on the spot (DESIGN §5 step 4):
+imported when the hook is installed is shimmed on the spot:
 
 - ``detectron2._C``: installed without its C++/CUDA extension, detectron2 gets a stub module whose
   version queries answer and whose every compiled op raises :class:`CompiledOpUnavailable` naming

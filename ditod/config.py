@@ -129,9 +129,9 @@ def add_layoutlmv3_config(cfg: CN) -> None:
     _C.MODEL.LAYOUTLMV3.TEXT = CN()
     # Folder of a transformers tokenizer (the hub folder of the pretrained weights).
     _C.MODEL.LAYOUTLMV3.TEXT.TOKENIZER = ""
-    # Keep the first k tokens of each OCR segment (0 = all; the seed's WE-F3 is 3).
+    # Keep the first k tokens of each OCR segment (0 = all; 3 is the CDLA ablation's "WE-F3").
     _C.MODEL.LAYOUTLMV3.TEXT.TOKENS_PER_SEGMENT = 0
-    # Drop a lone leading "▁" piece of a segment (XLM-R tokenizers; the seed's removeStart).
+    # Drop a lone leading "▁" piece of a segment (XLM-R tokenizers).
     _C.MODEL.LAYOUTLMV3.TEXT.DROP_LEADING_SPACE = False
     _C.MODEL.LAYOUTLMV3.TEXT.DROP_UNKNOWN = False
     # Text tokens per page, <s> and </s> not counted (at most 510).
@@ -147,7 +147,7 @@ def add_layoutlmv3_config(cfg: CN) -> None:
     _C.MODEL.LAYOUTLMV3.TEXT.MISSING_OCR = "error"
 
     _C.MODEL.LAYOUTLMV3.FUSION = CN()
-    # "" (none), "add", "gated" (the seed's AF2: g * map + (1 - g) * text), "gated_add"
+    # "" (none), "add", "gated" (g * map + (1 - g) * text), "gated_add"
     # (map + g * text: the image whole, the text gated) or "concat".
     _C.MODEL.LAYOUTLMV3.FUSION.TYPE = ""
     _C.MODEL.LAYOUTLMV3.FUSION.LAYERS = ["layer11"]

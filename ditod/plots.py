@@ -77,8 +77,12 @@ def write_plots(metrics_file, out_dir) -> list[Path]:
     if evaluations:
         figure, axes = plt.subplots(figsize=(7, 4))
         for metric in ("AP", "AP50", "AP75"):
-            points = [(r["iteration"], v) for r in evaluations for k, v in r.items()
-                      if _ap_key(k, metric) and math.isfinite(v)]  # fmt: skip
+            points = [
+                (r["iteration"], v)
+                for r in evaluations
+                for k, v in r.items()
+                if _ap_key(k, metric) and math.isfinite(v)
+            ]
             if points:
                 axes.plot(*zip(*sorted(points)), marker="o", label=f"bbox {metric}")
         axes.set(xlabel="iteration", ylabel="AP (%)", title="evaluation", ylim=(0, 100))
@@ -86,16 +90,22 @@ def write_plots(metrics_file, out_dir) -> list[Path]:
         axes.grid(alpha=0.3)
         written.append(save_figure(figure, out_dir / "ap.png"))
         last = evaluations[-1]
-        per_class = {k.rsplit("/AP-", 1)[1]: v for k, v in last.items()
-                     if "/bbox/AP-" in f"/{k}" and isinstance(v, int | float)}  # fmt: skip
+        per_class = {
+            k.rsplit("/AP-", 1)[1]: v
+            for k, v in last.items()
+            if "/bbox/AP-" in f"/{k}" and isinstance(v, int | float)
+        }
         if per_class:
             names = list(per_class)
             values = [v if math.isfinite(v) else 0.0 for v in per_class.values()]
             figure, axes = plt.subplots(figsize=(max(5, 0.7 * len(names) + 2), 4))
             bars = axes.bar(names, values, color="tab:blue")
             axes.bar_label(bars, fmt="%.1f", fontsize=8)
-            axes.set(ylabel="bbox AP (%)", ylim=(0, 105),
-                     title=f"per-class bbox AP at iteration {last['iteration']}")  # fmt: skip
+            axes.set(
+                ylabel="bbox AP (%)",
+                ylim=(0, 105),
+                title=f"per-class bbox AP at iteration {last['iteration']}",
+            )
             axes.tick_params(axis="x", rotation=30)
             written.append(save_figure(figure, out_dir / "ap_per_class.png"))
     return written

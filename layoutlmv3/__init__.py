@@ -4,7 +4,7 @@ torch + transformers only; no detectron2 import here.
 """
 
 from .loading import IncompatibleWeights, load_state_dict
-from .modeling import LayoutLMv3DetectionModel, LayoutLMv3DetectionOutput, LayoutLMv3Model
+from .modeling import LayoutLMv3DetectionModel, LayoutLMv3DetectionOutput
 from .tokenization import EncodedPage, OCRPageTokenizer, load_tokenizer, normalize_box
 
 __all__ = [
@@ -12,7 +12,6 @@ __all__ = [
     "IncompatibleWeights",
     "LayoutLMv3DetectionModel",
     "LayoutLMv3DetectionOutput",
-    "LayoutLMv3Model",
     "OCRPageTokenizer",
     "load_state_dict",
     "load_tokenizer",

@@ -176,15 +176,18 @@ def match_state_dict(model_state: dict, checkpoint: dict, source: str = "checkpo
 def format_report(source, match: StateMatch, new_by_design=()) -> str:
     """One block: what was loaded from where, what is new by design, and every problem."""
     renamed = f"; {match.renamed} keys renamed from unilm's layout" if match.renamed else ""
-    lines = [f"Loaded {len(match.matched)} tensors from {source} (key prefix '{match.prefix}'"
-             f"{renamed})."]  # fmt: skip
+    lines = [
+        f"Loaded {len(match.matched)} tensors from {source} (key prefix '{match.prefix}'{renamed})."
+    ]
     if match.other:
         lines.append(
             f"Not LayoutLMv3 weights ({len(match.other)} keys outside the prefix, ignored)."
         )
     if new_by_design:
-        lines.append(f"New by design ({len(new_by_design)}, initialised here): "
-                     + summarize_keys(new_by_design))  # fmt: skip
+        lines.append(
+            f"New by design ({len(new_by_design)}, initialised here): "
+            + summarize_keys(new_by_design)
+        )
     if match.missing:
         lines.append(f"Missing in the checkpoint ({len(match.missing)}, left at their init):")
         lines += [f"  {k}" for k in match.missing]
@@ -248,7 +251,7 @@ def _read_config(config, weights_path: Path) -> LayoutLMv3Config:
 
 def load_pretrained(cls, path, config=None, strict: bool = False, **model_kwargs):
     """Build ``cls(config, **model_kwargs)`` and load weights from ``path`` (see
-    ``LayoutLMv3Model.from_pretrained``)."""
+    ``LayoutLMv3DetectionModel.from_pretrained``)."""
     path = Path(path)
     weights = find_weights_file(path) if path.is_dir() else path
     config = _read_config(config, weights)

@@ -30,7 +30,6 @@ from transformers.utils import ModelOutput
 __all__ = [
     "LayoutLMv3DetectionModel",
     "LayoutLMv3DetectionOutput",
-    "LayoutLMv3Model",
     "relative_position_bucket",
 ]
 
@@ -40,7 +39,7 @@ PYRAMID_STRIDES = (4, 8, 16, 32)
 
 @dataclass
 class LayoutLMv3DetectionOutput(ModelOutput):
-    """Output of ``LayoutLMv3Model(detection=True)``.
+    """Output of ``LayoutLMv3DetectionModel``.
 
     Args:
         feature_maps: ``{name: (B, D, H_s, W_s)}`` for each of ``out_features``, in order, at
@@ -304,8 +303,9 @@ class LayoutLMv3Encoder(nn.Module):
         )
         bias = storage[..., :length]
         if self.has_relative_attention_bias:
-            bias += self._bias(self.rel_pos_bias, position_ids, self.rel_pos_bins,
-                               self.max_rel_pos).to(dtype)  # fmt: skip
+            bias += self._bias(
+                self.rel_pos_bias, position_ids, self.rel_pos_bins, self.max_rel_pos
+            ).to(dtype)
         if self.has_spatial_attention_bias:
             args = (self.rel_2d_pos_bins, self.max_rel_2d_pos)
             bias += self._bias(self.rel_pos_x_bias, bbox[..., 0], *args).to(dtype)
@@ -534,8 +534,3 @@ class LayoutLMv3DetectionModel(LayoutLMv3PreTrainedModel):
             if has_text:
                 text_states[name] = tokens[:, :text_length]
         return LayoutLMv3DetectionOutput(feature_maps=feature_maps, text_hidden_states=text_states)
-
-
-# The name existing code imports; new code names LayoutLMv3DetectionModel (transformers has its own
-# LayoutLMv3Model, which takes only 224×224 pages).
-LayoutLMv3Model = LayoutLMv3DetectionModel

@@ -1,4 +1,4 @@
-"""OCR page → LayoutLMv3 text tokens with segment-level boxes (DESIGN §3).
+"""OCR page → LayoutLMv3 text tokens with segment-level boxes.
 
 A page is the OCR JSON the preprocessing step writes: ``{"bbox": [[x, y, w, h], ...],
 "words": [...], "W": width, "H": height}``, one entry per text segment (line). Every token of a
@@ -42,9 +42,13 @@ def train_bpe_tokenizer(texts, folder, vocab_size: int, min_frequency: int = 2) 
     work = folder / "bpe"
     work.mkdir(parents=True, exist_ok=True)
     trainer = ByteLevelBPETokenizer(add_prefix_space=True)
-    trainer.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=min_frequency,
-                                special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
-                                show_progress=False)  # fmt: skip
+    trainer.train_from_iterator(
+        texts,
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+        show_progress=False,
+    )
     trainer.save_model(str(work))
     tokenizer = LayoutLMv3Tokenizer(vocab=str(work / "vocab.json"), merges=str(work / "merges.txt"))
     tokenizer.save_pretrained(folder)
@@ -112,7 +116,8 @@ class OCRPageTokenizer:
         tokenizer: a transformers tokenizer (RoBERTa-BPE ``LayoutLMv3Tokenizer`` for
             layoutlmv3-base, XLM-R sentencepiece for layoutlmv3-base-chinese), or the path of a
             local folder holding one.
-        tokens_per_segment: keep the first k tokens of each segment (0 = all; seed's WE-F3: 3).
+        tokens_per_segment: keep the first k tokens of each segment (0 = all; 3 is the
+            "WE-F3" setting of the LayoutLMv3 CDLA ablation).
         drop_leading_space: drop a lone leading "▁" piece of a segment that has more pieces.
         drop_unknown: drop ``<unk>`` tokens.
         max_tokens: cap on the page's text tokens, ``<s>``/``</s>`` not counted (at most 510).
@@ -193,9 +198,11 @@ class OCRPageTokenizer:
             )
         width, height = page.get("W"), page.get("H")
         if words and not (
-            isinstance(width, int | float) and isinstance(height, int | float)
-            and width > 0 and height > 0
-        ):  # fmt: skip
+            isinstance(width, int | float)
+            and isinstance(height, int | float)
+            and width > 0
+            and height > 0
+        ):
             raise ValueError(f"{source}: page size W={width}, H={height} is not positive")
 
         kept, skipped = [], 0

@@ -78,9 +78,11 @@ def rectangle_coco(tmp_path):
 
 
 CORPUS_EN = [
-    "Figure 3: results of the model", "Table 2: accuracy per class", "Introduction",
+    "Figure 3: results of the model",
+    "Table 2: accuracy per class",
+    "Introduction",
     "text title list table figure line 0 1 2 3 4 5 6 7 8 9",
-] * 20  # fmt: skip
+] * 20
 CORPUS_ZH = ["模型结果图表准确率", "表格图像模型", "Figure results"] * 30
 
 
@@ -97,9 +99,14 @@ def xlmr_folder(tmp_path_factory):
     folder = tmp_path_factory.mktemp("xlmr")
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(CORPUS_ZH), model_writer=model, vocab_size=30,
-        model_type="unigram", character_coverage=1.0, hard_vocab_limit=False, minloglevel=3,
-    )  # fmt: skip
+        sentence_iterator=iter(CORPUS_ZH),
+        model_writer=model,
+        vocab_size=30,
+        model_type="unigram",
+        character_coverage=1.0,
+        hard_vocab_limit=False,
+        minloglevel=3,
+    )
     (folder / "sentencepiece.bpe.model").write_bytes(model.getvalue())
     (folder / "tokenizer_config.json").write_text(
         json.dumps({"tokenizer_class": "XLMRobertaTokenizer"})
@@ -141,16 +148,24 @@ def write_block_pages(root: Path, num_images: int = 20, size=(596, 794), seed: i
                 block[:, ::10] = 30
             else:
                 block[::4, ::4] = 30
-            annotations.append({"id": len(annotations) + 1, "image_id": image_id,
-                                "category_id": category, "bbox": [x, y, w, h], "area": w * h,
-                                "iscrowd": 0})  # fmt: skip
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": category,
+                    "bbox": [x, y, w, h],
+                    "area": w * h,
+                    "iscrowd": 0,
+                }
+            )
         name = f"page_{image_id:03d}.png"
         Image.fromarray(page).save(root / name)
         images.append({"id": image_id, "file_name": name, "width": width, "height": height})
     categories = [{"id": i, "name": n} for i, n in enumerate(PUBLAYNET_CLASSES, start=1)]
     path = root / "pages.json"
-    path.write_text(json.dumps({"images": images, "annotations": annotations,
-                                "categories": categories}))  # fmt: skip
+    path.write_text(
+        json.dumps({"images": images, "annotations": annotations, "categories": categories})
+    )
     return path
 
 

@@ -19,8 +19,9 @@ def detections_of(instances) -> list[tuple]:
 
 def from_prediction_json(page: dict) -> list[tuple]:
     """The detections of one page's prediction JSON (``tools/infer.py``)."""
-    return [(np.asarray(d["bbox"], np.float64), d["category"], d["score"])
-            for d in page["detections"]]  # fmt: skip
+    return [
+        (np.asarray(d["bbox"], np.float64), d["category"], d["score"]) for d in page["detections"]
+    ]
 
 
 def assert_same_detections(got, expected, *, box_atol=1e-2, score_atol=1e-4, cap=None):
@@ -41,8 +42,11 @@ def assert_same_detections(got, expected, *, box_atol=1e-2, score_atol=1e-4, cap
         expected = [d for d in expected if d[2] > cut]
     free = list(range(len(expected)))
     for box, category, score in sorted(got, key=lambda d: -d[2]):
-        candidates = [j for j in free if expected[j][1] == category
-                      and abs(expected[j][2] - score) <= score_atol]  # fmt: skip
+        candidates = [
+            j
+            for j in free
+            if expected[j][1] == category and abs(expected[j][2] - score) <= score_atol
+        ]
         distance = [np.abs(expected[j][0] - box).max() for j in candidates]
         best = int(np.argmin(distance)) if candidates else None
         assert best is not None and distance[best] <= box_atol, (

@@ -19,10 +19,23 @@ ROOT = Path(__file__).resolve().parents[1]
 OURS = (str(ROOT / "ditod") + "/", str(ROOT / "layoutlmv3") + "/")
 TORCH = str(Path(torch.__file__).parent) + "/"
 # torch's plumbing between a call and its aten op: the frame after these is who asked for it.
-PLUMBING = tuple(TORCH + name for name in ("_tensor.py", "_ops.py", "overrides.py",
-                 "functional.py", "nn/functional.py", "nn/modules/module.py",
-                 "utils/_python_dispatch.py", "utils/_device.py", "_refs/", "_prims_common/",
-                 "_dynamo/", "_compile.py"))  # fmt: skip
+PLUMBING = tuple(
+    TORCH + name
+    for name in (
+        "_tensor.py",
+        "_ops.py",
+        "overrides.py",
+        "functional.py",
+        "nn/functional.py",
+        "nn/modules/module.py",
+        "utils/_python_dispatch.py",
+        "utils/_device.py",
+        "_refs/",
+        "_prims_common/",
+        "_dynamo/",
+        "_compile.py",
+    )
+)
 
 aten = torch.ops.aten
 SYNC_OPS = {

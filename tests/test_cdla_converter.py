@@ -19,23 +19,39 @@ def labelme(folder, name, shapes):
 
 
 def run(*args):
-    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)],
-                          capture_output=True, text=True)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True
+    )
 
 
 def test_converts_without_background(tmp_path):
     split = tmp_path / "val"
     split.mkdir()
-    labelme(split, "val_0001", [
-        {"label": "Title", "points": [[10, 10], [190, 10], [190, 40], [10, 40]],
-         "shape_type": "polygon"},
-        {"label": "Figure caption", "points": [[20, 200], [180, 230]], "shape_type": "rectangle"},
-    ])  # fmt: skip
+    labelme(
+        split,
+        "val_0001",
+        [
+            {
+                "label": "Title",
+                "points": [[10, 10], [190, 10], [190, 40], [10, 40]],
+                "shape_type": "polygon",
+            },
+            {
+                "label": "Figure caption",
+                "points": [[20, 200], [180, 230]],
+                "shape_type": "rectangle",
+            },
+        ],
+    )
     result = run("--cdla-root", tmp_path, "--splits", "val")
     assert result.returncode == 0, result.stderr
     coco = json.loads((tmp_path / "val.json").read_text())
-    assert [c["name"] for c in coco["categories"]][:4] == ["Text", "Title", "Figure",
-                                                            "Figure caption"]  # fmt: skip
+    assert [c["name"] for c in coco["categories"]][:4] == [
+        "Text",
+        "Title",
+        "Figure",
+        "Figure caption",
+    ]
     assert all(c["id"] >= 1 and "background" not in c["name"] for c in coco["categories"])
     assert len(coco["categories"]) == 10
     boxes = {a["category_id"]: a["bbox"] for a in coco["annotations"]}

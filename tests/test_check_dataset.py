@@ -23,10 +23,19 @@ def build(tmp_path, categories=None, annotations=None, images=None, ocr=True):
         (tmp_path / "OCR" / "a.json").write_text(json.dumps(page))
     coco = {
         "images": images or [{"id": 1, "file_name": "a.png", "width": 100, "height": 80}],
-        "annotations": annotations or [{"id": 1, "image_id": 1, "category_id": 1,
-                                        "bbox": [1, 1, 10, 10], "area": 100, "iscrowd": 0}],
+        "annotations": annotations
+        or [
+            {
+                "id": 1,
+                "image_id": 1,
+                "category_id": 1,
+                "bbox": [1, 1, 10, 10],
+                "area": 100,
+                "iscrowd": 0,
+            }
+        ],
         "categories": categories or [{"id": 1, "name": "text"}, {"id": 2, "name": "title"}],
-    }  # fmt: skip
+    }
     path = tmp_path / "ann.json"
     path.write_text(json.dumps(coco))
     return path
@@ -43,9 +52,11 @@ def test_clean_dataset_has_no_findings_and_counts_classes(tmp_path):
 
 
 def test_errors(tmp_path):
-    images = [{"id": 1, "file_name": "a.png", "width": 100, "height": 80},
-              {"id": 1, "file_name": "b.png", "width": 90, "height": 80},
-              {"id": 3, "file_name": "gone.png", "width": 10, "height": 10}]  # fmt: skip
+    images = [
+        {"id": 1, "file_name": "a.png", "width": 100, "height": 80},
+        {"id": 1, "file_name": "b.png", "width": 90, "height": 80},
+        {"id": 3, "file_name": "gone.png", "width": 10, "height": 10},
+    ]
     anns = [{"id": 1, "image_id": 1, "category_id": 9, "bbox": [1, 1, 5, 5]}]
     errors = "\n".join(report_of(tmp_path, images=images, annotations=anns).errors)
     assert "duplicate image ids [1]" in errors
@@ -56,10 +67,14 @@ def test_errors(tmp_path):
 
 def test_warnings(tmp_path):
     categories = [{"id": 0, "name": "_background_"}, {"id": 2, "name": "text"}]
-    anns = [{"id": 1, "image_id": 1, "category_id": 2, "bbox": [1, 1, 0, 5]},
-            {"id": 2, "image_id": 1, "category_id": 2, "bbox": [90, 70, 30, 30]}]  # fmt: skip
-    images = [{"id": 1, "file_name": "a.png", "width": 100, "height": 80},
-              {"id": 2, "file_name": "b.png", "width": 100, "height": 80}]  # fmt: skip
+    anns = [
+        {"id": 1, "image_id": 1, "category_id": 2, "bbox": [1, 1, 0, 5]},
+        {"id": 2, "image_id": 1, "category_id": 2, "bbox": [90, 70, 30, 30]},
+    ]
+    images = [
+        {"id": 1, "file_name": "a.png", "width": 100, "height": 80},
+        {"id": 2, "file_name": "b.png", "width": 100, "height": 80},
+    ]
     build(tmp_path, categories=categories, annotations=anns, images=images)
     (tmp_path / "OCR" / "a.json").write_text(
         json.dumps({"words": ["x"], "bbox": [[95, 70, 40, 40]], "W": 100, "H": 80})
@@ -77,20 +92,31 @@ def test_warnings(tmp_path):
 
 def test_exit_status(tmp_path):
     clean = build(tmp_path / "clean")
-    ok = subprocess.run([sys.executable, str(CLI), str(clean), str(tmp_path / "clean" / "images")],
-                        capture_output=True, text=True)  # fmt: skip
+    ok = subprocess.run(
+        [sys.executable, str(CLI), str(clean), str(tmp_path / "clean" / "images")],
+        capture_output=True,
+        text=True,
+    )
     assert ok.returncode == 0 and "0 errors, 0 warnings" in ok.stdout and "text" in ok.stdout
-    broken = build(tmp_path / "broken", images=[{"id": 1, "file_name": "zz.png", "width": 1,
-                                                 "height": 1}])  # fmt: skip
-    bad = subprocess.run([sys.executable, str(CLI), str(broken), str(tmp_path / "broken/images")],
-                         capture_output=True, text=True)  # fmt: skip
+    broken = build(
+        tmp_path / "broken", images=[{"id": 1, "file_name": "zz.png", "width": 1, "height": 1}]
+    )
+    bad = subprocess.run(
+        [sys.executable, str(CLI), str(broken), str(tmp_path / "broken/images")],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 1 and "zz.png: image missing on disk" in bad.stdout
 
 
 def test_ocr_boxes_in_corner_format_are_named_as_such(tmp_path):
     build(tmp_path)
-    lines = {"words": ["a", "b", "c"], "bbox": [[60, 10, 90, 20], [50, 30, 95, 40], [1, 1, 4, 4]],
-             "W": 100, "H": 80}  # fmt: skip
+    lines = {
+        "words": ["a", "b", "c"],
+        "bbox": [[60, 10, 90, 20], [50, 30, 95, 40], [1, 1, 4, 4]],
+        "W": 100,
+        "H": 80,
+    }
     (tmp_path / "OCR" / "a.json").write_text(json.dumps(lines))
     errors = "\n".join(check_dataset(tmp_path / "ann.json", tmp_path / "images").errors)
     assert (
@@ -102,14 +128,28 @@ def test_ocr_boxes_in_corner_format_are_named_as_such(tmp_path):
 def config_check(tmp_path, tokenizer, *opts):
     """tools/check_dataset.py --config-file on a text-fused tiny config and one EXTRA dataset
     whose page b.png has no OCR JSON."""
-    images = [{"id": 1, "file_name": "a.png", "width": 100, "height": 80},
-              {"id": 2, "file_name": "b.png", "width": 100, "height": 80}]  # fmt: skip
+    images = [
+        {"id": 1, "file_name": "a.png", "width": 100, "height": 80},
+        {"id": 2, "file_name": "b.png", "width": 100, "height": 80},
+    ]
     json_file = build(tmp_path, images=images)
     name = f"check_{tmp_path.name}"
     extra = json.dumps([[name, str(json_file), str(tmp_path / "images")]])
-    command = [sys.executable, str(CLI), "--config-file", str(TINY), "--dataset", name,
-               "DATASETS.EXTRA", extra, "MODEL.LAYOUTLMV3.TEXT.TOKENIZER", str(tokenizer),
-               "MODEL.ROI_HEADS.NUM_CLASSES", "2", *opts]  # fmt: skip
+    command = [
+        sys.executable,
+        str(CLI),
+        "--config-file",
+        str(TINY),
+        "--dataset",
+        name,
+        "DATASETS.EXTRA",
+        extra,
+        "MODEL.LAYOUTLMV3.TEXT.TOKENIZER",
+        str(tokenizer),
+        "MODEL.ROI_HEADS.NUM_CLASSES",
+        "2",
+        *opts,
+    ]
     return subprocess.run(command, capture_output=True, text=True, timeout=300)
 
 
@@ -120,27 +160,52 @@ def test_config_check_reports_what_training_would_do(tmp_path, bpe_folder):
         "1 pages without OCR JSON" in strict.stdout
         and "training stops at the first" in strict.stdout
     )
-    lenient = config_check(tmp_path / "b", bpe_folder, "MODEL.LAYOUTLMV3.TEXT.MISSING_OCR",
-                           "image_only")  # fmt: skip
+    lenient = config_check(
+        tmp_path / "b", bpe_folder, "MODEL.LAYOUTLMV3.TEXT.MISSING_OCR", "image_only"
+    )
     assert lenient.returncode == 0, lenient.stdout + lenient.stderr
     assert "1 pages without OCR JSON" in lenient.stdout and "read as image-only" in lenient.stdout
 
 
 def test_config_check_reports_class_sets_and_tokenizer(tmp_path, bpe_folder):
-    result = config_check(tmp_path, bpe_folder, "MODEL.LAYOUTLMV3.TEXT.MISSING_OCR", "image_only",
-                          "MODEL.ROI_HEADS.NUM_CLASSES", "10", "MODEL.LAYOUTLMV3.SIZE", "tiny",
-                          "MODEL.LAYOUTLMV3.CONFIG", "")  # fmt: skip
+    result = config_check(
+        tmp_path,
+        bpe_folder,
+        "MODEL.LAYOUTLMV3.TEXT.MISSING_OCR",
+        "image_only",
+        "MODEL.ROI_HEADS.NUM_CLASSES",
+        "10",
+        "MODEL.LAYOUTLMV3.SIZE",
+        "tiny",
+        "MODEL.LAYOUTLMV3.CONFIG",
+        "",
+    )
     assert result.returncode == 1
     assert "has 2 classes ['text', 'title'], but MODEL.ROI_HEADS.NUM_CLASSES is 10" in result.stdout
 
 
 def test_config_check_refuses_a_tokenizer_larger_than_the_model(tmp_path, bpe_folder):
     small = tmp_path / "config.json"
-    small.write_text(json.dumps({
-        "hidden_size": 96, "num_hidden_layers": 4, "num_attention_heads": 3,
-        "intermediate_size": 192, "coordinate_size": 16, "shape_size": 16, "vocab_size": 100,
-    }))  # fmt: skip
-    result = config_check(tmp_path, bpe_folder, "MODEL.LAYOUTLMV3.TEXT.MISSING_OCR", "image_only",
-                          "MODEL.LAYOUTLMV3.CONFIG", str(small))  # fmt: skip
+    small.write_text(
+        json.dumps(
+            {
+                "hidden_size": 96,
+                "num_hidden_layers": 4,
+                "num_attention_heads": 3,
+                "intermediate_size": 192,
+                "coordinate_size": 16,
+                "shape_size": 16,
+                "vocab_size": 100,
+            }
+        )
+    )
+    result = config_check(
+        tmp_path,
+        bpe_folder,
+        "MODEL.LAYOUTLMV3.TEXT.MISSING_OCR",
+        "image_only",
+        "MODEL.LAYOUTLMV3.CONFIG",
+        str(small),
+    )
     assert result.returncode == 1
     assert "tokenizer" in result.stdout and "100" in result.stdout

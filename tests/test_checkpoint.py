@@ -15,8 +15,16 @@ from layoutlmv3 import IncompatibleWeights
 from layoutlmv3.loading import UnsafeCheckpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = dict(hidden_size=96, num_hidden_layers=4, num_attention_heads=3, intermediate_size=192,
-            coordinate_size=16, shape_size=16, vocab_size=300, input_size=224)  # fmt: skip
+TINY = dict(
+    hidden_size=96,
+    num_hidden_layers=4,
+    num_attention_heads=3,
+    intermediate_size=192,
+    coordinate_size=16,
+    shape_size=16,
+    vocab_size=300,
+    input_size=224,
+)
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +81,11 @@ def test_hub_folder_loads_into_the_backbone_with_no_missing_keys(hub_folder, cap
 def test_strict_mode_refuses_weights_of_another_size(hub_folder, tmp_path):
     folder, _ = hub_folder
     other = tmp_path / "other.json"
-    other.write_text(transformers.LayoutLMv3Config(**{**TINY, "hidden_size": 48,
-                     "coordinate_size": 8, "shape_size": 8}).to_json_string())  # fmt: skip
+    other.write_text(
+        transformers.LayoutLMv3Config(
+            **{**TINY, "hidden_size": 48, "coordinate_size": 8, "shape_size": 8}
+        ).to_json_string()
+    )
     model = detector(other, STRICT_WEIGHTS=True)
     with pytest.raises(IncompatibleWeights, match=r"(?s)Shape mismatch.*STRICT_WEIGHTS"):
         LayoutCheckpointer(model, strict=True).load(str(folder))

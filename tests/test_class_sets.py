@@ -38,8 +38,11 @@ def test_same_classes_map_to_themselves():
     ],
 )
 def test_different_names_without_a_mapping_are_refused(checkpoint, dataset, detail):
-    with pytest.raises(ClassSetMismatch, match=rf"(?s)model.pth was trained on.*{detail}.*"
-                       r"MODEL.CLASS_MAPPING"):  # fmt: skip
+    with pytest.raises(
+        ClassSetMismatch,
+        match=rf"(?s)model.pth was trained on.*{detail}.*"
+        r"MODEL.CLASS_MAPPING",
+    ):
         map_checkpoint_classes(checkpoint, dataset, source="model.pth")
 
 
@@ -48,8 +51,9 @@ def test_mapping_names_pairs_and_the_rest_match_by_name():
     sources = map_checkpoint_classes(checkpoint, ["table", "Text", "chart"], [["Table", "table"]])
     assert sources == [3, 0, None]
     with pytest.raises(ClassSetMismatch, match=r"no weights for the dataset's classes \['chart'\]"):
-        map_checkpoint_classes(checkpoint, ["table", "chart"], [["Table", "table"]],
-                               allow_new=False)  # fmt: skip
+        map_checkpoint_classes(
+            checkpoint, ["table", "chart"], [["Table", "table"]], allow_new=False
+        )
     with pytest.raises(ClassSetMismatch, match=r"'Tabel' is not a class of"):
         map_checkpoint_classes(checkpoint, ["table"], [["Tabel", "table"]])
 
@@ -84,9 +88,11 @@ def test_classifier_rows_follow_the_mapping():
 
 def test_categories_are_read_without_parsing_the_rest(tmp_path):
     """A decoy "categories" string after the real list falls back to a full parse."""
-    coco = {"categories": [{"id": 1, "name": "text"}],
-            "images": [{"id": 1, "file_name": "categories", "width": 1, "height": 1}],
-            "annotations": []}  # fmt: skip
+    coco = {
+        "categories": [{"id": 1, "name": "text"}],
+        "images": [{"id": 1, "file_name": "categories", "width": 1, "height": 1}],
+        "annotations": [],
+    }
     path = tmp_path / "decoy.json"
     path.write_text(json.dumps(coco))
     assert read_categories(path) == [{"id": 1, "name": "text"}]
@@ -101,8 +107,18 @@ def checkpoint_10_classes(tmp_path_factory):
     cfg = load_config(TINY, [*IMAGE_ONLY, "MODEL.ROI_HEADS.NUM_CLASSES", "10"])
     torch.manual_seed(0)
     model = build_model(cfg)
-    names = ["Text", "Title", "Figure", "Figure caption", "Table", "Table caption", "Header",
-             "Footer", "Reference", "Equation"]  # fmt: skip
+    names = [
+        "Text",
+        "Title",
+        "Figure",
+        "Figure caption",
+        "Table",
+        "Table caption",
+        "Header",
+        "Footer",
+        "Reference",
+        "Equation",
+    ]
     LayoutCheckpointer(model, str(folder), class_names=names).save("model_final")
     return folder / "model_final.pth"
 
@@ -112,10 +128,22 @@ def eval_args(tmp_path, weights, *opts) -> list[str]:
     json_file = write_rectangle_coco(tmp_path)  # classes "block", "frame"
     extra = json.dumps([[name, str(json_file), str(tmp_path / "images")]])
     return [
-        "--config-file", str(TINY), "--eval-only", *IMAGE_ONLY, "DATASETS.EXTRA", extra,
-        "DATASETS.TRAIN", '("no_such_training_set",)', "DATASETS.TEST", f'("{name}",)',
-        "MODEL.WEIGHTS", str(weights), "OUTPUT_DIR", str(tmp_path / "out"), *opts,
-    ]  # fmt: skip
+        "--config-file",
+        str(TINY),
+        "--eval-only",
+        *IMAGE_ONLY,
+        "DATASETS.EXTRA",
+        extra,
+        "DATASETS.TRAIN",
+        '("no_such_training_set",)',
+        "DATASETS.TEST",
+        f'("{name}",)',
+        "MODEL.WEIGHTS",
+        str(weights),
+        "OUTPUT_DIR",
+        str(tmp_path / "out"),
+        *opts,
+    ]
 
 
 def run_eval(args, capsys) -> tuple[int, str]:
@@ -147,8 +175,14 @@ def test_eval_only_with_a_mapping_evaluates_the_mapped_classes(tmp_path, checkpo
     """Only DATASETS.TEST is needed (DATASETS.TRAIN names no dataset); the 10-class head is cut
     to the 2 mapped classes, whose rows are the checkpoint's Table and Figure rows."""
     mapping = '[["Table", "block"], ["Figure", "frame"]]'
-    args = eval_args(tmp_path, checkpoint_10_classes, "MODEL.ROI_HEADS.NUM_CLASSES", "2",
-                     "MODEL.CLASS_MAPPING", mapping)  # fmt: skip
+    args = eval_args(
+        tmp_path,
+        checkpoint_10_classes,
+        "MODEL.ROI_HEADS.NUM_CLASSES",
+        "2",
+        "MODEL.CLASS_MAPPING",
+        mapping,
+    )
     command = [sys.executable, str(ROOT / "tools" / "train_net.py"), *args]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
     output = result.stdout + result.stderr
@@ -162,16 +196,27 @@ def hub_folder(tmp_path_factory):
     """A tiny random transformers LayoutLMv3Model saved as the hub saves one."""
     folder = tmp_path_factory.mktemp("hub")
     config = transformers.LayoutLMv3Config(
-        hidden_size=96, num_hidden_layers=4, num_attention_heads=3, intermediate_size=192,
-        coordinate_size=16, shape_size=16, vocab_size=300,
-    )  # fmt: skip
+        hidden_size=96,
+        num_hidden_layers=4,
+        num_attention_heads=3,
+        intermediate_size=192,
+        coordinate_size=16,
+        shape_size=16,
+        vocab_size=300,
+    )
     transformers.LayoutLMv3Model(config).save_pretrained(folder)
     return folder
 
 
 def test_eval_only_refuses_pretrained_weights_with_random_heads(tmp_path, capsys, hub_folder):
-    args = eval_args(tmp_path, hub_folder, "MODEL.ROI_HEADS.NUM_CLASSES", "2",
-                     "MODEL.LAYOUTLMV3.CONFIG", str(hub_folder))  # fmt: skip
+    args = eval_args(
+        tmp_path,
+        hub_folder,
+        "MODEL.ROI_HEADS.NUM_CLASSES",
+        "2",
+        "MODEL.LAYOUTLMV3.CONFIG",
+        str(hub_folder),
+    )
     code, output = run_eval(args, capsys)
     assert code == 2
     assert "model tensors at their random init" in output
@@ -186,9 +231,12 @@ def test_cli_error_is_one_message_and_debug_brings_the_traceback(tmp_path):
     command = [sys.executable, str(ROOT / "tools" / "train_net.py"), "--config-file", str(config)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert result.returncode == 2
-    assert (f"error: {config}: unknown config key MODEL.LAYOUTLMV3.FUSION.TYEP (did you mean "
-            "MODEL.LAYOUTLMV3.FUSION.TYPE") in result.stderr  # fmt: skip
+    assert (
+        f"error: {config}: unknown config key MODEL.LAYOUTLMV3.FUSION.TYEP (did you mean "
+        "MODEL.LAYOUTLMV3.FUSION.TYPE"
+    ) in result.stderr
     assert "Traceback" not in result.stderr
-    debug = subprocess.run([*command, "--debug"], capture_output=True, text=True, timeout=300,
-                           cwd=ROOT)  # fmt: skip
+    debug = subprocess.run(
+        [*command, "--debug"], capture_output=True, text=True, timeout=300, cwd=ROOT
+    )
     assert debug.returncode != 0 and "Traceback" in debug.stderr

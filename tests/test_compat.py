@@ -1,4 +1,4 @@
-"""The detectron2 shims of ditod.compat (DESIGN §5 step 4), one test per shim."""
+"""The detectron2 shims of ditod.compat, one test per shim."""
 
 import subprocess
 import sys
@@ -103,8 +103,9 @@ def test_other_future_warnings_still_show(tmp_path):
         "    return x\n"
         "torch.jit.script(f)\n"
     )
-    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                            timeout=300)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     assert "FutureWarning: something else" in result.stderr
     assert "torch.jit.script" in result.stderr and "deprecated" in result.stderr

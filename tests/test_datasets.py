@@ -35,8 +35,11 @@ def cfg_with(**datasets):
 
 
 def test_cdla_background_is_dropped_and_ids_made_contiguous(tmp_path, caplog):
-    categories = [{"id": 0, "name": "_background_"}, {"id": 1, "name": "Text"},
-                  {"id": 5, "name": "Title"}]  # fmt: skip
+    categories = [
+        {"id": 0, "name": "_background_"},
+        {"id": 1, "name": "Text"},
+        {"id": 5, "name": "Title"},
+    ]
     path = write(tmp_path, coco(categories, [ann(1, 1, [0, 0, 10, 10]), ann(2, 5, [5, 5, 9, 9])]))
     with caplog.at_level(logging.WARNING):
         dicts = load_layout_coco_json(path, tmp_path / "images", dataset_name="cdla_like")

@@ -34,28 +34,48 @@ def cascade_cfg(rectangle_coco, tmp_path):
     cfg.merge_from_file(model_zoo.get_config_file("Misc/cascade_mask_rcnn_R_50_FPN_1x.yaml"))
     cfg.merge_from_list(
         [
-            "MODEL.WEIGHTS", "",
-            "MODEL.DEVICE", "cpu",
-            "MODEL.MASK_ON", False,
-            "MODEL.RESNETS.DEPTH", 18,
-            "MODEL.RESNETS.RES2_OUT_CHANNELS", 64,
-            "MODEL.RESNETS.NORM", "BN",
-            "MODEL.PIXEL_STD", [57.4, 57.1, 58.4],  # random init: unit-scale inputs (DESIGN §5)
-            "MODEL.ROI_HEADS.NUM_CLASSES", 2,
-            "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", 64,
-            "MODEL.ROI_HEADS.SCORE_THRESH_TEST", 0.0,  # untrained: keep every box for evaluation
-            "DATASETS.TRAIN", (name,),
-            "DATASETS.TEST", (name,),
-            "INPUT.MIN_SIZE_TRAIN", (128,),
-            "INPUT.MAX_SIZE_TRAIN", 256,
-            "INPUT.MIN_SIZE_TEST", 128,
-            "INPUT.MAX_SIZE_TEST", 256,
-            "SOLVER.IMS_PER_BATCH", 2,
-            "SOLVER.BASE_LR", 0.001,
-            "DATALOADER.NUM_WORKERS", 0,
-            "OUTPUT_DIR", str(tmp_path / "out"),
+            "MODEL.WEIGHTS",
+            "",
+            "MODEL.DEVICE",
+            "cpu",
+            "MODEL.MASK_ON",
+            False,
+            "MODEL.RESNETS.DEPTH",
+            18,
+            "MODEL.RESNETS.RES2_OUT_CHANNELS",
+            64,
+            "MODEL.RESNETS.NORM",
+            "BN",
+            "MODEL.PIXEL_STD",
+            [57.4, 57.1, 58.4],  # random init: unit-scale inputs
+            "MODEL.ROI_HEADS.NUM_CLASSES",
+            2,
+            "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE",
+            64,
+            "MODEL.ROI_HEADS.SCORE_THRESH_TEST",
+            0.0,  # untrained: keep every box for evaluation
+            "DATASETS.TRAIN",
+            (name,),
+            "DATASETS.TEST",
+            (name,),
+            "INPUT.MIN_SIZE_TRAIN",
+            (128,),
+            "INPUT.MAX_SIZE_TRAIN",
+            256,
+            "INPUT.MIN_SIZE_TEST",
+            128,
+            "INPUT.MAX_SIZE_TEST",
+            256,
+            "SOLVER.IMS_PER_BATCH",
+            2,
+            "SOLVER.BASE_LR",
+            0.001,
+            "DATALOADER.NUM_WORKERS",
+            0,
+            "OUTPUT_DIR",
+            str(tmp_path / "out"),
         ]
-    )  # fmt: skip
+    )
     yield cfg
     DatasetCatalog.remove(name)
     MetadataCatalog.remove(name)

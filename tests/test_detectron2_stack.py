@@ -40,9 +40,13 @@ def test_mapper_returning_none_is_skipped_and_training_goes_on():
 
     dataset = [{"id": i} for i in range(6)]
     loader = build_detection_train_loader(
-        dataset=dataset, mapper=mapper, total_batch_size=2, aspect_ratio_grouping=False,
-        num_workers=0, sampler=torch.utils.data.SequentialSampler(range(6)),
-    )  # fmt: skip
+        dataset=dataset,
+        mapper=mapper,
+        total_batch_size=2,
+        aspect_ratio_grouping=False,
+        num_workers=0,
+        sampler=torch.utils.data.SequentialSampler(range(6)),
+    )
     batches = [batch for _, batch in zip(range(3), loader)]
     assert seen.count(3) == 1  # skipped once, then never retried itself
     ids = [record["id"] for batch in batches for record in batch]
@@ -75,8 +79,13 @@ def run_with_scheduler(make_scheduler, folder, max_iter, resume=False, period=4)
         def before_step(self):
             lrs.append(optimizer.param_groups[0]["lr"])
 
-    trainer.register_hooks([RecordLR(), hooks.LRScheduler(optimizer, scheduler),
-                            hooks.PeriodicCheckpointer(checkpointer, period)])  # fmt: skip
+    trainer.register_hooks(
+        [
+            RecordLR(),
+            hooks.LRScheduler(optimizer, scheduler),
+            hooks.PeriodicCheckpointer(checkpointer, period),
+        ]
+    )
     start = 0
     if resume:
         start = checkpointer.resume_or_load("", resume=True)["iteration"] + 1
@@ -103,8 +112,9 @@ def test_resume_continues_a_torch_builtin_schedule_exactly(make_scheduler, tmp_p
 
 
 def test_anchor_generation_prints_no_meshgrid_warning():
-    generator = DefaultAnchorGenerator(sizes=[[32], [64]], aspect_ratios=[[0.5, 1.0]],
-                                       strides=[4, 8], offset=0.5)  # fmt: skip
+    generator = DefaultAnchorGenerator(
+        sizes=[[32], [64]], aspect_ratios=[[0.5, 1.0]], strides=[4, 8], offset=0.5
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         anchors = generator([torch.zeros(1, 1, 3, 5), torch.zeros(1, 1, 2, 3)])
@@ -123,21 +133,45 @@ def coco_pages(seed=0):
     for image_id in (1, 2):
         for k, size in enumerate([12, 20, 40, 70, 120, 150]):
             x, y = float(rng.integers(0, 400 - size)), float(rng.integers(0, 300 - size))
-            ann = {"id": len(annotations) + 1, "image_id": image_id, "category_id": 1 + k % 2,
-                   "bbox": [x, y, float(size), float(size * 0.8)], "iscrowd": 0}  # fmt: skip
+            ann = {
+                "id": len(annotations) + 1,
+                "image_id": image_id,
+                "category_id": 1 + k % 2,
+                "bbox": [x, y, float(size), float(size * 0.8)],
+                "iscrowd": 0,
+            }
             if k % 3 == 0:  # a triangle: its area is half its box's
                 ann["segmentation"] = [[x, y, x + size, y, x, y + size * 0.8]]
             annotations.append(ann)
             for shift in (0.0, 0.35):
                 w, h = size * (1 - shift / 2), size * 0.8
-                detections.append((image_id, x + size * shift / 2, y, w, h, 1 + k % 2,
-                                   float(rng.uniform(0.3, 1.0))))  # fmt: skip
-    annotations.append({"id": len(annotations) + 1, "image_id": 2, "category_id": 1,
-                        "bbox": [300.0, 200.0, 90.0, 90.0], "iscrowd": 1})  # fmt: skip
+                detections.append(
+                    (
+                        image_id,
+                        x + size * shift / 2,
+                        y,
+                        w,
+                        h,
+                        1 + k % 2,
+                        float(rng.uniform(0.3, 1.0)),
+                    )
+                )
+    annotations.append(
+        {
+            "id": len(annotations) + 1,
+            "image_id": 2,
+            "category_id": 1,
+            "bbox": [300.0, 200.0, 90.0, 90.0],
+            "iscrowd": 1,
+        }
+    )
     detections.append((2, 305.0, 205.0, 40.0, 40.0, 1, 0.95))  # inside the crowd: ignored
     detections.append((3, 10.0, 10.0, 50.0, 50.0, 2, 0.9))  # a page without boxes: false
-    coco = {"images": images, "annotations": annotations,
-            "categories": [{"id": 1, "name": "text"}, {"id": 2, "name": "title"}]}  # fmt: skip
+    coco = {
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"id": 1, "name": "text"}, {"id": 2, "name": "title"}],
+    }
     with_area = copy.deepcopy(coco)
     api = COCO()
     api.dataset = with_area
@@ -145,8 +179,11 @@ def coco_pages(seed=0):
     from pycocotools import mask as mask_util
 
     for ann in with_area["annotations"]:
-        ann["area"] = (float(mask_util.area(api.annToRLE(ann))) if "segmentation" in ann
-                       else ann["bbox"][2] * ann["bbox"][3])  # fmt: skip
+        ann["area"] = (
+            float(mask_util.area(api.annToRLE(ann)))
+            if "segmentation" in ann
+            else ann["bbox"][2] * ann["bbox"][3]
+        )
     for ann in coco["annotations"]:
         if not ann["iscrowd"]:
             del ann["iscrowd"]
@@ -163,9 +200,9 @@ def evaluate_with_project(json_file, image_root, detections):
         for image_id in (1, 2, 3):
             mine = [d for d in detections if d[0] == image_id]
             instances = Instances((300, 400))
-            instances.pred_boxes = Boxes(torch.tensor([[x, y, x + w, y + h]
-                                                       for _, x, y, w, h, _, _ in mine]
-                                                      ).reshape(-1, 4))  # fmt: skip
+            instances.pred_boxes = Boxes(
+                torch.tensor([[x, y, x + w, y + h] for _, x, y, w, h, _, _ in mine]).reshape(-1, 4)
+            )
             instances.scores = torch.tensor([d[6] for d in mine])
             instances.pred_classes = torch.tensor([d[5] - 1 for d in mine], dtype=torch.long)
             evaluator.process([{"image_id": image_id}], [{"instances": instances}])
@@ -185,8 +222,10 @@ def test_evaluation_without_area_equals_pycocotools_with_it(tmp_path):
     assert [bare[k] for k in keys] == pytest.approx([full[k] for k in keys], abs=1e-9)
 
     gt = COCO(str(tmp_path / "full.json"))
-    results = [{"image_id": i, "bbox": [x, y, w, h], "category_id": c, "score": s}
-               for i, x, y, w, h, c, s in detections]  # fmt: skip
+    results = [
+        {"image_id": i, "bbox": [x, y, w, h], "category_id": c, "score": s}
+        for i, x, y, w, h, c, s in detections
+    ]
     reference = COCOeval(gt, gt.loadRes(results), "bbox")
     reference.evaluate(), reference.accumulate(), reference.summarize()
     assert [full[k] for k in keys] == pytest.approx(list(reference.stats[:6] * 100), abs=1e-6)
@@ -195,8 +234,9 @@ def test_evaluation_without_area_equals_pycocotools_with_it(tmp_path):
 
 def test_missing_area_and_iscrowd_are_reported_by_the_rules():
     coco, _, _ = coco_pages()
-    findings = [f for f in read_coco(coco, "bare.json").findings
-                if f.rule == "evaluation_fields_filled"]  # fmt: skip
+    findings = [
+        f for f in read_coco(coco, "bare.json").findings if f.rule == "evaluation_fields_filled"
+    ]
     assert len(findings) == 1
     assert "13 annotations have no 'area'" in findings[0].message
     assert "12 annotations have no 'iscrowd'" in findings[0].message
@@ -214,9 +254,14 @@ def one_box_pages(crowd: bool):
     coco, _, _ = coco_pages()
     coco["annotations"] = [
         {"id": 1, "image_id": 1, "category_id": 1, "bbox": [20.0, 20.0, 100.0, 60.0]},
-        {"id": 2, "image_id": 1, "category_id": 1, "bbox": [200.0, 100.0, 150.0, 150.0],
-         "iscrowd": int(crowd)},
-    ]  # fmt: skip
+        {
+            "id": 2,
+            "image_id": 1,
+            "category_id": 1,
+            "bbox": [200.0, 100.0, 150.0, 150.0],
+            "iscrowd": int(crowd),
+        },
+    ]
     return coco
 
 
@@ -264,16 +309,24 @@ def test_resize_shortest_edge_moves_boxes_and_polygons_with_the_image():
     from detectron2.structures import BoxMode
 
     image = np.zeros((200, 300, 3), np.uint8)
-    augs = T.AugmentationList([T.ResizeShortestEdge(400, max_size=500),
-                               T.RandomFlip(prob=1.0)])  # fmt: skip
+    augs = T.AugmentationList([T.ResizeShortestEdge(400, max_size=500), T.RandomFlip(prob=1.0)])
     aug_input = T.AugInput(image)
     transforms = augs(aug_input)
     assert aug_input.image.shape == (333, 500, 3)  # 400 x 600 capped at 500 on the long side
     # as the project's loader gives them: floats (detectron2 scales int arrays in place: floors)
-    coco = {"images": [{"id": 1, "width": 300, "height": 200, "file_name": "p.png"}],
-            "categories": [{"id": 1, "name": "text"}],
-            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [30, 20, 60, 40],
-                             "segmentation": [[30, 20, 90, 20, 90, 60, 30, 60]]}]}  # fmt: skip
+    coco = {
+        "images": [{"id": 1, "width": 300, "height": 200, "file_name": "p.png"}],
+        "categories": [{"id": 1, "name": "text"}],
+        "annotations": [
+            {
+                "id": 1,
+                "image_id": 1,
+                "category_id": 1,
+                "bbox": [30, 20, 60, 40],
+                "segmentation": [[30, 20, 90, 20, 90, 60, 30, 60]],
+            }
+        ],
+    }
     ann = {**read_coco(coco, "ints.json").annotations[1][0], "bbox_mode": BoxMode.XYWH_ABS}
     out = utils.transform_instance_annotations(ann, transforms, (333, 500))
     scale_x, scale_y = 500 / 300, 333 / 200

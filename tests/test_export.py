@@ -45,8 +45,9 @@ def two_sizes(tmp_path_factory):
     for name, size in (("wide", (160, 128)), ("tall", (128, 176))):
         coco = write_rectangle_coco(root / name, num_images=1, size=size, seed=len(found))
         write_annotation_ocr(coco, root / name / "OCR", line_height=6)
-        found.append((root / name / "images" / "page_001.png",
-                      root / name / "OCR" / "page_001.json"))  # fmt: skip
+        found.append(
+            (root / name / "images" / "page_001.png", root / name / "OCR" / "page_001.json")
+        )
     return found
 
 
@@ -68,16 +69,23 @@ def assert_same_detections(got, expected):
 
 @pytest.mark.parametrize("export_format", ["onnx", "torchscript"])
 @pytest.mark.parametrize("text", [False, True], ids=["image_only", "text_fused"])
-def test_export_equals_eager_on_pages_of_other_sizes(export_format, text, two_sizes, bpe_folder,
-                                                     tmp_path):  # fmt: skip
+def test_export_equals_eager_on_pages_of_other_sizes(
+    export_format, text, two_sizes, bpe_folder, tmp_path
+):
     cfg = tiny_cfg(bpe_folder if text else None)
     model = random_detector(cfg)
     first, second = mapped(cfg, two_sizes)
     assert first["image"].shape[1:] != second["image"].shape[1:]
     if text:
         assert len(first["input_ids"]) != len(second["input_ids"])
-    path = export_model(model, first, tmp_path / f"model.{export_format}", export_format,
-                        config=cfg.dump(), class_names=CLASSES)  # fmt: skip
+    path = export_model(
+        model,
+        first,
+        tmp_path / f"model.{export_format}",
+        export_format,
+        config=cfg.dump(),
+        class_names=CLASSES,
+    )
     assert not model.training  # left as it was
     detector = PageDetector(model)
     if export_format == "onnx":
@@ -122,9 +130,18 @@ def text_checkpoint(tmp_path_factory, bpe_folder):
 
 
 def export_opts(tokenizer, weights):
-    return ["MODEL.LAYOUTLMV3.TEXT.TOKENIZER", str(tokenizer), "MODEL.ROI_HEADS.NUM_CLASSES", "2",
-            "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.05", "MODEL.WEIGHTS", str(weights),
-            "TEST.PRECISION", "fp32"]  # fmt: skip
+    return [
+        "MODEL.LAYOUTLMV3.TEXT.TOKENIZER",
+        str(tokenizer),
+        "MODEL.ROI_HEADS.NUM_CLASSES",
+        "2",
+        "MODEL.ROI_HEADS.SCORE_THRESH_TEST",
+        "0.05",
+        "MODEL.WEIGHTS",
+        str(weights),
+        "TEST.PRECISION",
+        "fp32",
+    ]
 
 
 def infer(*args):
@@ -133,13 +150,24 @@ def infer(*args):
 
 
 @pytest.mark.slow
-def test_infer_with_onnxruntime_writes_what_pytorch_writes(text_checkpoint, bpe_folder,
-                                                           two_sizes, tmp_path):  # fmt: skip
+def test_infer_with_onnxruntime_writes_what_pytorch_writes(
+    text_checkpoint, bpe_folder, two_sizes, tmp_path
+):
     image, ocr = two_sizes[0]
     opts = export_opts(bpe_folder, text_checkpoint)
-    code = export_cli.main(["--config-file", str(CONFIG), "--sample-image", str(image),
-                            "--sample-ocr", str(ocr), "--output", str(tmp_path / "m.onnx"),
-                            *opts])  # fmt: skip
+    code = export_cli.main(
+        [
+            "--config-file",
+            str(CONFIG),
+            "--sample-image",
+            str(image),
+            "--sample-ocr",
+            str(ocr),
+            "--output",
+            str(tmp_path / "m.onnx"),
+            *opts,
+        ]
+    )
     assert code == 0
     ocr_root = tmp_path / "ocr"
     ocr_root.mkdir()
@@ -149,11 +177,26 @@ def test_infer_with_onnxruntime_writes_what_pytorch_writes(text_checkpoint, bpe_
         inputs[-1].write_bytes(image.read_bytes())
         (ocr_root / f"page{k}.json").write_bytes(ocr.read_bytes())
     common = ["--input", *inputs, "--ocr-root", ocr_root]
-    eager = infer("--config-file", CONFIG, *common, "--output", tmp_path / "eager",
-                  "--score-threshold", 0.05, *opts)  # fmt: skip
+    eager = infer(
+        "--config-file",
+        CONFIG,
+        *common,
+        "--output",
+        tmp_path / "eager",
+        "--score-threshold",
+        0.05,
+        *opts,
+    )
     assert eager.returncode == 0, eager.stderr[-3000:]
-    onnx = infer("--backend", "onnxruntime", "--model", tmp_path / "m.onnx", *common,
-                 "--output", tmp_path / "onnx")  # fmt: skip
+    onnx = infer(
+        "--backend",
+        "onnxruntime",
+        "--model",
+        tmp_path / "m.onnx",
+        *common,
+        "--output",
+        tmp_path / "onnx",
+    )
     assert onnx.returncode == 0, onnx.stderr[-3000:]
     for k in range(2):
         ours = json.loads((tmp_path / "onnx" / "predictions" / f"page{k}.json").read_text())
@@ -163,8 +206,17 @@ def test_infer_with_onnxruntime_writes_what_pytorch_writes(text_checkpoint, bpe_
         regions = [[r["bbox"] for r in page["regions"]] for page in (ours, theirs)]
         np.testing.assert_allclose(*regions, atol=1e-2 + 1e-9)  # same reading order
 
-    refused = infer("--backend", "onnxruntime", "--model", tmp_path / "m.onnx", *common,
-                    "--output", tmp_path / "x", "--score-threshold", 0.5)  # fmt: skip
+    refused = infer(
+        "--backend",
+        "onnxruntime",
+        "--model",
+        tmp_path / "m.onnx",
+        *common,
+        "--output",
+        tmp_path / "x",
+        "--score-threshold",
+        0.5,
+    )
     assert refused.returncode == 2
     assert "exported with score threshold 0.05" in refused.stderr
 
@@ -173,8 +225,16 @@ def test_infer_cli_errors_for_onnxruntime(tmp_path):
     no_model = infer("--backend", "onnxruntime", "--input", "p.png", "--output", tmp_path)
     assert no_model.returncode == 2 and "--backend onnxruntime needs --model" in no_model.stderr
     (tmp_path / "plain.onnx").write_bytes(_plain_onnx())
-    plain = infer("--backend", "onnxruntime", "--model", tmp_path / "plain.onnx",
-                  "--input", "p.png", "--output", tmp_path / "o")  # fmt: skip
+    plain = infer(
+        "--backend",
+        "onnxruntime",
+        "--model",
+        tmp_path / "plain.onnx",
+        "--input",
+        "p.png",
+        "--output",
+        tmp_path / "o",
+    )
     assert plain.returncode == 2
     assert "plain.onnx: no config in its metadata: export the model with tools/export.py" in (
         plain.stderr
@@ -213,8 +273,9 @@ def test_int8_export_and_predictors(text_checkpoint, bpe_folder, two_sizes, tmp_
     exported = OnnxLayoutPredictor(int8)([page])[0]
     at_load = OnnxLayoutPredictor(fp32, precision="int8")([page])[0]
     assert len(exported) > 10
-    match_detections(detections_of(exported), detections_of(at_load), box_atol=1e-4,
-                     score_atol=1e-6, cap=CAP)  # fmt: skip
+    match_detections(
+        detections_of(exported), detections_of(at_load), box_atol=1e-4, score_atol=1e-6, cap=CAP
+    )
 
     cfg.TEST.PRECISION = "int8"
     predictor = LayoutPredictor(cfg)

@@ -39,9 +39,14 @@ def random_batch(seed=0, batch=3, tokens=40, channels=8):
     x0 = torch.randint(0, 1000, (batch, tokens), generator=generator)
     y0 = torch.randint(0, 1000, (batch, tokens), generator=generator)
     boxes = torch.stack(
-        [x0, y0, (x0 + torch.randint(0, 400, (batch, tokens), generator=generator)).clamp(max=1000),
-         (y0 + torch.randint(0, 80, (batch, tokens), generator=generator)).clamp(max=1000)], -1
-    )  # fmt: skip
+        [
+            x0,
+            y0,
+            (x0 + torch.randint(0, 400, (batch, tokens), generator=generator)).clamp(max=1000),
+            (y0 + torch.randint(0, 80, (batch, tokens), generator=generator)).clamp(max=1000),
+        ],
+        -1,
+    )
     boxes[0, 0] = torch.tensor([0, 0, 1000, 1000])  # whole page
     boxes[1, 0] = torch.tensor([999, 999, 1000, 1000])  # the far corner
     boxes[2, 0] = torch.tensor([0, 500, 0, 500])  # degenerate: one cell
@@ -111,8 +116,9 @@ def test_a_traced_scatter_holds_for_other_token_counts_and_sizes():
         return scatter_text_to_grid(feats, boxes, mask, sizes, grid.shape[-2:], 32)
 
     feats, boxes, mask, sizes = random_batch(seed=4, tokens=12)
-    traced = torch.jit.trace(text_map, (feats, boxes, mask, torch.tensor(sizes),
-                                        torch.zeros(25, 19)), check_trace=False)  # fmt: skip
+    traced = torch.jit.trace(
+        text_map, (feats, boxes, mask, torch.tensor(sizes), torch.zeros(25, 19)), check_trace=False
+    )
     feats, boxes, mask, sizes = random_batch(seed=5, tokens=40)
     expected = naive_text_map(feats, boxes, mask, sizes, (22, 17), 32)
     got = traced(feats, boxes, mask, torch.tensor(sizes), torch.zeros(22, 17))

@@ -22,7 +22,7 @@ from transformers import LayoutLMv3Config
 from ditod.config import load_config
 from ditod.engine import trainer as trainer_module
 from ditod.engine.trainer import LayoutTrainStep, restore_rank_rng, rng_state
-from layoutlmv3 import LayoutLMv3Model
+from layoutlmv3 import LayoutLMv3DetectionModel
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "tiny" / "cascade_layoutlmv3_tiny.yaml"
@@ -46,8 +46,7 @@ ROUTES = [("cpu", 2, "gloo"), ("cuda", 2, "nccl"), ("cuda:0", 8, "nccl"), ("cpu"
 
 
 @pytest.mark.parametrize("device, gpus, expected", ROUTES)
-def test_launch_follows_model_device_not_the_machine(machine_with_8_gpus, device, gpus,
-                                                     expected):  # fmt: skip
+def test_launch_follows_model_device_not_the_machine(machine_with_8_gpus, device, gpus, expected):
     """A CPU config on a CUDA machine runs CPU processes over gloo (one process: detectron2's
     launch, which just calls main)."""
     launch_module.launch(print, gpus, device=device)
@@ -77,13 +76,22 @@ def test_resume_restores_this_rank_and_only_the_current_device(monkeypatch):
 
 
 def test_taps_that_leave_layers_unused_are_refused():
-    config = LayoutLMv3Config(hidden_size=32, num_hidden_layers=24, num_attention_heads=2,
-                              intermediate_size=64, coordinate_size=4, shape_size=8,
-                              vocab_size=50)  # fmt: skip
-    with pytest.raises(ValueError, match=r"leave layers 12\.\.23 of the 24-layer model unused.*"
-                       r"layer7/11/15/23"):  # fmt: skip
-        LayoutLMv3Model(config, detection=True)  # the base taps 3/5/7/11 on a large model
-    LayoutLMv3Model(
+    config = LayoutLMv3Config(
+        hidden_size=32,
+        num_hidden_layers=24,
+        num_attention_heads=2,
+        intermediate_size=64,
+        coordinate_size=4,
+        shape_size=8,
+        vocab_size=50,
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"leave layers 12\.\.23 of the 24-layer model unused.*"
+        r"layer7/11/15/23",
+    ):
+        LayoutLMv3DetectionModel(config, detection=True)  # the base taps 3/5/7/11 on a large model
+    LayoutLMv3DetectionModel(
         config, detection=True, out_features=("layer7", "layer11", "layer15", "layer23")
     )
     cfg = load_config(ROOT / "configs/publaynet/cascade_layoutlmv3_large_image.yaml")
@@ -91,10 +99,16 @@ def test_taps_that_leave_layers_unused_are_refused():
 
 
 def test_attention_bias_is_built_once_contiguous_in_the_compute_dtype(monkeypatch):
-    config = LayoutLMv3Config(hidden_size=32, num_hidden_layers=3, num_attention_heads=2,
-                              intermediate_size=64, coordinate_size=4, shape_size=8,
-                              vocab_size=50)  # biases on, as in pre-training  # fmt: skip
-    model = LayoutLMv3Model(config)
+    config = LayoutLMv3Config(
+        hidden_size=32,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        intermediate_size=64,
+        coordinate_size=4,
+        shape_size=8,
+        vocab_size=50,
+    )  # biases on, as in pre-training
+    model = LayoutLMv3DetectionModel(config)
     masks = []
     attention = F.scaled_dot_product_attention
 
@@ -129,8 +143,16 @@ def two_pages(seed):
         corner = torch.randint(0, 500, (length, 2), generator=generator)
         image = torch.randint(0, 255, (3, 320, 256), generator=generator).float()
         box = torch.cat([corner, corner + 100], 1)
-        pages.append({"image": image, "instances": instances, "input_ids": ids, "bbox": box,
-                      "height": 320, "width": 256})  # fmt: skip
+        pages.append(
+            {
+                "image": image,
+                "instances": instances,
+                "input_ids": ids,
+                "bbox": box,
+                "height": 320,
+                "width": 256,
+            }
+        )
     return pages
 
 
@@ -160,21 +182,62 @@ def test_two_processes_resume_exactly(tmp_path):
     json_file = write_rectangle_coco(tmp_path / "data", num_images=8)
     extra = json.dumps([["rects", str(json_file), str(tmp_path / "data" / "images")]])
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({"hidden_size": 48, "num_hidden_layers": 6,
-                                  "num_attention_heads": 3, "intermediate_size": 96,
-                                  "coordinate_size": 8, "shape_size": 8, "vocab_size": 50,
-                                  "hidden_dropout_prob": 0.0,
-                                  "attention_probs_dropout_prob": 0.0}))  # fmt: skip
+    config.write_text(
+        json.dumps(
+            {
+                "hidden_size": 48,
+                "num_hidden_layers": 6,
+                "num_attention_heads": 3,
+                "intermediate_size": 96,
+                "coordinate_size": 8,
+                "shape_size": 8,
+                "vocab_size": 50,
+                "hidden_dropout_prob": 0.0,
+                "attention_probs_dropout_prob": 0.0,
+            }
+        )
+    )
     taps = '["layer1", "layer3", "layer4", "layer5"]'
-    opts = ["MODEL.LAYOUTLMV3.IMAGE_ONLY", "True", "MODEL.LAYOUTLMV3.FUSION.TYPE", "",
-            "MODEL.LAYOUTLMV3.CONFIG", str(config), "MODEL.LAYOUTLMV3.OUT_FEATURES", taps,
-            "MODEL.FPN.IN_FEATURES", taps, "MODEL.ROI_HEADS.NUM_CLASSES", "2",
-            "DATASETS.EXTRA", extra, "DATASETS.TRAIN", '("rects",)', "DATASETS.TEST", "()",
-            "SOLVER.MAX_ITER", "4", "SOLVER.CHECKPOINT_PERIOD", "2", "SEED", "3"]  # fmt: skip
+    opts = [
+        "MODEL.LAYOUTLMV3.IMAGE_ONLY",
+        "True",
+        "MODEL.LAYOUTLMV3.FUSION.TYPE",
+        "",
+        "MODEL.LAYOUTLMV3.CONFIG",
+        str(config),
+        "MODEL.LAYOUTLMV3.OUT_FEATURES",
+        taps,
+        "MODEL.FPN.IN_FEATURES",
+        taps,
+        "MODEL.ROI_HEADS.NUM_CLASSES",
+        "2",
+        "DATASETS.EXTRA",
+        extra,
+        "DATASETS.TRAIN",
+        '("rects",)',
+        "DATASETS.TEST",
+        "()",
+        "SOLVER.MAX_ITER",
+        "4",
+        "SOLVER.CHECKPOINT_PERIOD",
+        "2",
+        "SEED",
+        "3",
+    ]
 
     def train(output, *extra_args):
-        command = [sys.executable, str(ROOT / "tools" / "train_net.py"), "--config-file", str(TINY),
-                   "--num-gpus", "2", *extra_args, *opts, "OUTPUT_DIR", str(output)]  # fmt: skip
+        command = [
+            sys.executable,
+            str(ROOT / "tools" / "train_net.py"),
+            "--config-file",
+            str(TINY),
+            "--num-gpus",
+            "2",
+            *extra_args,
+            *opts,
+            "OUTPUT_DIR",
+            str(output),
+        ]
         result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
         assert result.returncode == 0, result.stderr[-3000:]
         return result.stdout + result.stderr

@@ -78,11 +78,30 @@ def test_infer_cli_writes_json_overlays_and_coco_and_skips_a_broken_page(
     weights, tokenizer = text_model
     out = tmp_path / "out"
     result = infer(
-        "--config-file", CONFIG, "--input", pages / "images", pages / "doc.pdf",
-        pages / "broken.png", "--output", out, "--ocr-root", pages / "OCR", "--dpi", 72,
-        "--batch-size", 2, "--score-threshold", 0.0, "--markdown", "MODEL.WEIGHTS", weights,
-        "MODEL.LAYOUTLMV3.TEXT.TOKENIZER", tokenizer, "MODEL.ROI_HEADS.NUM_CLASSES", 2,
-    )  # fmt: skip
+        "--config-file",
+        CONFIG,
+        "--input",
+        pages / "images",
+        pages / "doc.pdf",
+        pages / "broken.png",
+        "--output",
+        out,
+        "--ocr-root",
+        pages / "OCR",
+        "--dpi",
+        72,
+        "--batch-size",
+        2,
+        "--score-threshold",
+        0.0,
+        "--markdown",
+        "MODEL.WEIGHTS",
+        weights,
+        "MODEL.LAYOUTLMV3.TEXT.TOKENIZER",
+        tokenizer,
+        "MODEL.ROI_HEADS.NUM_CLASSES",
+        2,
+    )
     assert result.returncode == 1, result.stderr[-3000:]
     assert "6 pages done, 0 done by an earlier run, 1 skipped" in result.stdout
     failed = (out / "failed.txt").read_text()
@@ -116,8 +135,12 @@ def test_infer_cli_writes_json_overlays_and_coco_and_skips_a_broken_page(
     rendered = np.asarray(Image.open(out / "pages" / "doc" / "page-0001.png"))
     original = np.asarray(Image.open(pages / "images" / "page_001.png").convert("RGB"))
     assert np.abs(rendered.astype(int) - original).mean() < 8
-    assert np.abs(np.asarray(Image.open(out / "overlays" / "doc/page-0001.png")).astype(int)
-                  - rendered).mean() > 1  # fmt: skip
+    assert (
+        np.abs(
+            np.asarray(Image.open(out / "overlays" / "doc/page-0001.png")).astype(int) - rendered
+        ).mean()
+        > 1
+    )
 
     coco = COCO(str(out / "coco_pages.json"))
     results = coco.loadRes(str(out / "coco_instances_results.json"))
@@ -171,8 +194,9 @@ def test_collect_pages_reports_what_it_cannot_use(pages, tmp_path):
     (tmp_path / "bad.pdf").write_bytes(b"%PDF-1.4 this is not really a pdf")
     found, failed = collect_pages(
         [pages / "doc.pdf", tmp_path / "notes.txt", tmp_path / "bad.pdf", tmp_path / "missing"],
-        tmp_path / "rendered", dpi=144,
-    )  # fmt: skip
+        tmp_path / "rendered",
+        dpi=144,
+    )
     assert [p.name for p in found] == ["doc/page-0001", "doc/page-0002"]
     assert Image.open(found[0].image).size == (320, 256)  # 144 dpi = twice the 72-dpi size
     reasons = dict(failed)
@@ -184,10 +208,20 @@ def test_collect_pages_reports_what_it_cannot_use(pages, tmp_path):
 
 
 def test_plots_from_metrics(tmp_path):
-    lines = [{"iteration": i, "total_loss": 3 - i / 50, "loss_cls": 1 - i / 200, "lr": 1e-3}
-             for i in range(19, 100, 20)]  # fmt: skip
-    lines.append({"iteration": 99, "bbox/AP": 41.5, "bbox/AP50": 70.0, "bbox/AP75": 40.0,
-                  "bbox/AP-block": 55.0, "bbox/AP-frame": 28.0})  # fmt: skip
+    lines = [
+        {"iteration": i, "total_loss": 3 - i / 50, "loss_cls": 1 - i / 200, "lr": 1e-3}
+        for i in range(19, 100, 20)
+    ]
+    lines.append(
+        {
+            "iteration": 99,
+            "bbox/AP": 41.5,
+            "bbox/AP50": 70.0,
+            "bbox/AP75": 40.0,
+            "bbox/AP-block": 55.0,
+            "bbox/AP-frame": 28.0,
+        }
+    )
     metrics = tmp_path / "metrics.json"
     metrics.write_text("\n".join(json.dumps(x) for x in lines) + '\n{"iteration": 1')  # killed
     written = write_plots(metrics, tmp_path / "plots")

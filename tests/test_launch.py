@@ -57,13 +57,40 @@ def job(tmp_path_factory):
     root = tmp_path_factory.mktemp("launch")
     json_file = write_rectangle_coco(root / "data", num_images=8)
     extra = json.dumps([["rects", str(json_file), str(root / "data" / "images")]])
-    opts = ["MODEL.LAYOUTLMV3.IMAGE_ONLY", "True", "MODEL.LAYOUTLMV3.FUSION.TYPE", "",
-            "MODEL.ROI_HEADS.NUM_CLASSES", "2", "DATASETS.EXTRA", extra,
-            "DATASETS.TRAIN", '("rects",)', "DATASETS.TEST", "()", "SOLVER.MAX_ITER", "4",
-            "SOLVER.CHECKPOINT_PERIOD", "2", "SEED", "3"]  # fmt: skip
+    opts = [
+        "MODEL.LAYOUTLMV3.IMAGE_ONLY",
+        "True",
+        "MODEL.LAYOUTLMV3.FUSION.TYPE",
+        "",
+        "MODEL.ROI_HEADS.NUM_CLASSES",
+        "2",
+        "DATASETS.EXTRA",
+        extra,
+        "DATASETS.TRAIN",
+        '("rects",)',
+        "DATASETS.TEST",
+        "()",
+        "SOLVER.MAX_ITER",
+        "4",
+        "SOLVER.CHECKPOINT_PERIOD",
+        "2",
+        "SEED",
+        "3",
+    ]
     reference = root / "num_gpus"
-    result = run([sys.executable, ROOT / "tools" / "train_net.py", "--num-gpus", "2",
-                  "--config-file", TINY, *opts, "OUTPUT_DIR", reference])  # fmt: skip
+    result = run(
+        [
+            sys.executable,
+            ROOT / "tools" / "train_net.py",
+            "--num-gpus",
+            "2",
+            "--config-file",
+            TINY,
+            *opts,
+            "OUTPUT_DIR",
+            reference,
+        ]
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     log = result.stdout + result.stderr
     assert "process started by --num-gpus (spawned here): rank 0 of world size 2" in log
@@ -77,8 +104,14 @@ THREADS = {"OMP_NUM_THREADS": "1"}
 
 def run(command, env=None, timeout=600) -> subprocess.CompletedProcess:
     env = {**os.environ, **THREADS, **(env or {})}
-    return subprocess.run([str(c) for c in command], capture_output=True, text=True, cwd=ROOT,
-                          timeout=timeout, env=env)  # fmt: skip
+    return subprocess.run(
+        [str(c) for c in command],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=timeout,
+        env=env,
+    )
 
 
 def weights(output: Path) -> dict:
@@ -91,42 +124,79 @@ def assert_same_weights(a: dict, b: dict) -> None:
 
 
 def torchrun(*args) -> list:
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
-            "2", *args]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        *args,
+    ]
 
 
 def slurm_env(rank: int, port: int) -> dict:
     """What srun sets for task ``rank`` of 2 on one node, the master pointed at this machine."""
-    return {"SLURM_PROCID": str(rank), "SLURM_LOCALID": str(rank), "SLURM_NODEID": "0",
-            "SLURM_NTASKS": "2", "SLURM_TASKS_PER_NODE": "2", "SLURM_JOB_ID": "4242",
-            "SLURM_JOB_NODELIST": "node[01]", "MASTER_ADDR": "127.0.0.1",
-            "MASTER_PORT": str(port)}  # fmt: skip
+    return {
+        "SLURM_PROCID": str(rank),
+        "SLURM_LOCALID": str(rank),
+        "SLURM_NODEID": "0",
+        "SLURM_NTASKS": "2",
+        "SLURM_TASKS_PER_NODE": "2",
+        "SLURM_JOB_ID": "4242",
+        "SLURM_JOB_NODELIST": "node[01]",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(port),
+    }
 
 
 def start_slurm_tasks(command, port, extra_env=None) -> list[subprocess.Popen]:
-    return [subprocess.Popen([str(c) for c in command], cwd=ROOT, text=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             env={**os.environ, **THREADS, **slurm_env(rank, port),
-                                  **(extra_env or {})})
-            for rank in (0, 1)]  # fmt: skip
+    return [
+        subprocess.Popen(
+            [str(c) for c in command],
+            cwd=ROOT,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, **THREADS, **slurm_env(rank, port), **(extra_env or {})},
+        )
+        for rank in (0, 1)
+    ]
 
 
 @pytest.mark.slow
 def test_torchrun_trains_what_num_gpus_trains(job):
     root, opts, reference = job
-    result = run(torchrun(ROOT / "tools" / "train_net.py", "--config-file", TINY, *opts,
-                          "OUTPUT_DIR", root / "torchrun"))  # fmt: skip
+    result = run(
+        torchrun(
+            ROOT / "tools" / "train_net.py",
+            "--config-file",
+            TINY,
+            *opts,
+            "OUTPUT_DIR",
+            root / "torchrun",
+        )
+    )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "process started by torchrun: rank 0 of world size 2, 2 on this machine, " \
-           "backend gloo, device cpu" in result.stdout  # fmt: skip
+    assert (
+        "process started by torchrun: rank 0 of world size 2, 2 on this machine, "
+        "backend gloo, device cpu" in result.stdout
+    )
     assert_same_weights(weights(root / "torchrun"), reference)
 
 
 @pytest.mark.slow
 def test_srun_tasks_train_what_num_gpus_trains(job):
     root, opts, reference = job
-    command = [sys.executable, ROOT / "tools" / "train_net.py", "--config-file", TINY, *opts,
-               "OUTPUT_DIR", root / "srun"]  # fmt: skip
+    command = [
+        sys.executable,
+        ROOT / "tools" / "train_net.py",
+        "--config-file",
+        TINY,
+        *opts,
+        "OUTPUT_DIR",
+        root / "srun",
+    ]
     tasks = start_slurm_tasks(command, free_port())
     outputs = [task.communicate(timeout=600) for task in tasks]
     assert [task.returncode for task in tasks] == [0, 0], outputs[0][1][-3000:]
@@ -139,9 +209,20 @@ def test_a_dead_rank_ends_the_others_naming_it(job, tmp_path):
     _, opts, _ = job
     killer = tmp_path / "killer.py"
     killer.write_text(KILLER)
-    command = [sys.executable, killer, ROOT / "tools" / "train_net.py", "--config-file", TINY,
-               *opts, "OUTPUT_DIR", tmp_path / "out", "DISTRIBUTED.TIMEOUT_SECONDS", "20",
-               "SOLVER.MAX_ITER", "50"]  # fmt: skip
+    command = [
+        sys.executable,
+        killer,
+        ROOT / "tools" / "train_net.py",
+        "--config-file",
+        TINY,
+        *opts,
+        "OUTPUT_DIR",
+        tmp_path / "out",
+        "DISTRIBUTED.TIMEOUT_SECONDS",
+        "20",
+        "SOLVER.MAX_ITER",
+        "50",
+    ]
     start = time.perf_counter()
     tasks = start_slurm_tasks(command, free_port(), {"KILL_RANK": "1", "KILL_ITER": "1"})
     _, stderr = tasks[0].communicate(timeout=300)
@@ -158,9 +239,18 @@ def test_torchrun_restart_resumes_to_the_same_weights(job, tmp_path):
     _, opts, reference = job
     killer = tmp_path / "killer.py"
     killer.write_text(KILLER)
-    result = run([*torchrun("--max-restarts", "1", killer), ROOT / "tools" / "train_net.py",
-                  "--config-file", TINY, *opts, "OUTPUT_DIR", tmp_path / "out"],
-                 env={"KILL_RANK": "1", "KILL_ITER": "2"})  # fmt: skip
+    result = run(
+        [
+            *torchrun("--max-restarts", "1", killer),
+            ROOT / "tools" / "train_net.py",
+            "--config-file",
+            TINY,
+            *opts,
+            "OUTPUT_DIR",
+            tmp_path / "out",
+        ],
+        env={"KILL_RANK": "1", "KILL_ITER": "2"},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     log = result.stdout + result.stderr
     assert "restart 1 by torchrun: resuming from" in log
@@ -195,25 +285,62 @@ def test_slurm_tasks_per_node_and_bad_lists():
 def test_which_launcher_started_the_process():
     assert launched_place({}) is None
     assert launched_place({"SLURM_PROCID": "0", "SLURM_NTASKS": "1"}) is None  # sbatch, 1 task
-    slurm = launched_place({"SLURM_PROCID": "5", "SLURM_NTASKS": "8", "SLURM_LOCALID": "1",
-                            "SLURM_NODEID": "1", "SLURM_TASKS_PER_NODE": "4(x2)",
-                            "SLURM_JOB_NODELIST": "gpu[03-04]", "SLURM_JOB_ID": "123"})  # fmt: skip
-    assert (slurm.launcher, slurm.rank, slurm.world_size, slurm.local_rank, slurm.local_size,
-            slurm.master_addr, slurm.master_port) == ("slurm", 5, 8, 1, 4, "gpu03",
-                                                      20123)  # fmt: skip
+    slurm = launched_place(
+        {
+            "SLURM_PROCID": "5",
+            "SLURM_NTASKS": "8",
+            "SLURM_LOCALID": "1",
+            "SLURM_NODEID": "1",
+            "SLURM_TASKS_PER_NODE": "4(x2)",
+            "SLURM_JOB_NODELIST": "gpu[03-04]",
+            "SLURM_JOB_ID": "123",
+        }
+    )
+    assert (
+        slurm.launcher,
+        slurm.rank,
+        slurm.world_size,
+        slurm.local_rank,
+        slurm.local_size,
+        slurm.master_addr,
+        slurm.master_port,
+    ) == ("slurm", 5, 8, 1, 4, "gpu03", 20123)
     # srun starting one torchrun per node: torchrun's variables win, nothing doubles
-    inside = launched_place({"SLURM_PROCID": "1", "SLURM_NTASKS": "2", "RANK": "9",
-                             "LOCAL_RANK": "1", "WORLD_SIZE": "16", "LOCAL_WORLD_SIZE": "8",
-                             "GROUP_RANK": "1", "MASTER_ADDR": "gpu03", "MASTER_PORT": "29400",
-                             "TORCHELASTIC_RESTART_COUNT": "2"})  # fmt: skip
-    assert (inside.launcher, inside.rank, inside.world_size, inside.local_size, inside.node_rank,
-            inside.restart_count) == ("torchrun", 9, 16, 8, 1, 2)  # fmt: skip
+    inside = launched_place(
+        {
+            "SLURM_PROCID": "1",
+            "SLURM_NTASKS": "2",
+            "RANK": "9",
+            "LOCAL_RANK": "1",
+            "WORLD_SIZE": "16",
+            "LOCAL_WORLD_SIZE": "8",
+            "GROUP_RANK": "1",
+            "MASTER_ADDR": "gpu03",
+            "MASTER_PORT": "29400",
+            "TORCHELASTIC_RESTART_COUNT": "2",
+        }
+    )
+    assert (
+        inside.launcher,
+        inside.rank,
+        inside.world_size,
+        inside.local_size,
+        inside.node_rank,
+        inside.restart_count,
+    ) == ("torchrun", 9, 16, 8, 1, 2)
 
 
 def test_wrong_combinations_are_refused_before_any_process_starts():
     cfg = load_config(TINY, ["SOLVER.IMS_PER_BATCH", "6"])
-    torchrun_place = launched_place({"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "4",
-                                     "LOCAL_WORLD_SIZE": "4", "MASTER_ADDR": "h"})  # fmt: skip
+    torchrun_place = launched_place(
+        {
+            "RANK": "0",
+            "LOCAL_RANK": "0",
+            "WORLD_SIZE": "4",
+            "LOCAL_WORLD_SIZE": "4",
+            "MASTER_ADDR": "h",
+        }
+    )
     with pytest.raises(ValueError, match=r"--num-gpus 4 / --num-machines 1 under torchrun"):
         check_launch(cfg, 4, place=torchrun_place)
     with pytest.raises(ValueError, match=r"IMS_PER_BATCH 6 does not divide among 4 processes"):

@@ -28,14 +28,20 @@ def instances(rows) -> Instances:
 
 def kept(post, rows) -> list[tuple]:
     out = post(instances(rows))
-    return [(*(round(v, 2) for v in b), round(float(s), 2), int(c)) for b, s, c in
-            zip(out.pred_boxes.tensor.tolist(), out.scores, out.pred_classes)]  # fmt: skip
+    return [
+        (*(round(v, 2) for v in b), round(float(s), 2), int(c))
+        for b, s, c in zip(out.pred_boxes.tensor.tolist(), out.scores, out.pred_classes)
+    ]
 
 
 def test_per_class_thresholds_drop_only_their_class():
     post = LayoutPostprocess(3, score_thresholds=[0.5, 0.8, 0.3])
-    rows = [(0, 0, 10, 10, 0.6, TEXT), (0, 20, 10, 30, 0.7, TITLE), (0, 40, 10, 50, 0.35, TABLE),
-            (0, 60, 10, 70, 0.45, TEXT)]  # fmt: skip
+    rows = [
+        (0, 0, 10, 10, 0.6, TEXT),
+        (0, 20, 10, 30, 0.7, TITLE),
+        (0, 40, 10, 50, 0.35, TABLE),
+        (0, 60, 10, 70, 0.45, TEXT),
+    ]
     assert kept(post, rows) == [(0, 0, 10, 10, 0.6, TEXT), (0, 40, 10, 50, 0.35, TABLE)]
 
 
@@ -47,8 +53,11 @@ def test_a_box_inside_a_larger_one_of_another_class_goes_whatever_its_score():
     same_class = (110, 110, 200, 130, 0.7, TABLE)  # same class: NMS's business, kept here
     half_out = (400, 200, 600, 220, 0.8, TEXT)  # half of it outside the table
     assert kept(post, [table, inside, beside, same_class, half_out]) == [
-        table, beside, same_class, half_out
-    ]  # fmt: skip
+        table,
+        beside,
+        same_class,
+        half_out,
+    ]
 
 
 def test_overlapping_boxes_of_different_classes_keep_the_higher_score():
@@ -113,8 +122,15 @@ def test_regions_come_in_reading_order_with_their_text():
         ("Figure caption", "Figure 1: a chart."),
         ("Footer", "7"),
     ]
-    assert [r["role"] for r in regions] == ["title", "text", "text", "text", "figure", "caption",
-                                            "furniture"]  # fmt: skip
+    assert [r["role"] for r in regions] == [
+        "title",
+        "text",
+        "text",
+        "text",
+        "figure",
+        "caption",
+        "furniture",
+    ]
     # OCR of a page read at half the size lands in the same regions
     half = ocr_page()
     half.update(bbox=[[v / 2 for v in b] for b in half["bbox"]], W=300, H=500)
@@ -123,10 +139,12 @@ def test_regions_come_in_reading_order_with_their_text():
 
 def test_captions_merge_into_their_figure_and_the_page_reads_as_markdown():
     regions = merge_captions(page_regions(PAGE, 600, ocr_page()))
-    assert [r["category"] for r in regions] == ["Title", "Text", "Text", "Text", "Figure",
-                                                "Footer"]  # fmt: skip
-    assert regions[4]["caption"] == {"bbox": [320, 420, 580, 440], "score": 0.9,
-                                     "text": "Figure 1: a chart."}  # fmt: skip
+    assert [r["category"] for r in regions] == ["Title", "Text", "Text", "Text", "Figure", "Footer"]
+    assert regions[4]["caption"] == {
+        "bbox": [320, 420, 580, 440],
+        "score": 0.9,
+        "text": "Figure 1: a chart.",
+    }
     assert page_markdown(regions) == (
         "# Layout of pages\n\nLeft one a. Left one b.\n\nLeft two.\n\nRight one.\n\n"
         "*[Figure]* Figure 1: a chart.\n"
@@ -152,17 +170,57 @@ def test_a_caption_goes_to_the_object_right_above_or_below_it_in_its_column():
 
 def test_roles_of_the_class_sets_users_bring():
     publaynet = ["text", "title", "list", "table", "figure"]
-    doclaynet = ["Caption", "Footnote", "Formula", "List-item", "Page-footer", "Page-header",
-                 "Picture", "Section-header", "Table", "Text", "Title"]  # fmt: skip
-    cdla = ["Text", "Title", "Figure", "Figure caption", "Table", "Table caption", "Header",
-            "Footer", "Reference", "Equation"]  # fmt: skip
+    doclaynet = [
+        "Caption",
+        "Footnote",
+        "Formula",
+        "List-item",
+        "Page-footer",
+        "Page-header",
+        "Picture",
+        "Section-header",
+        "Table",
+        "Text",
+        "Title",
+    ]
+    cdla = [
+        "Text",
+        "Title",
+        "Figure",
+        "Figure caption",
+        "Table",
+        "Table caption",
+        "Header",
+        "Footer",
+        "Reference",
+        "Equation",
+    ]
     assert [region_role(c) for c in publaynet] == ["text", "title", "list", "table", "figure"]
     assert [region_role(c) for c in doclaynet] == [
-        "caption", "text", "equation", "list", "furniture", "furniture", "figure", "heading",
-        "table", "text", "title"]  # fmt: skip
+        "caption",
+        "text",
+        "equation",
+        "list",
+        "furniture",
+        "furniture",
+        "figure",
+        "heading",
+        "table",
+        "text",
+        "title",
+    ]
     assert [region_role(c) for c in cdla] == [
-        "text", "title", "figure", "caption", "table", "caption", "furniture", "furniture",
-        "text", "equation"]  # fmt: skip
+        "text",
+        "title",
+        "figure",
+        "caption",
+        "table",
+        "caption",
+        "furniture",
+        "furniture",
+        "text",
+        "equation",
+    ]
 
 
 def test_the_model_applies_the_layout_keys_at_inference():
@@ -173,8 +231,11 @@ def test_the_model_applies_the_layout_keys_at_inference():
     cfg = tiny_cfg()
     torch.manual_seed(0)
     plain = build_model(cfg).eval()
-    page = {"image": torch.randint(0, 255, (3, 128, 160), dtype=torch.uint8).float(),
-            "height": 256, "width": 320}  # fmt: skip
+    page = {
+        "image": torch.randint(0, 255, (3, 128, 160), dtype=torch.uint8).float(),
+        "height": 256,
+        "width": 320,
+    }
     with torch.no_grad():
         before = plain([page])[0]["instances"]
     threshold = before.scores[before.pred_classes == 1].median().item()  # half of class 1 goes
@@ -209,11 +270,19 @@ def test_held_out_matching_counts_found_blocks_and_false_boxes(tmp_path):
     assert match_page(gt, shown) == (2, 2)
     assert match_page(gt, []) == (0, 0) and match_page([], shown) == (0, 4)
 
-    coco = {"images": [{"id": 1, "file_name": "p.png", "width": 200, "height": 200}],
-            "categories": [{"id": 1, "name": "Text"}, {"id": 2, "name": "Title"}],
-            "annotations": [{"id": k + 1, "image_id": 1, "category_id": 1 if c == "Text" else 2,
-                             "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]]}
-                            for k, (c, b) in enumerate(gt)]}  # fmt: skip
+    coco = {
+        "images": [{"id": 1, "file_name": "p.png", "width": 200, "height": 200}],
+        "categories": [{"id": 1, "name": "Text"}, {"id": 2, "name": "Title"}],
+        "annotations": [
+            {
+                "id": k + 1,
+                "image_id": 1,
+                "category_id": 1 if c == "Text" else 2,
+                "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]],
+            }
+            for k, (c, b) in enumerate(gt)
+        ],
+    }
     (tmp_path / "gt.json").write_text(json.dumps(coco))
     (tmp_path / "predictions").mkdir()
     detections = [{"category": c, "score": s, "bbox": b} for c, s, b in shown]

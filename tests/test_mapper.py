@@ -34,17 +34,29 @@ def write_page(tmp_path, seed=0, size=(480, 360), rows=6, cols=2):
     Image.fromarray(page).save(image)
     ocr = tmp_path / f"page{seed}.json"
     ocr.write_text(json.dumps({"bbox": boxes, "words": words, "W": width, "H": height}))
-    record = {"file_name": str(image), "height": height, "width": width, "image_id": seed,
-              "ocr_file": str(ocr), "annotations": []}  # fmt: skip
+    record = {
+        "file_name": str(image),
+        "height": height,
+        "width": width,
+        "image_id": seed,
+        "ocr_file": str(ocr),
+        "annotations": [],
+    }
     return record, boxes
 
 
 def mapper(tokenizer, augmentations, **kwargs):
     return LayoutDatasetMapper(
-        is_train=True, augmentations=augmentations, image_format="RGB", use_instance_mask=False,
-        instance_mask_format="polygon", use_keypoint=False, recompute_boxes=False,
-        tokenizer=tokenizer, **kwargs,
-    )  # fmt: skip
+        is_train=True,
+        augmentations=augmentations,
+        image_format="RGB",
+        use_instance_mask=False,
+        instance_mask_format="polygon",
+        use_keypoint=False,
+        recompute_boxes=False,
+        tokenizer=tokenizer,
+        **kwargs,
+    )
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -108,8 +120,12 @@ def test_ocr_of_a_resized_copy_is_scaled_to_the_image(tmp_path, bpe_folder):
     ocr_file.write_text(json.dumps(page))
     out = mapper(OCRPageTokenizer(bpe_folder, max_tokens=500), [])(record)
     x, y, w, h = boxes[0]
-    expected = [round(1000 * x / 480), round(1000 * y / 360), round(1000 * (x + w) / 480),
-                round(1000 * (y + h) / 360)]  # fmt: skip
+    expected = [
+        round(1000 * x / 480),
+        round(1000 * y / 360),
+        round(1000 * (x + w) / 480),
+        round(1000 * (y + h) / 360),
+    ]
     assert out["bbox"][1].tolist() == expected
 
 
@@ -136,10 +152,16 @@ def test_box_jitter_only_in_training(tmp_path, bpe_folder):
     assert 0 < shift.max() <= 1000 * 0.3 * 18 / 360 + 1  # ≤ 0.3 line heights (18 px of 360)
     assert not torch.equal(jittered[0]["bbox"], jittered[1]["bbox"])  # new noise every time
     evaluation = LayoutDatasetMapper(
-        is_train=False, augmentations=[], image_format="RGB", use_instance_mask=False,
-        instance_mask_format="polygon", use_keypoint=False, recompute_boxes=False,
-        tokenizer=tokenizer, box_jitter=0.3,
-    )  # fmt: skip
+        is_train=False,
+        augmentations=[],
+        image_format="RGB",
+        use_instance_mask=False,
+        instance_mask_format="polygon",
+        use_keypoint=False,
+        recompute_boxes=False,
+        tokenizer=tokenizer,
+        box_jitter=0.3,
+    )
     assert torch.equal(evaluation(record)["bbox"], plain["bbox"])
     with pytest.raises(ValueError, match="BOX_JITTER must be in"):
         mapper(tokenizer, [], box_jitter=1.5)

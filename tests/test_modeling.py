@@ -1,4 +1,4 @@
-"""layoutlmv3.LayoutLMv3Model against transformers' model, and its detection behaviour."""
+"""layoutlmv3.LayoutLMv3DetectionModel against transformers' model, and its detection behaviour."""
 
 import logging
 from pathlib import Path
@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 from transformers import LayoutLMv3Config, LayoutLMv3ForTokenClassification
-from transformers import LayoutLMv3Model as HFLayoutLMv3Model
+from transformers import LayoutLMv3DetectionModel as HFLayoutLMv3Model
 
-from layoutlmv3 import IncompatibleWeights, LayoutLMv3Model, load_state_dict
+from layoutlmv3 import IncompatibleWeights, LayoutLMv3DetectionModel, load_state_dict
 
 VOCAB = 300
 
@@ -76,11 +76,11 @@ def test_equals_transformers_after_from_pretrained(tmp_path, bias, saving):
     if saving.endswith("file+config"):
         weights = tmp_path / ("model.safetensors" if safe else "pytorch_model.bin")
         assert weights.is_file()
-        ours = LayoutLMv3Model.from_pretrained(
+        ours = LayoutLMv3DetectionModel.from_pretrained(
             weights, config=tmp_path / "config.json", strict=True
         )
     else:
-        ours = LayoutLMv3Model.from_pretrained(tmp_path, strict=True)
+        ours = LayoutLMv3DetectionModel.from_pretrained(tmp_path, strict=True)
     ours.eval()
 
     text, image = text_inputs(), random_image()
@@ -102,7 +102,7 @@ def test_equals_transformers_with_padded_text():
     config = tiny_config(bias=True)
     reference = HFLayoutLMv3Model(config).eval()
     randomize_pos_embed(reference)
-    ours = LayoutLMv3Model(config).eval()
+    ours = LayoutLMv3DetectionModel(config).eval()
     ours.load_state_dict(reference.state_dict(), strict=False)
     inputs = text_inputs()
     inputs["attention_mask"][1, 6:] = 0
@@ -118,7 +118,7 @@ def test_equals_transformers_with_padded_text():
 
 def detection_model(bias=False, **kwargs):
     torch.manual_seed(0)
-    model = LayoutLMv3Model(
+    model = LayoutLMv3DetectionModel(
         tiny_config(bias=bias),
         detection=True,
         out_features=("layer0", "layer1", "layer2", "layer3"),
@@ -238,7 +238,7 @@ def test_loading_reports_missing_unexpected_and_mismatched_keys(tmp_path, caplog
     torch.save(state, path)
 
     with caplog.at_level(logging.WARNING, logger="layoutlmv3.loading"):
-        model = LayoutLMv3Model.from_pretrained(path, config=tiny_config())
+        model = LayoutLMv3DetectionModel.from_pretrained(path, config=tiny_config())
     report = caplog.text
     assert (
         "Missing in the checkpoint (1" in report and "encoder.layer.1.output.dense.bias" in report
@@ -250,14 +250,14 @@ def test_loading_reports_missing_unexpected_and_mismatched_keys(tmp_path, caplog
     assert torch.equal(loaded, source.encoder.layer[0].attention.self.query.weight)
 
     with pytest.raises(IncompatibleWeights, match="Shape mismatch"):
-        LayoutLMv3Model.from_pretrained(path, config=tiny_config(), strict=True)
+        LayoutLMv3DetectionModel.from_pretrained(path, config=tiny_config(), strict=True)
 
 
 def test_checkpoint_of_another_model_is_named(tmp_path):
     path = tmp_path / "resnet.pth"
     torch.save({"model": {"backbone.res2.conv1.weight": torch.zeros(1)}}, path)
     with pytest.raises(IncompatibleWeights, match=r"resnet.pth: no LayoutLMv3 encoder weights"):
-        LayoutLMv3Model.from_pretrained(path, config=tiny_config())
+        LayoutLMv3DetectionModel.from_pretrained(path, config=tiny_config())
 
 
 def test_unilm_detectron2_checkpoint_loads(tmp_path):
@@ -266,7 +266,7 @@ def test_unilm_detectron2_checkpoint_loads(tmp_path):
     state["roi_heads.box_predictor.0.cls_score.weight"] = torch.zeros(6, 4)
     path = tmp_path / "model_final.pth"
     torch.save({"model": state, "iteration": 10}, path)
-    loaded = LayoutLMv3Model.from_pretrained(
+    loaded = LayoutLMv3DetectionModel.from_pretrained(
         path, config=tiny_config(), detection=True, out_features=source.out_features
     )
     for name, value in source.state_dict().items():

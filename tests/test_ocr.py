@@ -23,8 +23,13 @@ pytestmark = pytest.mark.slow
 
 
 def ocr_cli(*args, timeout=600):
-    return subprocess.run([sys.executable, str(CLI), *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout, cwd=ROOT)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, str(CLI), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
 
 
 @pytest.fixture(scope="module")

@@ -20,10 +20,19 @@ def dataset_opts(samples, tokenizer):
     coco_json, image_root, ocr_root = samples
     extra = json.dumps([["samples", str(coco_json), str(image_root), str(ocr_root)]])
     return [
-        "DATASETS.EXTRA", extra, "DATASETS.TRAIN", '("samples",)', "DATASETS.TEST",
-        '("samples",)', "MODEL.LAYOUTLMV3.TEXT.TOKENIZER", str(tokenizer),
-        "MODEL.ROI_HEADS.NUM_CLASSES", "5", "SEED", "7",
-    ]  # fmt: skip
+        "DATASETS.EXTRA",
+        extra,
+        "DATASETS.TRAIN",
+        '("samples",)',
+        "DATASETS.TEST",
+        '("samples",)',
+        "MODEL.LAYOUTLMV3.TEXT.TOKENIZER",
+        str(tokenizer),
+        "MODEL.ROI_HEADS.NUM_CLASSES",
+        "5",
+        "SEED",
+        "7",
+    ]
 
 
 def train_net(*args, timeout=600):
@@ -58,8 +67,16 @@ def test_training_lowers_the_loss(trained):
 
 def test_eval_only_prints_the_per_class_table(trained):
     output, opts, _ = trained
-    log = train_net("--config-file", CONFIG, "--eval-only", *opts, "OUTPUT_DIR", output,
-                    "MODEL.WEIGHTS", output / "model_final.pth")  # fmt: skip
+    log = train_net(
+        "--config-file",
+        CONFIG,
+        "--eval-only",
+        *opts,
+        "OUTPUT_DIR",
+        output,
+        "MODEL.WEIGHTS",
+        output / "model_final.pth",
+    )
     assert "Per-category bbox AP" in log
     for name in ("text", "title", "list", "table", "figure"):
         assert f"| {name}" in log
@@ -70,8 +87,9 @@ def test_eval_only_prints_the_per_class_table(trained):
 
 def test_resume_continues_at_the_saved_iteration(trained, tmp_path):
     output, opts, _ = trained
-    log = train_net("--config-file", CONFIG, "--resume", *opts, "OUTPUT_DIR", output,
-                    "SOLVER.MAX_ITER", 45)  # fmt: skip
+    log = train_net(
+        "--config-file", CONFIG, "--resume", *opts, "OUTPUT_DIR", output, "SOLVER.MAX_ITER", 45
+    )
     assert "Starting training from iteration 40" in log
     assert "Loading from" in log and "model_final.pth" in log
     trained_to = max(m["iteration"] for m in metrics(output) if "total_loss" in m)
@@ -114,12 +132,22 @@ def test_two_cpu_processes_agree_on_the_weights(tmp_path, publaynet_samples, bpe
     script = tmp_path / "two_processes.py"
     script.write_text(WORKER)
     out = tmp_path / "result.txt"
-    opts = [*dataset_opts(publaynet_samples, bpe_folder), "OUTPUT_DIR", str(tmp_path / "o"),
-            "SOLVER.MAX_ITER", "2", "SOLVER.CHECKPOINT_PERIOD", "100"]  # fmt: skip
+    opts = [
+        *dataset_opts(publaynet_samples, bpe_folder),
+        "OUTPUT_DIR",
+        str(tmp_path / "o"),
+        "SOLVER.MAX_ITER",
+        "2",
+        "SOLVER.CHECKPOINT_PERIOD",
+        "100",
+    ]
     result = subprocess.run(
         [sys.executable, str(script), str(CONFIG), str(out), *opts],
-        capture_output=True, text=True, timeout=600, cwd=ROOT,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     world_size, diff, moved, iteration = out.read_text().split()
     assert int(world_size) == 2 and int(iteration) == 2
@@ -144,15 +172,35 @@ def test_ablation_trains_what_is_missing_and_tabulates_mean_and_std(
     for (variant, seed), ap in done.items():
         run = out / variant / f"seed{seed}"
         run.mkdir(parents=True)
-        record = {"iteration": 3, "bbox/AP": ap, **{f"bbox/AP-{c}": ap + k for k, c in
-                                                   enumerate(classes)}}  # fmt: skip
-        (run / "metrics.json").write_text(json.dumps({"iteration": 1, "total_loss": 2.0}) + "\n"
-                                          + json.dumps(record) + "\n")  # fmt: skip
-    command = [sys.executable, str(ROOT / "tools" / "ablate.py"), "--config-file", str(CONFIG),
-               "--variants", str(tmp_path / "variants.yaml"), "--seeds", "0", "1",
-               "--text-only-classes", "title", "list", "--output-dir", str(out),
-               *dataset_opts(publaynet_samples, bpe_folder), "SOLVER.MAX_ITER", "3",
-               "SOLVER.CHECKPOINT_PERIOD", "100"]  # fmt: skip
+        record = {
+            "iteration": 3,
+            "bbox/AP": ap,
+            **{f"bbox/AP-{c}": ap + k for k, c in enumerate(classes)},
+        }
+        (run / "metrics.json").write_text(
+            json.dumps({"iteration": 1, "total_loss": 2.0}) + "\n" + json.dumps(record) + "\n"
+        )
+    command = [
+        sys.executable,
+        str(ROOT / "tools" / "ablate.py"),
+        "--config-file",
+        str(CONFIG),
+        "--variants",
+        str(tmp_path / "variants.yaml"),
+        "--seeds",
+        "0",
+        "1",
+        "--text-only-classes",
+        "title",
+        "list",
+        "--output-dir",
+        str(out),
+        *dataset_opts(publaynet_samples, bpe_folder),
+        "SOLVER.MAX_ITER",
+        "3",
+        "SOLVER.CHECKPOINT_PERIOD",
+        "100",
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert result.stdout.count("\n== ") == 2  # one run trained (its start and its end)
@@ -184,7 +232,18 @@ def test_ablation_refuses_config_keys_taken_for_class_names(tmp_path, capsys):
     """``--text-only-classes a b KEY VALUE`` would train every run without the override."""
     ablate = import_script("tools/ablate.py")
     with pytest.raises(SystemExit):
-        ablate.main(["--config-file", str(CONFIG), "--variants", str(tmp_path / "v.yaml"),
-                     "--output-dir", str(tmp_path), "--text-only-classes", "Figure caption",
-                     "SOLVER.MAX_ITER", "600"])  # fmt: skip
+        ablate.main(
+            [
+                "--config-file",
+                str(CONFIG),
+                "--variants",
+                str(tmp_path / "v.yaml"),
+                "--output-dir",
+                str(tmp_path),
+                "--text-only-classes",
+                "Figure caption",
+                "SOLVER.MAX_ITER",
+                "600",
+            ]
+        )
     assert "took the config key 'SOLVER.MAX_ITER' for a class name" in capsys.readouterr().err

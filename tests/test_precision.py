@@ -20,8 +20,11 @@ from ditod.modeling import precision as precision_module
 from ditod.modeling.precision import choose_precision, cpu_kernel_flags, run_in_fp32
 
 SHOWN = 0.5  # tools/infer.py's score threshold: the boxes a user sees
-NO_UNITS = {**dict.fromkeys(precision_module.KERNEL_FLAGS, False), "avx2": True,
-            "capability": "AVX2"}  # fmt: skip
+NO_UNITS = {
+    **dict.fromkeys(precision_module.KERNEL_FLAGS, False),
+    "avx2": True,
+    "capability": "AVX2",
+}
 
 
 @pytest.mark.parametrize(
@@ -58,11 +61,14 @@ def test_explicit_and_wrong_settings():
 def test_auto_never_picks_bf16_under_an_avx2_cap():
     """With oneDNN capped to AVX2 a bf16 matmul runs on a slow fallback, whatever the CPU
     reports: the probe must see it (on a CPU without bf16 units auto never picks bf16 anyway)."""
-    code = ("from ditod.modeling.precision import choose_precision\n"
-            "print(choose_precision('auto', 'cpu').precision)")  # fmt: skip
+    code = (
+        "from ditod.modeling.precision import choose_precision\n"
+        "print(choose_precision('auto', 'cpu').precision)"
+    )
     env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2"}
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env=env, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() in ("fp32", "int8")
 
@@ -124,8 +130,9 @@ def found_and_false(pages: list[dict], detections: list[Instances]) -> tuple[int
     that match no block: what the overlays show a user."""
     found = false = 0
     for page, shown in zip(pages, detections):
-        truth = torch.tensor([[x, y, x + w, y + h] for x, y, w, h in
-                              (a["bbox"] for a in page["annotations"])])  # fmt: skip
+        truth = torch.tensor(
+            [[x, y, x + w, y + h] for x, y, w, h in (a["bbox"] for a in page["annotations"])]
+        )
         classes = torch.tensor([a["category_id"] for a in page["annotations"]])
         hit = (pairwise_iou(Boxes(truth), shown.pred_boxes) >= 0.5) & (
             classes[:, None] == shown.pred_classes[None, :]

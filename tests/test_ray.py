@@ -32,15 +32,20 @@ synthetic = import_script("datasets/synthetic_pages.py")
 def local_ray():
     """A Ray instance of 2 CPUs on this machine; its workers import this folder's modules."""
     path = os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))
-    ray.init(num_cpus=2, log_to_driver=False, logging_level=logging.WARNING,
-             runtime_env={"env_vars": {"PYTHONPATH": path}})  # fmt: skip
+    ray.init(
+        num_cpus=2,
+        log_to_driver=False,
+        logging_level=logging.WARNING,
+        runtime_env={"env_vars": {"PYTHONPATH": path}},
+    )
     yield "local"
     ray.shutdown()
 
 
 def tree(folder: Path) -> dict:
-    return {p.relative_to(folder).as_posix(): p.read_bytes()
-            for p in sorted(folder.rglob("*.json"))}  # fmt: skip
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*.json"))
+    }
 
 
 @pytest.mark.slow
@@ -48,8 +53,9 @@ def test_ocr_on_ray_writes_the_bytes_the_local_run_writes(local_ray, tmp_path):
     synthetic.generate(tmp_path / "pages", pages=2, seed=3, split_val=0.0)
     images = find_images(tmp_path / "pages" / "images")
     run_ocr(images, tmp_path / "pages" / "images", tmp_path / "local", workers=1, threads=1)
-    summary = run_ocr(images, tmp_path / "pages" / "images", tmp_path / "ray", threads=1,
-                      ray_address=local_ray)  # fmt: skip
+    summary = run_ocr(
+        images, tmp_path / "pages" / "images", tmp_path / "ray", threads=1, ray_address=local_ray
+    )
     assert (summary.done, summary.failed) == (2, [])
     local, remote = tree(tmp_path / "local"), tree(tmp_path / "ray")
     assert list(local) == ["en_00000.json", "en_00001.json"] and local == remote
@@ -66,15 +72,17 @@ def pages(folder: Path, sizes) -> list[Path]:
 def test_a_killed_ray_worker_costs_its_page_and_the_rerun_does_only_that(local_ray, tmp_path):
     images = pages(tmp_path / "images", [(100, 140), (100, 140), (140, 100), (100, 140)])
     out = tmp_path / "OCR"
-    summary = run_ocr(images, tmp_path / "images", out, DyingEngine, workers=2, threads=1,
-                      ray_address=local_ray)  # fmt: skip
+    summary = run_ocr(
+        images, tmp_path / "images", out, DyingEngine, workers=2, threads=1, ray_address=local_ray
+    )
     assert summary.done == 3 and [Path(p).name for p, _ in summary.failed] == ["p2.png"]
     assert "Ray worker died" in summary.failed[0][1]
     assert "p2.png" in (out / "ocr_failed.txt").read_text()
     assert sorted(p.name for p in out.glob("*.json")) == ["p0.json", "p1.json", "p3.json"]
     assert not list(out.glob(".*.tmp"))  # no half-written file
-    rerun = run_ocr(images, tmp_path / "images", out, OneLineEngine, threads=1,
-                    ray_address=local_ray, delay=0)  # fmt: skip
+    rerun = run_ocr(
+        images, tmp_path / "images", out, OneLineEngine, threads=1, ray_address=local_ray, delay=0
+    )
     assert (rerun.done, rerun.skipped, rerun.failed) == (1, 3, [])
     assert not (out / "ocr_failed.txt").exists()
 
@@ -86,8 +94,14 @@ def test_a_ray_actor_that_cannot_start_is_one_clear_error(local_ray, tmp_path):
         match="^an OCR worker could not start on Ray: ValueError: "
         r"first_tokens must be >= 0 \(0: whole lines\), got -1$",
     ):
-        run_ocr_jobs([PageJob(images[0], tmp_path / "p.json")], tmp_path / "f.txt", "rapidocr",
-                     threads=1, ray_address=local_ray, first_tokens=-1)  # fmt: skip
+        run_ocr_jobs(
+            [PageJob(images[0], tmp_path / "p.json")],
+            tmp_path / "f.txt",
+            "rapidocr",
+            threads=1,
+            ray_address=local_ray,
+            first_tokens=-1,
+        )
 
 
 @pytest.mark.slow
@@ -109,8 +123,13 @@ def test_inference_on_ray_equals_the_local_run_and_reruns_resume(local_ray, tmp_
         a = json.loads((tmp_path / "local" / "predictions" / f"{page.name}.json").read_text())
         b = json.loads((tmp_path / "ray" / "predictions" / f"{page.name}.json").read_text())
         assert a["detections"]
-        assert_same_detections(from_prediction_json(b), from_prediction_json(a), box_atol=0.05,
-                               score_atol=1e-3, cap=cfg.TEST.DETECTIONS_PER_IMAGE)  # fmt: skip
+        assert_same_detections(
+            from_prediction_json(b),
+            from_prediction_json(a),
+            box_atol=0.05,
+            score_atol=1e-3,
+            cap=cfg.TEST.DETECTIONS_PER_IMAGE,
+        )
     coco = json.loads((tmp_path / "ray" / "coco_pages.json").read_text())
     assert [c["name"] for c in coco["categories"]] == CLASSES
 

@@ -29,8 +29,12 @@ def test_one_column_page_reads_top_down():
 
 def test_reading_order_is_applied_before_the_token_cap(bpe_folder):
     boxes = two_column_page()
-    page = {"words": ["word"] * len(boxes), "W": 1000, "H": 1000,
-            "bbox": [[x0, y0, x1 - x0, y1 - y0] for x0, y0, x1, y1 in boxes]}  # fmt: skip
+    page = {
+        "words": ["word"] * len(boxes),
+        "W": 1000,
+        "H": 1000,
+        "bbox": [[x0, y0, x1 - x0, y1 - y0] for x0, y0, x1, y1 in boxes],
+    }
     ordered = OCRPageTokenizer(bpe_folder, max_tokens=1, reading_order="columns")(page)
     as_returned = OCRPageTokenizer(bpe_folder, max_tokens=1)(page)
     assert ordered.bbox[1].tolist() == [100, 50, 900, 120]  # the title

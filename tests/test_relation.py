@@ -36,8 +36,9 @@ def random_relation(seed=0):
     boxes = []
     for count in (5, 9):
         xy = torch.rand(count, 2, generator=generator) * 300
-        boxes.append(Boxes(torch.cat([xy, xy + 10 + torch.rand(count, 2, generator=generator)
-                                      * 100], 1)))  # fmt: skip
+        boxes.append(
+            Boxes(torch.cat([xy, xy + 10 + torch.rand(count, 2, generator=generator) * 100], 1))
+        )
     features = torch.randn(14, 16, generator=generator)
     return relation, features, boxes, [(400, 320), (420, 300)]
 
@@ -81,8 +82,13 @@ def test_detector_with_relation_starts_as_the_plain_cascade_and_learns(bpe_folde
         expected = plain.inference([page], do_postprocess=False)[0]
         got = model.inference([page], do_postprocess=False)[0]
     assert len(expected) > 10
-    match_detections(detections_of(got), detections_of(expected), box_atol=1e-3,
-                     score_atol=1e-5, cap=cfg.TEST.DETECTIONS_PER_IMAGE)  # fmt: skip
+    match_detections(
+        detections_of(got),
+        detections_of(expected),
+        box_atol=1e-3,
+        score_atol=1e-5,
+        cap=cfg.TEST.DETECTIONS_PER_IMAGE,
+    )
 
     torch.manual_seed(0)
     model = build_model(cfg).train()  # heads as initialised: boxes stay near the ground truth

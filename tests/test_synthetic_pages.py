@@ -92,8 +92,11 @@ def test_chinese_without_a_cjk_font_fails_clearly(monkeypatch):
 def _block_above(boxes, box):
     """The name of the block whose bottom is nearest above ``box`` in its column, or None."""
     x, y, w, _ = box
-    above = [(y - (b[1] + b[3]), name) for name, b in boxes
-             if b[1] + b[3] <= y and b[0] < x + w and x < b[0] + b[2]]  # fmt: skip
+    above = [
+        (y - (b[1] + b[3]), name)
+        for name, b in boxes
+        if b[1] + b[3] <= y and b[0] < x + w and x < b[0] + b[2]
+    ]
     return min(above)[1] if above else None
 
 
@@ -102,8 +105,7 @@ def test_caption_placement(tmp_path, captions):
     """below: every figure and table has its caption right under it; apart: captions stand in
     the text flow, of either kind whatever block is above them (one may follow a figure or table
     by chance), so their place does not say their kind."""
-    paths = synthetic_pages.generate(tmp_path, pages=12, seed=1, split_val=0.0,
-                                     captions=captions)  # fmt: skip
+    paths = synthetic_pages.generate(tmp_path, pages=12, seed=1, split_val=0.0, captions=captions)
     coco = json.loads(paths["train"].read_text())
     names = {c["id"]: c["name"] for c in coco["categories"]}
     pages = {}

@@ -98,10 +98,12 @@ def test_pages_without_a_usable_text_layer_are_ocrd_and_counted(born_digital, tm
     scanned_pdf(born_digital / "images" / "en_00002.png", docs / "scan.pdf")
     pages, failed = collect_pages([docs], tmp_path / "pages", dpi=72)
     assert not failed and len(pages) == 3
-    jobs = [PageJob(p.image, tmp_path / "OCR" / f"{p.name}.json", p.pdf, p.page_index)
-            for p in pages]  # fmt: skip
-    summary = run_ocr_jobs(jobs, tmp_path / "OCR" / "failed.txt", OneLineEngine, workers=1,
-                           page_timeout=None)  # fmt: skip
+    jobs = [
+        PageJob(p.image, tmp_path / "OCR" / f"{p.name}.json", p.pdf, p.page_index) for p in pages
+    ]
+    summary = run_ocr_jobs(
+        jobs, tmp_path / "OCR" / "failed.txt", OneLineEngine, workers=1, page_timeout=None
+    )
     assert (summary.text_layer, summary.done, summary.failed) == (1, 2, [])
     reasons = dict(summary.fallback)
     assert reasons == {
@@ -110,12 +112,18 @@ def test_pages_without_a_usable_text_layer_are_ocrd_and_counted(born_digital, tm
     }
     assert reasons[f"{docs / 'garbage.pdf'}#page=1"].startswith("text layer unusable: ")
     names = ("digital/page-0001", "garbage/page-0001", "scan/page-0001")
-    engines = {name: json.loads((tmp_path / "OCR" / f"{name}.json").read_text())["engine"]["name"]
-               for name in names}  # fmt: skip
-    assert engines == {"digital/page-0001": TEXT_LAYER_ENGINE, "garbage/page-0001": "one-line",
-                       "scan/page-0001": "one-line"}  # fmt: skip
-    again = run_ocr_jobs(jobs, tmp_path / "OCR" / "failed.txt", OneLineEngine, workers=1,
-                         page_timeout=None)  # fmt: skip
+    engines = {
+        name: json.loads((tmp_path / "OCR" / f"{name}.json").read_text())["engine"]["name"]
+        for name in names
+    }
+    assert engines == {
+        "digital/page-0001": TEXT_LAYER_ENGINE,
+        "garbage/page-0001": "one-line",
+        "scan/page-0001": "one-line",
+    }
+    again = run_ocr_jobs(
+        jobs, tmp_path / "OCR" / "failed.txt", OneLineEngine, workers=1, page_timeout=None
+    )
     assert (again.skipped, again.done, again.text_layer) == (3, 0, 0)
 
 
@@ -191,8 +199,10 @@ def test_first_token_ocr_reads_the_same_first_tokens_and_is_refused_for_more(
     # lines by their (full-line) box: the same first 3 words on >= 95% of all lines found
     lines = {tuple(box): text for box, text in zip(full["bbox"], full["words"])}
     starts = {tuple(box): text for box, text in zip(start["bbox"], start["words"])}
-    same = [(lines.get(box) or "").split()[:3] == (starts.get(box) or "").split()[:3]
-            for box in lines.keys() | starts.keys()]  # fmt: skip
+    same = [
+        (lines.get(box) or "").split()[:3] == (starts.get(box) or "").split()[:3]
+        for box in lines.keys() | starts.keys()
+    ]
     assert len(same) > 40 and np.mean(same) >= 0.95, np.mean(same)
     long = [box for box, text in lines.items() if len(text.split()) > 5 and box in starts]
     cut = [len(starts[box].split()) == 3 for box in long]  # recognised only to their start
@@ -210,8 +220,13 @@ def test_first_token_ocr_reads_the_same_first_tokens_and_is_refused_for_more(
             )
     # even where missing OCR makes a page image-only, this mismatch stops the mapper
     tokenizer = OCRPageTokenizer(bpe_folder)
-    mapper = LayoutDatasetMapper(is_train=False, augmentations=[], image_format="RGB",
-                                 tokenizer=tokenizer, missing_ocr="image_only")  # fmt: skip
+    mapper = LayoutDatasetMapper(
+        is_train=False,
+        augmentations=[],
+        image_format="RGB",
+        tokenizer=tokenizer,
+        missing_ocr="image_only",
+    )
     with pytest.raises(FirstTokensMismatch):
         mapper({"file_name": str(image), "ocr_file": str(path), "height": 792, "width": 612})
 
@@ -229,14 +244,27 @@ def test_default_ocr_layout_is_one_single_threaded_engine_per_core():
 def doclaynet_page(cells, width=1025, height=1025) -> dict:
     """A page of DocLayNet's extra JSON as published (metadata + text cells)."""
     return {
-        "metadata": {"page_hash": "a" * 64, "original_filename": "report.pdf", "page_no": 3,
-                     "num_pages": 12, "original_width": 612, "original_height": 792,
-                     "coco_width": width, "coco_height": height, "collection": "ann_reports",
-                     "doc_category": "financial_reports"},
-        "cells": [{"bbox": box, "text": text,
-                   "font": {"color": [0, 0, 0, 255], "name": "/F1", "size": 9.0}}
-                  for box, text in cells],
-    }  # fmt: skip
+        "metadata": {
+            "page_hash": "a" * 64,
+            "original_filename": "report.pdf",
+            "page_no": 3,
+            "num_pages": 12,
+            "original_width": 612,
+            "original_height": 792,
+            "coco_width": width,
+            "coco_height": height,
+            "collection": "ann_reports",
+            "doc_category": "financial_reports",
+        },
+        "cells": [
+            {
+                "bbox": box,
+                "text": text,
+                "font": {"color": [0, 0, 0, 255], "name": "/F1", "size": 9.0},
+            }
+            for box, text in cells
+        ],
+    }
 
 
 def test_doclaynet_cells_become_ocr_json_the_tokenizer_reads(tmp_path, bpe_folder):
@@ -253,9 +281,16 @@ def test_doclaynet_cells_become_ocr_json_the_tokenizer_reads(tmp_path, bpe_folde
     bad = doclaynet_page([([72, 100, 500, 1100], "corner format")])  # y + h beyond the page
     (cells / f"{'b' * 64}.json").write_text(json.dumps(bad))
     coco = tmp_path / "train.json"
-    coco.write_text(json.dumps({"images": [
-        {"id": 1, "file_name": f"{'a' * 64}.png", "width": 1025, "height": 1025},
-        {"id": 2, "file_name": f"{'c' * 64}.png", "width": 1025, "height": 1025}]}))  # fmt: skip
+    coco.write_text(
+        json.dumps(
+            {
+                "images": [
+                    {"id": 1, "file_name": f"{'a' * 64}.png", "width": 1025, "height": 1025},
+                    {"id": 2, "file_name": f"{'c' * 64}.png", "width": 1025, "height": 1025},
+                ]
+            }
+        )
+    )
     out = tmp_path / "OCR"
     assert doclaynet.main(["--cells", str(cells), "--out", str(out)]) == 1
     page = json.loads((out / f"{'a' * 64}.json").read_text())
@@ -269,8 +304,10 @@ def test_doclaynet_cells_become_ocr_json_the_tokenizer_reads(tmp_path, bpe_folde
         doclaynet.convert_page(cells / f"{'b' * 64}.json")
     with pytest.raises(ValueError, match="cells are for a 1025x1025 page but the COCO image is"):
         doclaynet.convert_page(cells / f"{'a' * 64}.json", (1000, 1000))
-    assert doclaynet.main(["--cells", str(cells), "--out", str(tmp_path / "o2"), "--coco",
-                           str(coco)]) == 1  # fmt: skip
+    assert (
+        doclaynet.main(["--cells", str(cells), "--out", str(tmp_path / "o2"), "--coco", str(coco)])
+        == 1
+    )
     assert (tmp_path / "o2" / f"{'a' * 64}.json").is_file()
     assert not (tmp_path / "o2" / f"{'b' * 64}.json").exists()  # not in the split
 
@@ -278,13 +315,19 @@ def test_doclaynet_cells_become_ocr_json_the_tokenizer_reads(tmp_path, bpe_folde
 def test_checker_refuses_first_token_ocr_for_a_model_that_keeps_more(tmp_path):
     coco = write_rectangle_coco(tmp_path, num_images=2)
     for image in sorted((tmp_path / "images").iterdir()):
-        page = {"words": ["Figure 1: a"], "bbox": [[5, 5, 60, 10]], "W": 160, "H": 128,
-                "engine": {"name": "rapidocr", "version": "3.10.0", "first_tokens": 3}}  # fmt: skip
+        page = {
+            "words": ["Figure 1: a"],
+            "bbox": [[5, 5, 60, 10]],
+            "W": 160,
+            "H": 128,
+            "engine": {"name": "rapidocr", "version": "3.10.0", "first_tokens": 3},
+        }
         (tmp_path / "OCR").mkdir(exist_ok=True)
         (tmp_path / "OCR" / f"{image.stem}.json").write_text(json.dumps(page))
     for keep, errors in ((3, 0), (2, 0), (0, 2), (5, 2)):
-        report = check_dataset(coco, tmp_path / "images", tmp_path / "OCR",
-                               tokens_per_segment=keep)  # fmt: skip
+        report = check_dataset(coco, tmp_path / "images", tmp_path / "OCR", tokens_per_segment=keep)
         assert len(report.errors) == errors, report.errors
-    assert "OCR read only the first 3 tokens of each line (--first-tokens) but " \
-           "TOKENS_PER_SEGMENT is 5" in report.errors[0]  # fmt: skip
+    assert (
+        "OCR read only the first 3 tokens of each line (--first-tokens) but "
+        "TOKENS_PER_SEGMENT is 5" in report.errors[0]
+    )

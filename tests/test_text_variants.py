@@ -62,8 +62,13 @@ def test_box_head_text_starts_as_the_image_only_box_head(bpe_folder, text_pages)
         expected = plain.inference([page], do_postprocess=False)[0]
         got = with_text.inference([page], do_postprocess=False)[0]
     assert len(expected) > 10
-    match_detections(detections_of(got), detections_of(expected), box_atol=1e-3,
-                     score_atol=1e-5, cap=cfg.TEST.DETECTIONS_PER_IMAGE)  # fmt: skip
+    match_detections(
+        detections_of(got),
+        detections_of(expected),
+        box_atol=1e-3,
+        score_atol=1e-5,
+        cap=cfg.TEST.DETECTIONS_PER_IMAGE,
+    )
 
 
 def test_text_box_pooler_equals_roialign_of_the_text_map():
@@ -73,13 +78,17 @@ def test_text_box_pooler_equals_roialign_of_the_text_map():
     image_pooler = ROIPooler(7, (1 / 4, 1 / 8, 1 / 16, 1 / 32), 0, "ROIAlignV2")
     pooler = TextBoxPooler(image_pooler, ROIPooler(7, (1 / 32,), 0, "ROIAlignV2"), 12, 8)
     torch.nn.init.normal_(pooler.project.weight, generator=generator)
-    boxes = [Boxes(torch.tensor([[2.0, 3.0, 40.0, 20.0], [0.0, 0.0, 48.0, 64.0]])),
-             Boxes(torch.tensor([[10.0, 30.0, 30.0, 60.0]]))]  # fmt: skip
+    boxes = [
+        Boxes(torch.tensor([[2.0, 3.0, 40.0, 20.0], [0.0, 0.0, 48.0, 64.0]])),
+        Boxes(torch.tensor([[10.0, 30.0, 30.0, 60.0]])),
+    ]
     got = pooler([*levels, text_map], boxes)
-    rois = torch.cat([torch.cat([torch.full((len(b), 1), float(i)), b.tensor], 1)
-                      for i, b in enumerate(boxes)])  # fmt: skip
-    text = torchvision.ops.roi_align(text_map, rois, 7, spatial_scale=1 / 32, sampling_ratio=0,
-                                     aligned=True)  # fmt: skip
+    rois = torch.cat(
+        [torch.cat([torch.full((len(b), 1), float(i)), b.tensor], 1) for i, b in enumerate(boxes)]
+    )
+    text = torchvision.ops.roi_align(
+        text_map, rois, 7, spatial_scale=1 / 32, sampling_ratio=0, aligned=True
+    )
     expected = image_pooler(levels, boxes) + pooler.project(text)
     assert got.shape == (3, 8, 7, 7) and text.abs().sum() > 0
     torch.testing.assert_close(got, expected)
@@ -161,16 +170,31 @@ def test_merged_classes_ap_counts_boxes_found_with_the_look_alike_label(tmp_path
     the merged AP 100; a box not found at all lowers the merged AP too."""
     from ditod.engine.ablation import merged_classes_ap
 
-    categories = [{"id": 1, "name": "Figure caption"}, {"id": 2, "name": "Table caption"},
-                  {"id": 3, "name": "Text"}]  # fmt: skip
+    categories = [
+        {"id": 1, "name": "Figure caption"},
+        {"id": 2, "name": "Table caption"},
+        {"id": 3, "name": "Text"},
+    ]
     boxes = [[10, 10 + 40 * i, 200, 12] for i in range(4)]
-    gt = {"images": [{"id": 1, "width": 300, "height": 300, "file_name": "p.png"}],
-          "categories": categories,
-          "annotations": [{"id": i + 1, "image_id": 1, "category_id": 1 + i % 2, "bbox": box,
-                           "area": box[2] * box[3], "iscrowd": 0}
-                          for i, box in enumerate(boxes)]}  # fmt: skip
-    swapped = [{"image_id": 1, "category_id": 2 - i % 2, "bbox": box, "score": 0.9}
-               for i, box in enumerate(boxes)]  # fmt: skip
+    gt = {
+        "images": [{"id": 1, "width": 300, "height": 300, "file_name": "p.png"}],
+        "categories": categories,
+        "annotations": [
+            {
+                "id": i + 1,
+                "image_id": 1,
+                "category_id": 1 + i % 2,
+                "bbox": box,
+                "area": box[2] * box[3],
+                "iscrowd": 0,
+            }
+            for i, box in enumerate(boxes)
+        ],
+    }
+    swapped = [
+        {"image_id": 1, "category_id": 2 - i % 2, "bbox": box, "score": 0.9}
+        for i, box in enumerate(boxes)
+    ]
     results = tmp_path / "results.json"
     text = {"image_id": 1, "category_id": 3, "bbox": boxes[0], "score": 0.99}
     results.write_text(json.dumps([*swapped, text]))

@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import LayoutLMv3Config
 
-from layoutlmv3 import LayoutLMv3Model, OCRPageTokenizer, normalize_box
+from layoutlmv3 import LayoutLMv3DetectionModel, OCRPageTokenizer, normalize_box
 
 
 def page(words, boxes, width=1000, height=800):
@@ -100,12 +100,19 @@ def test_missing_folder_and_vocab_mismatch_are_clear(bpe_folder, tmp_path):
 def test_encoded_page_runs_through_the_model(bpe_folder):
     encoded = OCRPageTokenizer(bpe_folder)(page(["Figure 3: results"], [[10, 10, 200, 30]]))
     config = LayoutLMv3Config(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-        vocab_size=300, coordinate_size=4, shape_size=8,
-    )  # fmt: skip
-    model = LayoutLMv3Model(config).eval()
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        vocab_size=300,
+        coordinate_size=4,
+        shape_size=8,
+    )
+    model = LayoutLMv3DetectionModel(config).eval()
     out = model(
-        input_ids=encoded.input_ids[None], bbox=encoded.bbox[None],
-        attention_mask=encoded.attention_mask[None], pixel_values=torch.zeros(1, 3, 64, 96),
-    )  # fmt: skip
+        input_ids=encoded.input_ids[None],
+        bbox=encoded.bbox[None],
+        attention_mask=encoded.attention_mask[None],
+        pixel_values=torch.zeros(1, 3, 64, 96),
+    )
     assert out.last_hidden_state.shape == (1, len(encoded.input_ids) + 1 + 4 * 6, 32)

@@ -6,7 +6,7 @@ from torch import nn
 
 from ditod.engine.optimizer import optimizer_param_groups
 from ditod.engine.trainer import LayoutTrainStep, SkipSampler
-from layoutlmv3 import LayoutLMv3Model
+from layoutlmv3 import LayoutLMv3DetectionModel
 from layoutlmv3.modeling import LayoutLMv3Config
 
 
@@ -15,13 +15,21 @@ class Detector(nn.Module):
 
     def __init__(self):
         super().__init__()
-        config = LayoutLMv3Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                                  intermediate_size=64, coordinate_size=4, shape_size=8,
-                                  vocab_size=50)  # fmt: skip
+        config = LayoutLMv3Config(
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            coordinate_size=4,
+            shape_size=8,
+            vocab_size=50,
+        )
         self.backbone = nn.Module()
         self.backbone.bottom_up = nn.Module()
         layers = ["layer0", "layer0", "layer1", "layer1"]
-        self.backbone.bottom_up.backbone = LayoutLMv3Model(config, True, out_features=layers)
+        self.backbone.bottom_up.backbone = LayoutLMv3DetectionModel(
+            config, True, out_features=layers
+        )
         self.head = nn.Linear(32, 4)
 
 
@@ -35,9 +43,16 @@ def test_no_decay_on_norms_biases_embeddings_and_layer_decay():
     lookup = groups_by_param(groups)
     named = dict(model.named_parameters())
     prefix = "backbone.bottom_up.backbone."
-    for name in ("cls_token", "pos_embed", "norm.weight", "LayerNorm.bias",
-                 "embeddings.word_embeddings.weight", "encoder.layer.0.output.LayerNorm.weight",
-                 "encoder.layer.1.attention.self.query.bias", "fpn1.1.weight"):  # fmt: skip
+    for name in (
+        "cls_token",
+        "pos_embed",
+        "norm.weight",
+        "LayerNorm.bias",
+        "embeddings.word_embeddings.weight",
+        "encoder.layer.0.output.LayerNorm.weight",
+        "encoder.layer.1.attention.self.query.bias",
+        "fpn1.1.weight",
+    ):
         assert lookup[id(named[prefix + name])][1] == 0.0, name
     assert lookup[id(named["head.weight"])] == (1.0, 0.05)
     assert lookup[id(named["head.bias"])] == (1.0, 0.0)

@@ -19,7 +19,7 @@ from transformers import LayoutLMv3Config
 from ditod import LayoutCheckpointer
 from ditod.config import load_config
 from ditod.modeling.backbone import LAYOUTLMV3_SIZES
-from layoutlmv3 import IncompatibleWeights, LayoutLMv3Model
+from layoutlmv3 import IncompatibleWeights, LayoutLMv3DetectionModel
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = Path(__file__).with_name("fixtures") / "unilm_cascade_layoutlmv3_publaynet_keys.txt"
@@ -78,8 +78,11 @@ def test_pyramid_left_out_is_refused_in_complete_mode(publaynet_detector, tmp_pa
     state = {k: v for k, v in unilm_state().items() if ".encoder.fpn" not in k}
     path = tmp_path / "no_pyramid.pth"
     torch.save({"model": state}, path)
-    with pytest.raises(IncompatibleWeights, match=r"(?s)leaves 10 model tensors.*fpn1\.0\.weight.*"
-                       r"ALLOW_RANDOM_INIT"):  # fmt: skip
+    with pytest.raises(
+        IncompatibleWeights,
+        match=r"(?s)leaves 10 model tensors.*fpn1\.0\.weight.*"
+        r"ALLOW_RANDOM_INIT",
+    ):
         LayoutCheckpointer(publaynet_detector, complete=True).load(str(path))
 
 
@@ -87,11 +90,16 @@ def test_model_from_pretrained_reads_a_unilm_detector(tmp_path, caplog):
     state = unilm_state()
     path = tmp_path / "model_final.pth"
     torch.save({"model": state}, path)
-    config = LayoutLMv3Config(**LAYOUTLMV3_SIZES["base"], text_embed=False,
-                              has_relative_attention_bias=False,
-                              has_spatial_attention_bias=False)  # fmt: skip
+    config = LayoutLMv3Config(
+        **LAYOUTLMV3_SIZES["base"],
+        text_embed=False,
+        has_relative_attention_bias=False,
+        has_spatial_attention_bias=False,
+    )
     with caplog.at_level(logging.INFO):
-        model = LayoutLMv3Model.from_pretrained(path, config=config, strict=True, detection=True)
+        model = LayoutLMv3DetectionModel.from_pretrained(
+            path, config=config, strict=True, detection=True
+        )
     assert torch.equal(model.fpn1[0].weight, state[PREFIX + "encoder.fpn1.0.weight"])
     assert torch.equal(model.fpn1[1].running_var, state[PREFIX + "encoder.fpn1.1.running_var"])
     assert torch.equal(model.fpn2[0].bias, state[PREFIX + "encoder.fpn2.0.bias"])
@@ -101,38 +109,58 @@ def test_model_from_pretrained_reads_a_unilm_detector(tmp_path, caplog):
 # unilm's cascade_layoutlmv3.yaml (PubLayNet), the keys that shape training and the model, as
 # published; paths and their backbone's name/IMG_SIZE/POS_TYPE (fixed by LayoutLMv3) left out.
 UNILM_YAML = {
-    "MODEL.MASK_ON": True, "MODEL.IMAGE_ONLY": True,
+    "MODEL.MASK_ON": True,
+    "MODEL.IMAGE_ONLY": True,
     "MODEL.META_ARCHITECTURE": "VLGeneralizedRCNN",
-    "MODEL.PIXEL_MEAN": [127.5, 127.5, 127.5], "MODEL.PIXEL_STD": [127.5, 127.5, 127.5],
+    "MODEL.PIXEL_MEAN": [127.5, 127.5, 127.5],
+    "MODEL.PIXEL_STD": [127.5, 127.5, 127.5],
     "MODEL.VIT.OUT_FEATURES": ["layer3", "layer5", "layer7", "layer11"],
     "MODEL.VIT.DROP_PATH": 0.1,
     "MODEL.ROI_HEADS.NAME": "CascadeROIHeads",
-    "MODEL.ROI_HEADS.IN_FEATURES": ["p2", "p3", "p4", "p5"], "MODEL.ROI_HEADS.NUM_CLASSES": 5,
+    "MODEL.ROI_HEADS.IN_FEATURES": ["p2", "p3", "p4", "p5"],
+    "MODEL.ROI_HEADS.NUM_CLASSES": 5,
     "MODEL.ROI_BOX_HEAD.CLS_AGNOSTIC_BBOX_REG": True,
-    "MODEL.ROI_BOX_HEAD.NAME": "FastRCNNConvFCHead", "MODEL.ROI_BOX_HEAD.NUM_FC": 2,
+    "MODEL.ROI_BOX_HEAD.NAME": "FastRCNNConvFCHead",
+    "MODEL.ROI_BOX_HEAD.NUM_FC": 2,
     "MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION": 7,
-    "MODEL.ROI_MASK_HEAD.NAME": "MaskRCNNConvUpsampleHead", "MODEL.ROI_MASK_HEAD.NUM_CONV": 4,
+    "MODEL.ROI_MASK_HEAD.NAME": "MaskRCNNConvUpsampleHead",
+    "MODEL.ROI_MASK_HEAD.NUM_CONV": 4,
     "MODEL.ROI_MASK_HEAD.POOLER_RESOLUTION": 14,
     "MODEL.FPN.IN_FEATURES": ["layer3", "layer5", "layer7", "layer11"],
     "MODEL.ANCHOR_GENERATOR.SIZES": [[32], [64], [128], [256], [512]],
     "MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS": [[0.5, 1.0, 2.0]],
     "MODEL.RPN.IN_FEATURES": ["p2", "p3", "p4", "p5", "p6"],
-    "MODEL.RPN.PRE_NMS_TOPK_TRAIN": 2000, "MODEL.RPN.PRE_NMS_TOPK_TEST": 1000,
-    "MODEL.RPN.POST_NMS_TOPK_TRAIN": 2000, "MODEL.RPN.POST_NMS_TOPK_TEST": 1000,
-    "SOLVER.GRADIENT_ACCUMULATION_STEPS": 1, "SOLVER.BASE_LR": 0.0002,
-    "SOLVER.WARMUP_ITERS": 1000, "SOLVER.IMS_PER_BATCH": 32, "SOLVER.MAX_ITER": 60000,
-    "SOLVER.CHECKPOINT_PERIOD": 2000, "SOLVER.LR_SCHEDULER_NAME": "WarmupCosineLR",
-    "SOLVER.AMP.ENABLED": True, "SOLVER.OPTIMIZER": "ADAMW", "SOLVER.BACKBONE_MULTIPLIER": 1.0,
-    "SOLVER.CLIP_GRADIENTS.ENABLED": True, "SOLVER.CLIP_GRADIENTS.CLIP_TYPE": "full_model",
-    "SOLVER.CLIP_GRADIENTS.CLIP_VALUE": 1.0, "SOLVER.CLIP_GRADIENTS.NORM_TYPE": 2.0,
-    "SOLVER.WARMUP_FACTOR": 0.01, "SOLVER.WEIGHT_DECAY": 0.05,
+    "MODEL.RPN.PRE_NMS_TOPK_TRAIN": 2000,
+    "MODEL.RPN.PRE_NMS_TOPK_TEST": 1000,
+    "MODEL.RPN.POST_NMS_TOPK_TRAIN": 2000,
+    "MODEL.RPN.POST_NMS_TOPK_TEST": 1000,
+    "SOLVER.GRADIENT_ACCUMULATION_STEPS": 1,
+    "SOLVER.BASE_LR": 0.0002,
+    "SOLVER.WARMUP_ITERS": 1000,
+    "SOLVER.IMS_PER_BATCH": 32,
+    "SOLVER.MAX_ITER": 60000,
+    "SOLVER.CHECKPOINT_PERIOD": 2000,
+    "SOLVER.LR_SCHEDULER_NAME": "WarmupCosineLR",
+    "SOLVER.AMP.ENABLED": True,
+    "SOLVER.OPTIMIZER": "ADAMW",
+    "SOLVER.BACKBONE_MULTIPLIER": 1.0,
+    "SOLVER.CLIP_GRADIENTS.ENABLED": True,
+    "SOLVER.CLIP_GRADIENTS.CLIP_TYPE": "full_model",
+    "SOLVER.CLIP_GRADIENTS.CLIP_VALUE": 1.0,
+    "SOLVER.CLIP_GRADIENTS.NORM_TYPE": 2.0,
+    "SOLVER.WARMUP_FACTOR": 0.01,
+    "SOLVER.WEIGHT_DECAY": 0.05,
     "TEST.EVAL_PERIOD": 2000,
-    "INPUT.CROP.ENABLED": True, "INPUT.CROP.TYPE": "absolute_range", "INPUT.CROP.SIZE": [384, 600],
+    "INPUT.CROP.ENABLED": True,
+    "INPUT.CROP.TYPE": "absolute_range",
+    "INPUT.CROP.SIZE": [384, 600],
     "INPUT.MIN_SIZE_TRAIN": [480, 512, 544, 576, 608, 640, 672, 704, 736, 768, 800],
     "INPUT.FORMAT": "RGB",
-    "DATALOADER.FILTER_EMPTY_ANNOTATIONS": False, "AUG.DETR": True, "SEED": 42,
-}  # fmt: skip
-# Their keys under our names, and where their code overrides their YAML (DESIGN §2; their
+    "DATALOADER.FILTER_EMPTY_ANNOTATIONS": False,
+    "AUG.DETR": True,
+    "SEED": 42,
+}
+# Their keys under our names, and where their code overrides their YAML (their
 # backbone builder never passes DROP_PATH; their mapper disables flip and crop for LayoutLMv3).
 RENAMED = {
     "MODEL.IMAGE_ONLY": "MODEL.LAYOUTLMV3.IMAGE_ONLY",

@@ -28,13 +28,22 @@ def zero_page_pdf(path: Path) -> Path:
 
 
 def test_missing_weights_is_one_line_before_any_process_starts(tmp_path):
-    command = [sys.executable, str(ROOT / "tools" / "train_net.py"), "--config-file", str(TINY),
-               "--eval-only", "MODEL.WEIGHTS", str(tmp_path / "model_final.pth"),
-               "OUTPUT_DIR", str(tmp_path / "out")]  # fmt: skip
+    command = [
+        sys.executable,
+        str(ROOT / "tools" / "train_net.py"),
+        "--config-file",
+        str(TINY),
+        "--eval-only",
+        "MODEL.WEIGHTS",
+        str(tmp_path / "model_final.pth"),
+        "OUTPUT_DIR",
+        str(tmp_path / "out"),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert result.returncode == 2
-    assert result.stderr.startswith(f"error: MODEL.WEIGHTS: {tmp_path}/model_final.pth does not "
-                                    "exist")  # fmt: skip
+    assert result.stderr.startswith(
+        f"error: MODEL.WEIGHTS: {tmp_path}/model_final.pth does not exist"
+    )
     assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
 
 
@@ -53,16 +62,23 @@ def test_pdfs_that_yield_no_page_say_why_whatever_came_before(tmp_path):
     assert reasons[2].startswith(f"{locked}: encrypted (password-protected)")
 
 
-@pytest.mark.parametrize("size, reason", [((600, 1), "shorter side under 32 px"),
-                                          ((2000, 60), "aspect ratio over 20:1")])  # fmt: skip
+@pytest.mark.parametrize(
+    "size, reason", [((600, 1), "shorter side under 32 px"), ((2000, 60), "aspect ratio over 20:1")]
+)
 def test_degenerate_pages_are_skipped_before_ocr_and_counted(tmp_path, size, reason):
     Image.new("RGB", size, "white").save(tmp_path / "strip.png")
     Image.new("RGB", (300, 400), "white").save(tmp_path / "page.png")
     pages, failed = collect_pages([tmp_path / "strip.png", tmp_path / "page.png"], tmp_path / "r")
     assert [p.name for p in pages] == ["page"] and reason in failed[0][1]
     start = time.perf_counter()
-    summary = run_ocr([tmp_path / "strip.png", tmp_path / "page.png"], tmp_path, tmp_path / "OCR",
-                      OneLineEngine, page_timeout=None, delay=0.0)  # fmt: skip
+    summary = run_ocr(
+        [tmp_path / "strip.png", tmp_path / "page.png"],
+        tmp_path,
+        tmp_path / "OCR",
+        OneLineEngine,
+        page_timeout=None,
+        delay=0.0,
+    )
     assert time.perf_counter() - start < 5
     assert summary.done == 1 and len(summary.failed) == 1 and reason in summary.failed[0][1]
     listed = (tmp_path / "OCR" / "ocr_failed.txt").read_text()
@@ -79,11 +95,16 @@ def test_a_page_past_the_time_limit_is_stopped_and_the_rest_finish(tmp_path):
     Image.new("RGB", (400, 300), "white").save(tmp_path / "wide.png")
     images = sorted(tmp_path.glob("*.png"))
     start = time.perf_counter()
-    summary = run_ocr(images, tmp_path, tmp_path / "OCR", OneLineEngine, workers=1,
-                      page_timeout=3, delay=120.0)  # fmt: skip
+    summary = run_ocr(
+        images, tmp_path, tmp_path / "OCR", OneLineEngine, workers=1, page_timeout=3, delay=120.0
+    )
     assert time.perf_counter() - start < 100
     assert summary.done == 3
-    assert summary.failed == [(str(tmp_path / "wide.png"), "OCR ran past the 3 s page time "
-                               "limit; its worker was stopped")]  # fmt: skip
-    assert sorted(p.name for p in (tmp_path / "OCR").glob("*.json")) == ["a.json", "b.json",
-                                                                        "c.json"]  # fmt: skip
+    assert summary.failed == [
+        (str(tmp_path / "wide.png"), "OCR ran past the 3 s page time limit; its worker was stopped")
+    ]
+    assert sorted(p.name for p in (tmp_path / "OCR").glob("*.json")) == [
+        "a.json",
+        "b.json",
+        "c.json",
+    ]

@@ -32,8 +32,13 @@ def parse_args(argv=None):
     parser.add_argument("--ocr-root", help="default: the image folder's sibling OCR/")
     parser.add_argument("--no-ocr", action="store_true", help="image-only dataset: skip OCR checks")
     parser.add_argument("--config-file", help="check the datasets as this config reads them")
-    parser.add_argument("--dataset", action="append", dest="datasets", metavar="NAME",
-                        help="a dataset to check, repeatable (default: the config's)")  # fmt: skip
+    parser.add_argument(
+        "--dataset",
+        action="append",
+        dest="datasets",
+        metavar="NAME",
+        help="a dataset to check, repeatable (default: the config's)",
+    )
     add_debug_flag(parser)
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE …")
     args = parser.parse_args(argv)

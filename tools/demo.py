@@ -60,8 +60,11 @@ def run(step: str, command: list) -> None:
 
 def ocr_lines(ocr_folder: Path) -> list[str]:
     """Every text line of the OCR JSON files in ``ocr_folder``."""
-    return [line for path in sorted(ocr_folder.glob("*.json"))
-            for line in json.loads(path.read_text(encoding="utf-8"))["words"]]  # fmt: skip
+    return [
+        line
+        for path in sorted(ocr_folder.glob("*.json"))
+        for line in json.loads(path.read_text(encoding="utf-8"))["words"]
+    ]
 
 
 def final_ap(metrics_file: Path) -> dict:
@@ -96,13 +99,16 @@ def main(argv=None) -> int:
     data = out / "data"
     splits = synthetic_pages().generate(data, pages=args.pages, seed=args.seed, split_val=0.2)
     held_out = out / "held_out"
-    held_out_truth = synthetic_pages().generate(held_out, pages=args.held_out,
-                                                seed=args.seed + 1000)  # fmt: skip
+    held_out_truth = synthetic_pages().generate(
+        held_out, pages=args.held_out, seed=args.seed + 1000
+    )
     exact_text = held_out / "OCR"
     exact_text.rename(held_out / "OCR_exact")  # the OCR step below has to read the pages itself
 
-    run("OCR of the held-out pages", [python, "tools/ocr_pages.py", held_out / "images",
-                                      "--out", held_out / "OCR"])  # fmt: skip
+    run(
+        "OCR of the held-out pages",
+        [python, "tools/ocr_pages.py", held_out / "images", "--out", held_out / "OCR"],
+    )
 
     print("\n== tokenizer: byte-level BPE on the training pages' text", flush=True)
     tokenizer = train_bpe_tokenizer(ocr_lines(data / "OCR"), out / "tokenizer", vocab_size=2000)
@@ -113,21 +119,49 @@ def main(argv=None) -> int:
     ]
     common = ["MODEL.LAYOUTLMV3.TEXT.TOKENIZER", tokenizer, *args.opts]
     train_dir = out / "train"
-    run("training + evaluation", [
-        python, "tools/train_net.py", "--config-file", CONFIG, *common,
-        "DATASETS.EXTRA", json.dumps(datasets), "OUTPUT_DIR", train_dir,
-        *(["SOLVER.MAX_ITER", args.iterations] if args.iterations else []),
-    ])  # fmt: skip
-    run("inference on the held-out pages", [
-        python, "tools/infer.py", "--config-file", CONFIG, "--input", held_out / "images",
-        "--ocr-root", held_out / "OCR", "--output", out / "inference", "--score-threshold",
-        SHOWN_SCORE, *common, "MODEL.WEIGHTS", train_dir / "model_final.pth",
-    ])  # fmt: skip
-    run("plots", [python, "tools/plot_metrics.py", train_dir / "metrics.json",
-                  "--out", out / "plots"])  # fmt: skip
+    run(
+        "training + evaluation",
+        [
+            python,
+            "tools/train_net.py",
+            "--config-file",
+            CONFIG,
+            *common,
+            "DATASETS.EXTRA",
+            json.dumps(datasets),
+            "OUTPUT_DIR",
+            train_dir,
+            *(["SOLVER.MAX_ITER", args.iterations] if args.iterations else []),
+        ],
+    )
+    run(
+        "inference on the held-out pages",
+        [
+            python,
+            "tools/infer.py",
+            "--config-file",
+            CONFIG,
+            "--input",
+            held_out / "images",
+            "--ocr-root",
+            held_out / "OCR",
+            "--output",
+            out / "inference",
+            "--score-threshold",
+            SHOWN_SCORE,
+            *common,
+            "MODEL.WEIGHTS",
+            train_dir / "model_final.pth",
+        ],
+    )
+    run(
+        "plots",
+        [python, "tools/plot_metrics.py", train_dir / "metrics.json", "--out", out / "plots"],
+    )
 
-    match = match_predictions(held_out_truth.values(), out / "inference" / "predictions",
-                              SHOWN_SCORE)  # fmt: skip
+    match = match_predictions(
+        held_out_truth.values(), out / "inference" / "predictions", SHOWN_SCORE
+    )
     ap = final_ap(train_dir / "metrics.json")
     match = {
         "benchmark": f"make demo: what the overlays show (score >= {SHOWN_SCORE}) on "
@@ -136,20 +170,32 @@ def main(argv=None) -> int:
         **match,
         "minutes": round((time.perf_counter() - start) / 60, 2),
         "val_ap": round(ap["AP"], 2),
-        "targets": {"matched_fraction": ">= 0.85", "false_fraction": "<= 0.10",
-                    "minutes": "<= 15 on 2 cores"},
-    }  # fmt: skip
+        "targets": {
+            "matched_fraction": ">= 0.85",
+            "false_fraction": "<= 0.10",
+            "minutes": "<= 15 on 2 cores",
+        },
+    }
     write_json_atomic(out / "heldout_match.json", match)
     per_class = ", ".join(f"{k[3:]} {v:.1f}" for k, v in ap.items() if k.startswith("AP-"))
-    print(f"\nbbox AP on the synthetic validation pages: {ap['AP']:.1f} "
-          f"(AP50 {ap['AP50']:.1f}, AP75 {ap['AP75']:.1f})\nper class: {per_class}")  # fmt: skip
-    print(f"held-out pages: {match['matched']} of {match['gt']} blocks found "
-          f"({100 * match['matched_fraction']:.0f}%, target 85%), {match['false']} of "
-          f"{match['shown']} shown boxes false ({100 * match['false_fraction']:.0f}%, target "
-          f"at most 10%): {out / 'heldout_match.json'}")  # fmt: skip
+    print(
+        f"\nbbox AP on the synthetic validation pages: {ap['AP']:.1f} "
+        f"(AP50 {ap['AP50']:.1f}, AP75 {ap['AP75']:.1f})\nper class: {per_class}"
+    )
+    print(
+        f"held-out pages: {match['matched']} of {match['gt']} blocks found "
+        f"({100 * match['matched_fraction']:.0f}%, target 85%), {match['false']} of "
+        f"{match['shown']} shown boxes false ({100 * match['false_fraction']:.0f}%, target "
+        f"at most 10%): {out / 'heldout_match.json'}"
+    )
     print(f"demo finished in {(time.perf_counter() - start) / 60:.1f} min; outputs in {out}:")
-    for name in ("plots/loss.png", "plots/ap_per_class.png", "inference/overlays",
-                 "inference/coco_instances_results.json", "train/metrics.json"):  # fmt: skip
+    for name in (
+        "plots/loss.png",
+        "plots/ap_per_class.png",
+        "inference/overlays",
+        "inference/coco_instances_results.json",
+        "train/metrics.json",
+    ):
         print(f"  {out / name}")
     return 0
 

@@ -36,8 +36,11 @@ def main(argv=None) -> int:
     parser.add_argument("--sample-image", required=True, help="a page to trace the model on")
     parser.add_argument("--sample-ocr", help="its OCR JSON (needed for a text-fused model)")
     parser.add_argument("--output", required=True, help="file to write (.onnx, .ts)")
-    parser.add_argument("--format", choices=EXPORT_FORMATS, help="default: from --output's "
-                        "suffix (.onnx: onnx, else torchscript)")  # fmt: skip
+    parser.add_argument(
+        "--format",
+        choices=EXPORT_FORMATS,
+        help="default: from --output's suffix (.onnx: onnx, else torchscript)",
+    )
     parser.add_argument("--quantize", choices=["int8"], help="int8 weights of the linear layers")
     add_debug_flag(parser)
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE …")
@@ -51,15 +54,25 @@ def main(argv=None) -> int:
     checkpoint = LayoutCheckpointer(model, complete=not cfg.MODEL.LAYOUTLMV3.ALLOW_RANDOM_INIT)
     class_names = checkpoint.load(cfg.MODEL.WEIGHTS).get("class_names") or ()
     if getattr(model, "use_text", False) and not args.sample_ocr:
-        print("error: a text-fused model is traced on a page with text: give --sample-ocr "
-              "(the sample page's OCR JSON)", file=sys.stderr)  # fmt: skip
+        print(
+            "error: a text-fused model is traced on a page with text: give --sample-ocr "
+            "(the sample page's OCR JSON)",
+            file=sys.stderr,
+        )
         return 2
     page = {"file_name": args.sample_image}
     if args.sample_ocr:
         page["ocr_file"] = args.sample_ocr
     page = LayoutDatasetMapper(cfg, is_train=False)(page)
-    export_model(model, page, args.output, export_format, config=cfg.dump(),
-                 class_names=class_names, quantize=args.quantize)  # fmt: skip
+    export_model(
+        model,
+        page,
+        args.output,
+        export_format,
+        config=cfg.dump(),
+        class_names=class_names,
+        quantize=args.quantize,
+    )
     print(f"{export_format} model written to {args.output}")
     return 0
 

@@ -43,8 +43,10 @@ BACKENDS = ("pytorch", "onnxruntime")
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config-file", help="the model's config (not with --backend "
-                        "onnxruntime: the exported file holds its own)")  # fmt: skip
+    parser.add_argument(
+        "--config-file",
+        help="the model's config (not with --backend onnxruntime: the exported file holds its own)",
+    )
     parser.add_argument("--backend", choices=BACKENDS, default="pytorch")
     parser.add_argument("--model", help="the exported .onnx file (--backend onnxruntime)")
     parser.add_argument(
@@ -59,25 +61,48 @@ def parse_args(argv=None):
     parser.add_argument("--output", required=True, help="output folder")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 … (default: MODEL.DEVICE)")
     parser.add_argument("--batch-size", type=int, default=1)
-    parser.add_argument("--score-threshold", type=float, help="default 0.5; an exported "
-                        "model's is the one it was exported with")  # fmt: skip
+    parser.add_argument(
+        "--score-threshold",
+        type=float,
+        help="default 0.5; an exported model's is the one it was exported with",
+    )
     parser.add_argument("--dpi", type=float, default=150, help="PDF rendering resolution")
-    parser.add_argument("--markdown", action="store_true", help="also write each page as "
-                        "Markdown (text from the PDF text layer or OCR)")  # fmt: skip
+    parser.add_argument(
+        "--markdown",
+        action="store_true",
+        help="also write each page as Markdown (text from the PDF text layer or OCR)",
+    )
     parser.add_argument("--ocr-root", help="existing OCR JSON, <ocr-root>/<page name>.json")
     parser.add_argument("--ocr-engine", choices=sorted(ENGINES), default="rapidocr")
-    parser.add_argument("--ocr-workers", type=int, help="OCR processes (default: "
-                        "{} here, of {} thread(s) each)".format(*default_layout()))  # fmt: skip
-    parser.add_argument("--no-text-layer", action="store_true",
-                        help="OCR PDF pages even when they have a usable text layer")  # fmt: skip
-    parser.add_argument("--ray-address", help="run on a Ray cluster: auto (the one this machine "
-                        "joined), ray://HOST:10001, or local")  # fmt: skip
-    parser.add_argument("--ray-workers", type=int, help="detector actors on Ray (default: one "
-                        "per GPU of the cluster, or per --ray-threads CPUs)")  # fmt: skip
-    parser.add_argument("--ray-threads", type=int, default=1,
-                        help="threads of each detector actor on a CPU model")  # fmt: skip
-    parser.add_argument("--ocr-page-timeout", type=float, default=PAGE_TIMEOUT,
-                        help="seconds OCR may take per page (0: no limit)")  # fmt: skip
+    parser.add_argument(
+        "--ocr-workers",
+        type=int,
+        help="OCR processes (default: {} here, of {} thread(s) each)".format(*default_layout()),
+    )
+    parser.add_argument(
+        "--no-text-layer",
+        action="store_true",
+        help="OCR PDF pages even when they have a usable text layer",
+    )
+    parser.add_argument(
+        "--ray-address",
+        help="run on a Ray cluster: auto (the one this machine joined), ray://HOST:10001, or local",
+    )
+    parser.add_argument(
+        "--ray-workers",
+        type=int,
+        help="detector actors on Ray (default: one "
+        "per GPU of the cluster, or per --ray-threads CPUs)",
+    )
+    parser.add_argument(
+        "--ray-threads", type=int, default=1, help="threads of each detector actor on a CPU model"
+    )
+    parser.add_argument(
+        "--ocr-page-timeout",
+        type=float,
+        default=PAGE_TIMEOUT,
+        help="seconds OCR may take per page (0: no limit)",
+    )
     add_debug_flag(parser)
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE …")
     args = parser.parse_args(argv)
@@ -90,8 +115,10 @@ def parse_args(argv=None):
     if args.backend == "pytorch" and not args.config_file:
         parser.error("the following arguments are required: --config-file")
     if args.model and args.backend != "onnxruntime":
-        parser.error("--model is the exported file of --backend onnxruntime (a PyTorch "
-                     "checkpoint is MODEL.WEIGHTS)")  # fmt: skip
+        parser.error(
+            "--model is the exported file of --backend onnxruntime (a PyTorch "
+            "checkpoint is MODEL.WEIGHTS)"
+        )
     return args
 
 
@@ -109,8 +136,13 @@ def setup(args):
         device = args.device or "cpu"
         cfg.MODEL.DEVICE = device
         cfg.freeze()
-        return cfg, partial(OnnxLayoutPredictor, args.model, args.opts, device=device,
-                            precision=args.precision or "auto")  # fmt: skip
+        return cfg, partial(
+            OnnxLayoutPredictor,
+            args.model,
+            args.opts,
+            device=device,
+            precision=args.precision or "auto",
+        )
     cfg = load_config(args.config_file, args.opts)
     if args.device:
         cfg.MODEL.DEVICE = args.device
@@ -130,28 +162,51 @@ def main(argv=None) -> int:
     cfg, make_predictor = setup(args)
     out = Path(args.output)
     pages, failed = collect_pages(args.input, out / "pages", dpi=args.dpi)
-    ocr = {"ocr_root": args.ocr_root, "ocr_engine": args.ocr_engine,
-           "ocr_page_timeout": args.ocr_page_timeout or None,
-           "text_layer": not args.no_text_layer,
-           "outputs": PageOutputs.from_config(cfg, markdown=args.markdown)}  # fmt: skip
+    ocr = {
+        "ocr_root": args.ocr_root,
+        "ocr_engine": args.ocr_engine,
+        "ocr_page_timeout": args.ocr_page_timeout or None,
+        "text_layer": not args.no_text_layer,
+        "outputs": PageOutputs.from_config(cfg, markdown=args.markdown),
+    }
     try:
         if args.ray_address:
-            summary = run_inference_on_ray(cfg, pages, out, args.ray_address, make_predictor,
-                                           workers=args.ray_workers, threads=args.ray_threads,
-                                           **ocr)  # fmt: skip
+            summary = run_inference_on_ray(
+                cfg,
+                pages,
+                out,
+                args.ray_address,
+                make_predictor,
+                workers=args.ray_workers,
+                threads=args.ray_threads,
+                **ocr,
+            )
         else:
-            summary = run_inference(make_predictor(), pages, out, batch_size=args.batch_size,
-                                    ocr_workers=args.ocr_workers, **ocr)  # fmt: skip
+            summary = run_inference(
+                make_predictor(),
+                pages,
+                out,
+                batch_size=args.batch_size,
+                ocr_workers=args.ocr_workers,
+                **ocr,
+            )
     except EngineUnavailable as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     failed += summary.failed
     failed_list = out / "failed.txt"
     write_failure_list(failed_list, failed)
-    logger.info("%d pages done, %d done before, %d skipped; outputs in %s", summary.done,
-                summary.skipped, len(failed), out)  # fmt: skip
-    print(f"{summary.done} pages done, {summary.skipped} done by an earlier run, {len(failed)} "
-          f"skipped; outputs in {out.resolve()}")  # fmt: skip
+    logger.info(
+        "%d pages done, %d done before, %d skipped; outputs in %s",
+        summary.done,
+        summary.skipped,
+        len(failed),
+        out,
+    )
+    print(
+        f"{summary.done} pages done, {summary.skipped} done by an earlier run, {len(failed)} "
+        f"skipped; outputs in {out.resolve()}"
+    )
     if failed:
         print(f"skipped inputs and pages are listed in {failed_list}", file=sys.stderr)
         return 1

@@ -38,29 +38,52 @@ from ditod.pages.page_inputs import collect_pages
 def parse_args(argv=None):
     workers, threads = default_layout()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("images", nargs="?", help="folder of page images and/or PDFs (searched "
-                        "recursively)")  # fmt: skip
+    parser.add_argument(
+        "images", nargs="?", help="folder of page images and/or PDFs (searched recursively)"
+    )
     parser.add_argument("--coco", help="a COCO json: OCR its images (with --image-root)")
     parser.add_argument("--image-root", help="image folder of --coco")
     parser.add_argument("--out", help="output folder (default: the image folder's sibling OCR/)")
-    parser.add_argument("--pages-dir", help="where PDF pages are rendered (default: the folder's "
-                        "sibling pages/)")  # fmt: skip
+    parser.add_argument(
+        "--pages-dir", help="where PDF pages are rendered (default: the folder's sibling pages/)"
+    )
     parser.add_argument("--dpi", type=float, default=150, help="PDF rendering resolution")
-    parser.add_argument("--no-text-layer", action="store_true",
-                        help="OCR PDF pages even when they have a usable text layer")  # fmt: skip
+    parser.add_argument(
+        "--no-text-layer",
+        action="store_true",
+        help="OCR PDF pages even when they have a usable text layer",
+    )
     parser.add_argument("--engine", choices=sorted(ENGINES), default="rapidocr")
-    parser.add_argument("--workers", type=int, help=f"engine processes (default here: {workers}; "
-                        "with --ray-address: as many as the cluster holds)")  # fmt: skip
-    parser.add_argument("--threads", type=int, help="threads per engine (default: the cores "
-                        f"shared between the workers, here {threads})")  # fmt: skip
-    parser.add_argument("--first-tokens", type=int, default=0, metavar="K",
-                        help="recognise each line only far enough for its first K tokens (for "
-                        "models with TOKENS_PER_SEGMENT <= K; rapidocr only)")  # fmt: skip
-    parser.add_argument("--ray-address", help="run OCR on a Ray cluster: auto (the one this "
-                        "machine joined), ray://HOST:10001, or local")  # fmt: skip
-    parser.add_argument("--page-timeout", type=float, default=PAGE_TIMEOUT,
-                        help="seconds a page may take; it is then stopped and listed as failed "
-                        "(0: no limit)")  # fmt: skip
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help=f"engine processes (default here: {workers}; "
+        "with --ray-address: as many as the cluster holds)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help=f"threads per engine (default: the cores shared between the workers, here {threads})",
+    )
+    parser.add_argument(
+        "--first-tokens",
+        type=int,
+        default=0,
+        metavar="K",
+        help="recognise each line only far enough for its first K tokens (for "
+        "models with TOKENS_PER_SEGMENT <= K; rapidocr only)",
+    )
+    parser.add_argument(
+        "--ray-address",
+        help="run OCR on a Ray cluster: auto (the one this "
+        "machine joined), ray://HOST:10001, or local",
+    )
+    parser.add_argument(
+        "--page-timeout",
+        type=float,
+        default=PAGE_TIMEOUT,
+        help="seconds a page may take; it is then stopped and listed as failed (0: no limit)",
+    )
     parser.add_argument("--no-angle-cls", action="store_true", help="skip text-angle classifier")
     parser.add_argument("--lang", help="language (paddleocr: ch/en; tesseract: eng/chi_sim)")
     for name in ("det", "rec", "cls"):
@@ -89,8 +112,9 @@ def collect_jobs(args, out: Path):
         raise FileNotFoundError(f"{folder}: folder not found")
     pages_dir = Path(args.pages_dir) if args.pages_dir else folder.parent / "pages"
     pages, failed = collect_pages([folder], pages_dir, dpi=args.dpi)
-    jobs = [PageJob(page.image, out / f"{page.name}.json", page.pdf, page.page_index)
-            for page in pages]  # fmt: skip
+    jobs = [
+        PageJob(page.image, out / f"{page.name}.json", page.pdf, page.page_index) for page in pages
+    ]
     return jobs, failed
 
 
@@ -101,23 +125,41 @@ def main(argv=None) -> int:
     out = Path(args.out) if args.out else root.parent / "OCR"
     jobs, failed = collect_jobs(args, out)
     options = {"use_angle_cls": not args.no_angle_cls}
-    options.update({k: v for k, v in (("lang", args.lang), ("det_model_dir", args.det_model_dir),
-                    ("rec_model_dir", args.rec_model_dir), ("cls_model_dir", args.cls_model_dir),
-                    ("threads", args.threads), ("first_tokens", args.first_tokens))
-                    if v})  # fmt: skip
+    options.update(
+        {
+            k: v
+            for k, v in (
+                ("lang", args.lang),
+                ("det_model_dir", args.det_model_dir),
+                ("rec_model_dir", args.rec_model_dir),
+                ("cls_model_dir", args.cls_model_dir),
+                ("threads", args.threads),
+                ("first_tokens", args.first_tokens),
+            )
+            if v
+        }
+    )
     failed_list = out / "ocr_failed.txt"
     try:
-        summary = run_ocr_jobs(jobs, failed_list, args.engine, args.workers,
-                               page_timeout=args.page_timeout or None,
-                               text_layer=not args.no_text_layer, ray_address=args.ray_address,
-                               **options)  # fmt: skip
+        summary = run_ocr_jobs(
+            jobs,
+            failed_list,
+            args.engine,
+            args.workers,
+            page_timeout=args.page_timeout or None,
+            text_layer=not args.no_text_layer,
+            ray_address=args.ray_address,
+            **options,
+        )
     except EngineUnavailable as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     failed += summary.failed
     write_failure_list(failed_list, failed)
-    print(f"text into {out}: {summary.text_layer} from PDF text layers, {summary.done} OCR'd, "
-          f"{summary.skipped} skipped (already valid), {len(failed)} failed")  # fmt: skip
+    print(
+        f"text into {out}: {summary.text_layer} from PDF text layers, {summary.done} OCR'd, "
+        f"{summary.skipped} skipped (already valid), {len(failed)} failed"
+    )
     if summary.fallback:
         print(f"{len(summary.fallback)} PDF pages were OCR'd for want of a usable text layer")
     if failed:

@@ -25,8 +25,18 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 
-__all__ = ["BACKGROUND_NAMES", "ERROR", "EVALUATION_KEYS", "FIX", "SKIP", "CocoRead", "Finding",
-           "duplicate_ids", "layout_categories", "read_coco"]  # fmt: skip
+__all__ = [
+    "BACKGROUND_NAMES",
+    "ERROR",
+    "EVALUATION_KEYS",
+    "FIX",
+    "SKIP",
+    "CocoRead",
+    "Finding",
+    "duplicate_ids",
+    "layout_categories",
+    "read_coco",
+]
 
 ERROR, SKIP, FIX = "error", "skip", "fix"  # the loader raises / skips and counts / corrects
 BACKGROUND_NAMES = ("_background_", "__background__", "background")
@@ -74,9 +84,10 @@ def layout_categories(categories: list[dict]) -> list[dict]:
     """The layout classes of a COCO ``categories`` list, in id order: background categories
     (CDLA's labelme2coco ``_background_``) are not classes."""
     return [
-        c for c in sorted(categories, key=lambda c: c["id"])
+        c
+        for c in sorted(categories, key=lambda c: c["id"])
         if c["name"].strip().lower() not in BACKGROUND_NAMES
-    ]  # fmt: skip
+    ]
 
 
 def _valid_box(bbox) -> bool:
@@ -100,8 +111,11 @@ def read_coco(coco: dict, json_file) -> CocoRead:
             finding("not_coco", ERROR, f"no '{key}' list; is this a COCO instances file?")
     if read.findings:
         return read
-    for kind, items in (("category", coco["categories"]), ("image", coco["images"]),
-                        ("annotation", coco["annotations"])):  # fmt: skip
+    for kind, items in (
+        ("category", coco["categories"]),
+        ("image", coco["images"]),
+        ("annotation", coco["annotations"]),
+    ):
         duplicates = duplicate_ids(item.get("id") for item in items)
         if duplicates:
             finding(f"duplicate_{kind}_ids", ERROR, f"duplicate {kind} ids {duplicates[:10]}")
@@ -113,16 +127,28 @@ def read_coco(coco: dict, json_file) -> CocoRead:
             continue
         if used[category["id"]]:
             count = used[category["id"]]
-            finding("background_with_boxes", ERROR, f"category {category['id']} "
-                    f"'{category['name']}' has {count} annotations; a background class cannot be "
-                    "detected")  # fmt: skip
+            finding(
+                "background_with_boxes",
+                ERROR,
+                f"category {category['id']} "
+                f"'{category['name']}' has {count} annotations; a background class cannot be "
+                "detected",
+            )
         else:
-            finding("background_dropped", FIX, f"dropped category {category['id']} "
-                    f"'{category['name']}' (a background class without annotations)")  # fmt: skip
+            finding(
+                "background_dropped",
+                FIX,
+                f"dropped category {category['id']} "
+                f"'{category['name']}' (a background class without annotations)",
+            )
     read.id_map = {c["id"]: i for i, c in enumerate(read.categories)}
     if list(read.id_map) != list(range(1, len(read.id_map) + 1)):
-        finding("category_ids_remapped", FIX, f"category ids {list(read.id_map)} are 0-based or "
-                f"not contiguous (mapped to 0..{len(read.id_map) - 1} on load)")  # fmt: skip
+        finding(
+            "category_ids_remapped",
+            FIX,
+            f"category ids {list(read.id_map)} are 0-based or "
+            f"not contiguous (mapped to 0..{len(read.id_map) - 1} on load)",
+        )
 
     images = {image.get("id"): image for image in coco["images"]}
     read.annotations = {image_id: [] for image_id in images}
@@ -131,8 +157,12 @@ def read_coco(coco: dict, json_file) -> CocoRead:
         image = images.get(ann.get("image_id"))
         category = ann.get("category_id")
         if category not in read.id_map:
-            finding("unknown_category", ERROR, f"annotation {ann.get('id')} has unknown "
-                    f"category_id {category} (categories: {list(read.id_map)})")  # fmt: skip
+            finding(
+                "unknown_category",
+                ERROR,
+                f"annotation {ann.get('id')} has unknown "
+                f"category_id {category} (categories: {list(read.id_map)})",
+            )
             continue
         if not _valid_box(ann.get("bbox")):
             bbox = ann.get("bbox")
@@ -154,23 +184,37 @@ def read_coco(coco: dict, json_file) -> CocoRead:
             continue
         clipped += (x0, y0, x1, y1) != (x, y, x + w, y + h)
         # floats: detectron2's transforms scale coordinate arrays in place, truncating ints
-        record = {"bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
-                  "iscrowd": ann.get("iscrowd", 0),
-                  "category_id": read.id_map[ann["category_id"]]}  # fmt: skip
-        polygons = [[float(v) for v in p] for p in ann.get("segmentation") or []
-                    if isinstance(p, list) and len(p) >= 6]  # fmt: skip
+        record = {
+            "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
+            "iscrowd": ann.get("iscrowd", 0),
+            "category_id": read.id_map[ann["category_id"]],
+        }
+        polygons = [
+            [float(v) for v in p]
+            for p in ann.get("segmentation") or []
+            if isinstance(p, list) and len(p) >= 6
+        ]
         if polygons:
             record["segmentation"] = polygons
         read.annotations[image["id"]].append(record)
     if skipped:
-        finding("skipped_annotations", SKIP, "skipped annotations: "
-                + ", ".join(f"{n} {reason}" for reason, n in skipped.items()))  # fmt: skip
+        finding(
+            "skipped_annotations",
+            SKIP,
+            "skipped annotations: " + ", ".join(f"{n} {reason}" for reason, n in skipped.items()),
+        )
     if clipped:
         finding("clipped_boxes", FIX, f"{clipped} annotations partly outside their image (clipped)")
     missing = {key: sum(key not in ann for ann in coco["annotations"]) for key in EVALUATION_KEYS}
     if any(missing.values()):
-        said = {"area": "no 'area' (evaluation computes it as COCO defines it: the segmentation's "
-                "area, else the box's)", "iscrowd": "no 'iscrowd' (taken as 0)"}  # fmt: skip
-        finding("evaluation_fields_filled", FIX, "; ".join(
-            f"{n} annotations have {said[key]}" for key, n in missing.items() if n))  # fmt: skip
+        said = {
+            "area": "no 'area' (evaluation computes it as COCO defines it: the segmentation's "
+            "area, else the box's)",
+            "iscrowd": "no 'iscrowd' (taken as 0)",
+        }
+        finding(
+            "evaluation_fields_filled",
+            FIX,
+            "; ".join(f"{n} annotations have {said[key]}" for key, n in missing.items() if n),
+        )
     return read

@@ -62,8 +62,9 @@ def check_class_sets(cfg, dataset_names) -> list[str]:
     return names or []
 
 
-def map_checkpoint_classes(checkpoint_classes, model_classes, mapping=(), source="checkpoint",
-                           allow_new: bool = True) -> list[int | None]:  # fmt: skip
+def map_checkpoint_classes(
+    checkpoint_classes, model_classes, mapping=(), source="checkpoint", allow_new: bool = True
+) -> list[int | None]:
     """For each model (dataset) class, the index of the checkpoint class whose weights it takes,
     or None for a class the checkpoint does not have.
 

@@ -87,9 +87,14 @@ def _check_ocr(path: Path, width, height, report: DatasetReport, tokens_per_segm
         report.warnings.append(f"{path}: {outside} OCR boxes outside the {ocr_w}x{ocr_h} page")
 
 
-def check_dataset(json_file, image_root, ocr_root=None, check_ocr: bool = True,
-                  missing_ocr: str = "image_only",
-                  tokens_per_segment=None) -> DatasetReport:  # fmt: skip
+def check_dataset(
+    json_file,
+    image_root,
+    ocr_root=None,
+    check_ocr: bool = True,
+    missing_ocr: str = "image_only",
+    tokens_per_segment=None,
+) -> DatasetReport:
     """Check one COCO json, its images and (with ``check_ocr``) their OCR JSON; pages without
     OCR JSON are an error under ``missing_ocr="error"`` (``MODEL.LAYOUTLMV3.TEXT.MISSING_OCR``),
     a warning under ``"image_only"``. With ``tokens_per_segment`` (the config's
@@ -165,10 +170,14 @@ def check_config_datasets(cfg, names) -> DatasetReport:
             report.warnings.append(f"[{name}] registered without a COCO json: not checked")
             continue
         text = cfg.MODEL.LAYOUTLMV3.TEXT
-        checked = check_dataset(metadata.json_file, metadata.image_root,
-                                metadata.get("ocr_root", None), check_ocr=uses_text,
-                                missing_ocr=text.MISSING_OCR,
-                                tokens_per_segment=text.TOKENS_PER_SEGMENT)  # fmt: skip
+        checked = check_dataset(
+            metadata.json_file,
+            metadata.image_root,
+            metadata.get("ocr_root", None),
+            check_ocr=uses_text,
+            missing_ocr=text.MISSING_OCR,
+            tokens_per_segment=text.TOKENS_PER_SEGMENT,
+        )
         report.errors += [f"[{name}] {message}" for message in checked.errors]
         report.warnings += [f"[{name}] {message}" for message in checked.warnings]
         for cls, count in checked.class_counts.items():
@@ -179,8 +188,9 @@ def check_config_datasets(cfg, names) -> DatasetReport:
         if weights is not None and weights.is_file() and weights.suffix == ".pth":
             checkpoint_classes = (load_checkpoint(weights) or {}).get("class_names")
             if checkpoint_classes:
-                map_checkpoint_classes(checkpoint_classes, classes, cfg.MODEL.CLASS_MAPPING,
-                                       source=str(weights))  # fmt: skip
+                map_checkpoint_classes(
+                    checkpoint_classes, classes, cfg.MODEL.CLASS_MAPPING, source=str(weights)
+                )
     except ValueError as error:
         report.errors.append(str(error))
     if uses_text:

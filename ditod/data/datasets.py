@@ -4,7 +4,7 @@ Built-in names (``publaynet_{train,val}``, ``cdla_{train,val}``, ``doclaynet_{tr
 resolve under a data root: ``DATASETS.ROOT``, else ``$DITOD_DATASETS``, else ``./data``. Any other
 dataset is declared in YAML as ``DATASETS.EXTRA: [[name, json_file, image_root, ocr_root], ...]``.
 The OCR JSON of ``<image_root>/<file_name>`` is ``<ocr_root>/<file_name minus suffix>.json``;
-``ocr_root`` defaults to the image folder's sibling ``OCR/`` (the seed's layout).
+``ocr_root`` defaults to the image folder's sibling ``OCR/``.
 """
 
 import difflib
@@ -132,8 +132,11 @@ def load_layout_coco_json(json_file, image_root, ocr_root=None, dataset_name=Non
         )
     logger.info(
         "%s: %d images, %d annotations, %d classes",
-        json_file, len(dataset_dicts), sum(len(v) for v in per_image.values()), len(categories),
-    )  # fmt: skip
+        json_file,
+        len(dataset_dicts),
+        sum(len(v) for v in per_image.values()),
+        len(categories),
+    )
     if dataset_name is not None:
         MetadataCatalog.get(dataset_name).set(
             thing_classes=[c["name"] for c in categories],

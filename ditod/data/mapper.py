@@ -1,4 +1,4 @@
-"""Dataset mapper: page image + annotations + OCR text → model inputs (DESIGN §1, §3)."""
+"""Dataset mapper: page image + annotations + OCR text → model inputs."""
 
 import copy
 import logging

@@ -89,23 +89,40 @@ def quantize_onnx_int8(source, target) -> None:
     quantization of its MatMul/Gemm weights (per channel; activations quantized at run time)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(source, target, op_types_to_quantize=list(ONNX_INT8_OPS),
-                     weight_type=QuantType.QInt8, per_channel=True)  # fmt: skip
+    quantize_dynamic(
+        source,
+        target,
+        op_types_to_quantize=list(ONNX_INT8_OPS),
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+    )
 
 
 def _write_onnx(detector: PageDetector, inputs, path: Path, metadata: dict, quantize) -> None:
     import onnx
 
-    dynamic = {"image": {1: "height", 2: "width"}, "input_ids": {0: "tokens"},
-               "bbox": {0: "tokens"}, "boxes": {0: "detections"}, "classes": {0: "detections"},
-               "scores": {0: "detections"}}  # fmt: skip
+    dynamic = {
+        "image": {1: "height", 2: "width"},
+        "input_ids": {0: "tokens"},
+        "bbox": {0: "tokens"},
+        "boxes": {0: "detections"},
+        "classes": {0: "detections"},
+        "scores": {0: "detections"},
+    }
     names = (*detector.input_names, *OUTPUT_NAMES)
     fp32 = path.with_name(f".{path.name}.{os.getpid()}.fp32")
     int8 = path.with_name(f".{path.name}.{os.getpid()}.int8")
     try:
-        torch.onnx.export(detector, inputs, fp32, opset_version=ONNX_OPSET, dynamo=False,
-                          input_names=list(detector.input_names), output_names=list(OUTPUT_NAMES),
-                          dynamic_axes={name: dynamic[name] for name in names})  # fmt: skip
+        torch.onnx.export(
+            detector,
+            inputs,
+            fp32,
+            opset_version=ONNX_OPSET,
+            dynamo=False,
+            input_names=list(detector.input_names),
+            output_names=list(OUTPUT_NAMES),
+            dynamic_axes={name: dynamic[name] for name in names},
+        )
         written = fp32
         if quantize == "int8":
             quantize_onnx_int8(fp32, int8)
@@ -127,8 +144,16 @@ def _write_torchscript(detector: PageDetector, inputs, path: Path, metadata: dic
         torch.jit.save(traced, str(tmp), _extra_files=extra)
 
 
-def export_model(model: nn.Module, page: dict, path, export_format: str = "onnx", *,
-                 config: str = "", class_names=(), quantize=None) -> Path:  # fmt: skip
+def export_model(
+    model: nn.Module,
+    page: dict,
+    path,
+    export_format: str = "onnx",
+    *,
+    config: str = "",
+    class_names=(),
+    quantize=None,
+) -> Path:
     """Trace ``model`` (eval mode, CPU) on one test-time mapper output ``page`` and write it.
 
     Args:
@@ -151,8 +176,12 @@ def export_model(model: nn.Module, page: dict, path, export_format: str = "onnx"
         model = quantize_dynamic_int8(model)
     detector = PageDetector(model)
     inputs = detector.example_inputs(page)
-    metadata = {"config": config, "class_names": json.dumps(list(class_names)),
-                "inputs": json.dumps(detector.input_names), "quantize": quantize or ""}  # fmt: skip
+    metadata = {
+        "config": config,
+        "class_names": json.dumps(list(class_names)),
+        "inputs": json.dumps(detector.input_names),
+        "quantize": quantize or "",
+    }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     patch = mock.patch.object(cascade_rcnn, "_ScaleGradient", _IdentityGradientScale)

@@ -49,8 +49,14 @@ def page_detections(instances, class_names) -> list[dict]:
     boxes = instances.pred_boxes.tensor.tolist()
     found = []
     for box, c, s in zip(boxes, instances.pred_classes.tolist(), instances.scores.tolist()):
-        found.append({"category": class_names[c], "category_id": c, "score": round(s, 4),
-                      "bbox": [round(v, 2) for v in box]})  # fmt: skip
+        found.append(
+            {
+                "category": class_names[c],
+                "category_id": c,
+                "score": round(s, 4),
+                "bbox": [round(v, 2) for v in box],
+            }
+        )
     return sorted(found, key=lambda d: -d["score"])
 
 
@@ -59,8 +65,17 @@ def _save_png_atomic(image, path: Path) -> None:
         Image.fromarray(image).save(tmp, format="PNG")
 
 
-def _ocr_files(needs_text: bool, pages, out_dir: Path, ocr_root, engine: str, workers,
-               page_timeout, text_layer: bool, ray_address) -> dict:  # fmt: skip
+def _ocr_files(
+    needs_text: bool,
+    pages,
+    out_dir: Path,
+    ocr_root,
+    engine: str,
+    workers,
+    page_timeout,
+    text_layer: bool,
+    ray_address,
+) -> dict:
     """Page name → its OCR JSON: under ``ocr_root`` when given, else written into ``out/ocr``
     (a PDF page's from its text layer when usable, else by OCR) when ``needs_text``."""
     if not needs_text and not ocr_root:
@@ -69,8 +84,15 @@ def _ocr_files(needs_text: bool, pages, out_dir: Path, ocr_root, engine: str, wo
     files = {page.name: root / f"{page.name}.json" for page in pages}
     if not ocr_root:
         jobs = [PageJob(page.image, files[page.name], page.pdf, page.page_index) for page in pages]
-        run_ocr_jobs(jobs, out_dir / "ocr_failed.txt", engine, workers, page_timeout,
-                     text_layer=text_layer, ray_address=ray_address)  # fmt: skip
+        run_ocr_jobs(
+            jobs,
+            out_dir / "ocr_failed.txt",
+            engine,
+            workers,
+            page_timeout,
+            text_layer=text_layer,
+            ray_address=ray_address,
+        )
     return files
 
 
@@ -89,11 +111,11 @@ def _finished(out_dir: Path, page: PageInput) -> dict | None:
 def _instances(detections: list[dict], width: int, height: int) -> Instances:
     """:func:`page_detections` entries back as ``Instances`` (for drawing)."""
     instances = Instances((height, width))
-    instances.pred_boxes = Boxes(torch.tensor([d["bbox"] for d in detections],
-                                              dtype=torch.float32).reshape(-1, 4))  # fmt: skip
+    instances.pred_boxes = Boxes(
+        torch.tensor([d["bbox"] for d in detections], dtype=torch.float32).reshape(-1, 4)
+    )
     instances.scores = torch.tensor([d["score"] for d in detections], dtype=torch.float32)
-    instances.pred_classes = torch.tensor([d["category_id"] for d in detections],
-                                          dtype=torch.int64)  # fmt: skip
+    instances.pred_classes = torch.tensor([d["category_id"] for d in detections], dtype=torch.int64)
     return instances
 
 
@@ -115,8 +137,9 @@ class PageOutputs:
 class _RunWriter:
     """Writes each page's outputs as its detections arrive, and the run's COCO files."""
 
-    def __init__(self, out_dir: Path, pages: list[PageInput], class_names,
-                 outputs: PageOutputs | None = None):  # fmt: skip
+    def __init__(
+        self, out_dir: Path, pages: list[PageInput], class_names, outputs: PageOutputs | None = None
+    ):
         self.out_dir, self.class_names = out_dir, class_names
         self.outputs = outputs or PageOutputs()
         self.ocr_files = {}
@@ -130,27 +153,37 @@ class _RunWriter:
             else:
                 self.pending.append(page)
         if self.summary.skipped:
-            logger.info("%d pages already done (predictions and overlay written), %d to detect",
-                        self.summary.skipped, len(self.pending))  # fmt: skip
+            logger.info(
+                "%d pages already done (predictions and overlay written), %d to detect",
+                self.summary.skipped,
+                len(self.pending),
+            )
         self.pages = pages
         self.progress = tqdm(total=len(self.pending), unit="page", desc="detect")
 
-    def page_done(self, page: PageInput, width: int, height: int, detections: list,
-                  class_names=None) -> None:  # fmt: skip
+    def page_done(
+        self, page: PageInput, width: int, height: int, detections: list, class_names=None
+    ) -> None:
         self.class_names = self.class_names or class_names
         ocr_file = self.ocr_files.get(page.name)
         ocr_page = read_ocr_json(ocr_file) if ocr_file and Path(ocr_file).is_file() else None
         regions = page_regions(detections, width, ocr_page)
         if self.outputs.merge_captions:
             regions = merge_captions(regions)
-        record = {"source": page.source, "image": str(page.image), "width": width,
-                  "height": height, "detections": detections, "regions": regions}  # fmt: skip
+        record = {
+            "source": page.source,
+            "image": str(page.image),
+            "width": width,
+            "height": height,
+            "detections": detections,
+            "regions": regions,
+        }
         if self.outputs.markdown:
-            write_text_atomic(self.out_dir / "markdown" / f"{page.name}.md",
-                               page_markdown(regions))  # fmt: skip
+            write_text_atomic(self.out_dir / "markdown" / f"{page.name}.md", page_markdown(regions))
         page_image = read_page_image(page.image, format="RGB")
-        overlay = draw_detections(page_image, _instances(detections, width, height),
-                                  self.class_names)  # fmt: skip
+        overlay = draw_detections(
+            page_image, _instances(detections, width, height), self.class_names
+        )
         write_json_atomic(self.out_dir / "predictions" / f"{page.name}.json", record)
         _save_png_atomic(overlay, self.out_dir / "overlays" / f"{page.name}.png")
         self.records[page.name] = record
@@ -170,19 +203,31 @@ class _RunWriter:
             if record is None:
                 continue
             image_id = len(images) + 1
-            images.append({"id": image_id, "file_name": str(page.image),
-                           "width": record["width"], "height": record["height"]})  # fmt: skip
+            images.append(
+                {
+                    "id": image_id,
+                    "file_name": str(page.image),
+                    "width": record["width"],
+                    "height": record["height"],
+                }
+            )
             for d in record["detections"]:
                 x0, y0, x1, y1 = d["bbox"]
-                results.append({"image_id": image_id, "category_id": d["category_id"] + 1,
-                                "bbox": [x0, y0, round(x1 - x0, 2), round(y1 - y0, 2)],
-                                "score": d["score"]})  # fmt: skip
+                results.append(
+                    {
+                        "image_id": image_id,
+                        "category_id": d["category_id"] + 1,
+                        "bbox": [x0, y0, round(x1 - x0, 2), round(y1 - y0, 2)],
+                        "score": d["score"],
+                    }
+                )
         if self.class_names:
             categories = [{"id": i + 1, "name": n} for i, n in enumerate(self.class_names)]
         else:  # no page detected in this run: the categories an earlier run wrote
             categories = _earlier_categories(self.out_dir / "coco_pages.json")
-        write_json_atomic(self.out_dir / "coco_pages.json",
-                          {"images": images, "categories": categories})  # fmt: skip
+        write_json_atomic(
+            self.out_dir / "coco_pages.json", {"images": images, "categories": categories}
+        )
         write_json_atomic(self.out_dir / "coco_instances_results.json", results)
         return self.summary
 
@@ -194,10 +239,19 @@ def _earlier_categories(path: Path) -> list:
         return []
 
 
-def run_inference(predictor: LayoutPredictor, pages: list[PageInput], out_dir, *,
-                  batch_size: int = 1, ocr_root=None, ocr_engine: str = "rapidocr",
-                  ocr_workers=None, ocr_page_timeout=PAGE_TIMEOUT, text_layer: bool = True,
-                  outputs: PageOutputs | None = None) -> InferenceSummary:  # fmt: skip
+def run_inference(
+    predictor: LayoutPredictor,
+    pages: list[PageInput],
+    out_dir,
+    *,
+    batch_size: int = 1,
+    ocr_root=None,
+    ocr_engine: str = "rapidocr",
+    ocr_workers=None,
+    ocr_page_timeout=PAGE_TIMEOUT,
+    text_layer: bool = True,
+    outputs: PageOutputs | None = None,
+) -> InferenceSummary:
     """Detect on ``pages`` and write into ``out_dir``:
 
     - ``predictions/<name>.json``: source, page size, detections (:func:`page_detections`) and
@@ -214,9 +268,17 @@ def run_inference(predictor: LayoutPredictor, pages: list[PageInput], out_dir, *
     out_dir = Path(out_dir)
     outputs = outputs or PageOutputs()
     writer = _RunWriter(out_dir, pages, predictor.class_names, outputs)
-    ocr_files = _ocr_files(predictor.uses_text or outputs.markdown, writer.pending, out_dir,
-                           ocr_root, ocr_engine, ocr_workers, ocr_page_timeout, text_layer,
-                           None)  # fmt: skip
+    ocr_files = _ocr_files(
+        predictor.uses_text or outputs.markdown,
+        writer.pending,
+        out_dir,
+        ocr_root,
+        ocr_engine,
+        ocr_workers,
+        ocr_page_timeout,
+        text_layer,
+        None,
+    )
     writer.ocr_files = ocr_files
     todo = writer.pending
     for start in range(0, len(todo), batch_size):
@@ -257,12 +319,22 @@ class DetectorActor:
         return mapped["width"], mapped["height"], detections, self.predictor.class_names
 
 
-def run_inference_on_ray(cfg, pages: list[PageInput], out_dir, address: str,
-                         make_predictor=None, *, workers=None,
-                         threads: int = 1, ocr_root=None, ocr_engine: str = "rapidocr",
-                         ocr_page_timeout=PAGE_TIMEOUT, text_layer: bool = True,
-                         page_timeout=None,
-                         outputs: PageOutputs | None = None) -> InferenceSummary:  # fmt: skip
+def run_inference_on_ray(
+    cfg,
+    pages: list[PageInput],
+    out_dir,
+    address: str,
+    make_predictor=None,
+    *,
+    workers=None,
+    threads: int = 1,
+    ocr_root=None,
+    ocr_engine: str = "rapidocr",
+    ocr_page_timeout=PAGE_TIMEOUT,
+    text_layer: bool = True,
+    page_timeout=None,
+    outputs: PageOutputs | None = None,
+) -> InferenceSummary:
     """:func:`run_inference` with detection (and OCR) on a Ray cluster: ``workers`` actors
     (default: as many as the cluster holds), each holding ``make_predictor()`` (picklable;
     default a :class:`LayoutPredictor` of ``cfg``) on one GPU when ``MODEL.DEVICE`` is CUDA,
@@ -273,8 +345,17 @@ def run_inference_on_ray(cfg, pages: list[PageInput], out_dir, address: str,
     outputs = outputs or PageOutputs()
     writer = _RunWriter(out_dir, pages, None, outputs)
     uses_text = not cfg.MODEL.LAYOUTLMV3.IMAGE_ONLY
-    ocr_files = _ocr_files(uses_text or outputs.markdown, writer.pending, out_dir, ocr_root,
-                           ocr_engine, None, ocr_page_timeout, text_layer, address)  # fmt: skip
+    ocr_files = _ocr_files(
+        uses_text or outputs.markdown,
+        writer.pending,
+        out_dir,
+        ocr_root,
+        ocr_engine,
+        None,
+        ocr_page_timeout,
+        text_layer,
+        address,
+    )
     writer.ocr_files = ocr_files
     todo = []
     for page in writer.pending:
@@ -292,8 +373,18 @@ def run_inference_on_ray(cfg, pages: list[PageInput], out_dir, address: str,
     gpus = 1 if cfg.MODEL.DEVICE.startswith("cuda") else 0
     make_predictor = make_predictor or partial(LayoutPredictor, cfg)
     actor_args = (make_predictor, cfg.MODEL.DEVICE, threads)
-    run_on_ray(address, DetectorActor, actor_args, "detect", todo, payload,
-               lambda page, result: writer.page_done(page, *result), writer.page_failed,
-               workers=workers, cpus=1 if gpus else threads, gpus=gpus,
-               item_timeout=page_timeout)  # fmt: skip
+    run_on_ray(
+        address,
+        DetectorActor,
+        actor_args,
+        "detect",
+        todo,
+        payload,
+        lambda page, result: writer.page_done(page, *result),
+        writer.page_failed,
+        workers=workers,
+        cpus=1 if gpus else threads,
+        gpus=gpus,
+        item_timeout=page_timeout,
+    )
     return writer.finish()

@@ -71,8 +71,15 @@ class OnnxLayoutPredictor:
         threads: ONNX Runtime intra-op threads (default: its own, all cores).
     """
 
-    def __init__(self, path, opts=(), *, precision: str = "auto", device: str = "cpu",
-                 threads: int | None = None):  # fmt: skip
+    def __init__(
+        self,
+        path,
+        opts=(),
+        *,
+        precision: str = "auto",
+        device: str = "cpu",
+        threads: int | None = None,
+    ):
         import onnxruntime
 
         path = Path(path)
@@ -82,16 +89,22 @@ class OnnxLayoutPredictor:
         if precision not in ONNX_PRECISIONS:
             raise ValueError(
                 f"precision '{precision}' is not one of {', '.join(ONNX_PRECISIONS)} for ONNX "
-                "Runtime" + (" (it has no bf16 on x86 CPUs: use --backend pytorch)"
-                             if precision == "bf16" else "")
-            )  # fmt: skip
+                "Runtime"
+                + (
+                    " (it has no bf16 on x86 CPUs: use --backend pytorch)"
+                    if precision == "bf16"
+                    else ""
+                )
+            )
         exported = metadata.get("quantize") or "fp32"
         if precision == "fp32" and exported == "int8":
             raise ValueError(f"{path} holds int8 weights: export it without --quantize for fp32")
         self.precision = "int8" if "int8" in (precision, exported) else "fp32"
-        logger.info("ONNX Runtime precision: %s (%s)", self.precision,
-                    f"exported {exported}" if precision in ("auto", exported)
-                    else "quantized at load")  # fmt: skip
+        logger.info(
+            "ONNX Runtime precision: %s (%s)",
+            self.precision,
+            f"exported {exported}" if precision in ("auto", exported) else "quantized at load",
+        )
         if precision == "int8" and exported != "int8":
             self._scratch = tempfile.TemporaryDirectory(prefix="ditod-int8-")
             logger.info("quantizing %s to int8 (dynamic, MatMul/Gemm)", path)
@@ -113,9 +126,9 @@ class OnnxLayoutPredictor:
         self.input_names = tuple(json.loads(metadata["inputs"]))
         names = json.loads(metadata.get("class_names") or "[]")
         num_classes = self.cfg.MODEL.ROI_HEADS.NUM_CLASSES
-        self.class_names = names if len(names) == num_classes else [
-            f"class {i}" for i in range(num_classes)
-        ]  # fmt: skip
+        self.class_names = (
+            names if len(names) == num_classes else [f"class {i}" for i in range(num_classes)]
+        )
         self.mapper = LayoutDatasetMapper(self.cfg, is_train=False)
         self.uses_text = "input_ids" in self.input_names
         if self.uses_text and self.mapper.tokenizer is None:

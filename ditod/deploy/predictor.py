@@ -51,8 +51,10 @@ class LayoutPredictor:
                 logger.warning(
                     "%s names %d classes, the config %d (MODEL.ROI_HEADS.NUM_CLASSES): "
                     "classes are reported by number",
-                    cfg.MODEL.WEIGHTS, len(self.class_names), num_classes,
-                )  # fmt: skip
+                    cfg.MODEL.WEIGHTS,
+                    len(self.class_names),
+                    num_classes,
+                )
             self.class_names = [f"class {i}" for i in range(num_classes)]
         self.mapper = LayoutDatasetMapper(self.cfg, is_train=False)
         self.uses_text = self.mapper.tokenizer is not None

@@ -63,10 +63,12 @@ def page_regions(detections: list[dict], width: float, ocr_page: dict | None = N
         order = column_reading_order(line_boxes, width)
         centres = (line_boxes[:, :2] + line_boxes[:, 2:]) / 2
         region_boxes = np.array([r["bbox"] for r in regions], dtype=np.float64)
-        inside = ((centres[:, None, 0] >= region_boxes[None, :, 0])
-                  & (centres[:, None, 0] <= region_boxes[None, :, 2])
-                  & (centres[:, None, 1] >= region_boxes[None, :, 1])
-                  & (centres[:, None, 1] <= region_boxes[None, :, 3]))  # fmt: skip
+        inside = (
+            (centres[:, None, 0] >= region_boxes[None, :, 0])
+            & (centres[:, None, 0] <= region_boxes[None, :, 2])
+            & (centres[:, None, 1] >= region_boxes[None, :, 1])
+            & (centres[:, None, 1] <= region_boxes[None, :, 3])
+        )
         sizes = region_boxes[:, 2:] - region_boxes[:, :2]
         areas = sizes[:, 0] * sizes[:, 1]
         owner = np.where(inside.any(1), np.where(inside, areas[None, :], np.inf).argmin(1), -1)

@@ -18,7 +18,8 @@ def class_colors(num_classes: int) -> list[tuple[int, int, int]]:
 def draw_detections(image: np.ndarray, instances: Instances, class_names) -> np.ndarray:
     """(H, W, 3) uint8 RGB page → the same page with each detection's box and a
     ``"<class> <score>%"`` label in its class colour."""
-    metadata = Metadata(thing_classes=list(class_names),
-                        thing_colors=class_colors(len(class_names)))  # fmt: skip
+    metadata = Metadata(
+        thing_classes=list(class_names), thing_colors=class_colors(len(class_names))
+    )
     visualizer = Visualizer(image, metadata, instance_mode=ColorMode.SEGMENTATION)
     return visualizer.draw_instance_predictions(instances).get_image()

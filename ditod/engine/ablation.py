@@ -54,8 +54,11 @@ def final_ap(metrics_file) -> dict[str, float] | None:
     if not evaluations:
         return None
     last = evaluations[-1]
-    return {k.removeprefix("bbox/"): float(v) for k, v in last.items()
-            if k == "bbox/AP" or k.startswith("bbox/AP-")}  # fmt: skip
+    return {
+        k.removeprefix("bbox/"): float(v)
+        for k, v in last.items()
+        if k == "bbox/AP" or k.startswith("bbox/AP-")
+    }
 
 
 def merged_classes_ap(gt_json, results_json, classes) -> float:
@@ -70,8 +73,11 @@ def merged_classes_ap(gt_json, results_json, classes) -> float:
     """
     from faster_coco_eval import COCO, COCOeval_faster
 
-    gt = copy.deepcopy(gt_json if isinstance(gt_json, dict) else
-                       json.loads(Path(gt_json).read_text(encoding="utf-8")))  # fmt: skip
+    gt = copy.deepcopy(
+        gt_json
+        if isinstance(gt_json, dict)
+        else json.loads(Path(gt_json).read_text(encoding="utf-8"))
+    )
     by_name = {c["name"]: c["id"] for c in gt["categories"]}
     missing = [name for name in classes if name not in by_name]
     if missing:
@@ -97,8 +103,10 @@ def merged_classes_ap(gt_json, results_json, classes) -> float:
 def mean_std(values: list[float]) -> dict:
     """``{"mean", "std"}`` of the finite ``values`` (std 0 for a single value)."""
     values = [v for v in values if math.isfinite(v)]
-    return {"mean": statistics.fmean(values) if values else float("nan"),
-            "std": statistics.stdev(values) if len(values) > 1 else 0.0}  # fmt: skip
+    return {
+        "mean": statistics.fmean(values) if values else float("nan"),
+        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+    }
 
 
 def summarize(runs: dict[str, list[dict]], text_only_classes=()) -> dict:
@@ -109,14 +117,14 @@ def summarize(runs: dict[str, list[dict]], text_only_classes=()) -> dict:
     for variant, results in runs.items():
         classes = sorted({k.removeprefix("AP-") for r in results for k in r if k != "AP"})
         entry = {"map": [r["AP"] for r in results]}
-        entry["per_class"] = {c: [r.get(f"AP-{c}", float("nan")) for r in results]
-                              for c in classes}  # fmt: skip
+        entry["per_class"] = {c: [r.get(f"AP-{c}", float("nan")) for r in results] for c in classes}
         if text_only_classes:
             entry["text_only_ap"] = [
                 statistics.fmean(r[f"AP-{c}"] for c in text_only_classes) for r in results
             ]
-        entry["stats"] = {key: mean_std(entry[key]) for key in ("map", "text_only_ap")
-                          if key in entry}  # fmt: skip
+        entry["stats"] = {
+            key: mean_std(entry[key]) for key in ("map", "text_only_ap") if key in entry
+        }
         entry["stats"].update({c: mean_std(v) for c, v in entry["per_class"].items()})
         summary[variant] = entry
     return summary
@@ -134,8 +142,14 @@ def report_markdown(summary: dict, title: str = "Ablation") -> str:
     extra = all("text_only_ap" in e for e in summary.values())
     seeds = max(len(e["map"]) for e in summary.values())
     header = ["variant", *classes, "mAP", *(["text-only classes"] if extra else [])]
-    lines = [f"# {title}", "", f"bbox AP, mean ± std over {seeds} seed(s)", "",
-             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]  # fmt: skip
+    lines = [
+        f"# {title}",
+        "",
+        f"bbox AP, mean ± std over {seeds} seed(s)",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
     for variant, entry in summary.items():
         stats = entry["stats"]
         row = [variant, *(mean_std_text(stats[c]) for c in classes), mean_std_text(stats["map"])]
@@ -160,8 +174,14 @@ def report_figure(summary: dict, title: str = "Ablation"):
     for k, variant in enumerate(variants):
         stats = summary[variant]["stats"]
         positions = [g + (k - (len(variants) - 1) / 2) * width for g in range(len(groups))]
-        axes.bar(positions, [stats[key]["mean"] for key in keys], width,
-                 yerr=[stats[key]["std"] for key in keys], capsize=2, label=variant)  # fmt: skip
+        axes.bar(
+            positions,
+            [stats[key]["mean"] for key in keys],
+            width,
+            yerr=[stats[key]["std"] for key in keys],
+            capsize=2,
+            label=variant,
+        )
     axes.set_xticks(range(len(groups)), groups, rotation=30, ha="right")
     axes.set_ylabel("bbox AP")
     axes.set_title(f"{title} (mean ± std over {seeds} seed(s))")

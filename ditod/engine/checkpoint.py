@@ -29,7 +29,8 @@ __all__ = ["LayoutCheckpointer"]
 
 logger = logging.getLogger(__name__)
 
-# Where the LayoutLMv3 model sits in the detector: FPN → LayoutLMv3Backbone → LayoutLMv3Model
+# Where the LayoutLMv3 model sits in the detector:
+# FPN → LayoutLMv3Backbone → LayoutLMv3DetectionModel
 # (the same names as unilm's detectors; their pyramid layers are renamed on load).
 DETECTOR_PREFIX = "backbone.bottom_up.backbone."
 FUSION_PREFIX = "backbone.bottom_up.fusions."
@@ -104,8 +105,17 @@ class LayoutCheckpointer(DetectionCheckpointer):
     Checkpoints and ``last_checkpoint`` are written to a temporary file, then renamed.
     """
 
-    def __init__(self, model, save_dir="", *, strict: bool = False, complete: bool = False,
-                 class_names=None, class_mapping=(), **checkpointables):  # fmt: skip
+    def __init__(
+        self,
+        model,
+        save_dir="",
+        *,
+        strict: bool = False,
+        complete: bool = False,
+        class_names=None,
+        class_mapping=(),
+        **checkpointables,
+    ):
         super().__init__(model, save_dir, **checkpointables)
         self.strict = strict
         self.complete = complete
@@ -177,18 +187,24 @@ class LayoutCheckpointer(DetectionCheckpointer):
             )
         if self._source.detector and checkpoint_classes and self.class_names:
             sources = map_checkpoint_classes(
-                checkpoint_classes, self.class_names, self.class_mapping,
-                source=self._source.path, allow_new=not self.complete,
-            )  # fmt: skip
+                checkpoint_classes,
+                self.class_names,
+                self.class_mapping,
+                source=self._source.path,
+                allow_new=not self.complete,
+            )
             if sources != list(range(len(checkpoint_classes))):
                 checkpoint["model"], self._fresh_class_rows = remap_class_rows(
                     checkpoint["model"], self.model.state_dict(), sources, len(checkpoint_classes)
                 )
                 logger.info(
-                    "classes of %s mapped onto the dataset's: %s", self._source.path,
-                    ", ".join(f"{checkpoint_classes[i] if i is not None else '(new)'} → {name}"
-                              for name, i in zip(self.class_names, sources)),
-                )  # fmt: skip
+                    "classes of %s mapped onto the dataset's: %s",
+                    self._source.path,
+                    ", ".join(
+                        f"{checkpoint_classes[i] if i is not None else '(new)'} → {name}"
+                        for name, i in zip(self.class_names, sources)
+                    ),
+                )
         return super()._load_model(checkpoint)
 
     def _log_incompatible_keys(self, incompatible) -> None:

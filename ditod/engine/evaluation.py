@@ -58,8 +58,11 @@ class LayoutEvaluator(COCOEvaluator):
     def _evaluate_without_detections(self, iou_type: str) -> COCOeval:
         empty = COCO()
         dataset = self._coco_api.dataset
-        empty.dataset = {"images": dataset["images"], "categories": dataset["categories"],
-                         "annotations": []}  # fmt: skip
+        empty.dataset = {
+            "images": dataset["images"],
+            "categories": dataset["categories"],
+            "annotations": [],
+        }
         coco_eval = COCOeval(self._coco_api, empty, iou_type)
         if self._img_ids is not None:
             coco_eval.params.imgIds = self._img_ids

@@ -186,9 +186,17 @@ def check_launch(cfg, num_gpus: int, num_machines: int = 1, place=None) -> None:
         )
 
 
-def launch(main_func, num_gpus_per_machine: int, num_machines: int = 1, machine_rank: int = 0,
-           dist_url: str | None = None, args=(), timeout: timedelta = DEFAULT_TIMEOUT,
-           device: str = "cuda", backend: str = ""):  # fmt: skip
+def launch(
+    main_func,
+    num_gpus_per_machine: int,
+    num_machines: int = 1,
+    machine_rank: int = 0,
+    dist_url: str | None = None,
+    args=(),
+    timeout: timedelta = DEFAULT_TIMEOUT,
+    device: str = "cuda",
+    backend: str = "",
+):
     """Run ``main_func(*args)`` in every process of the job: in this one when torchrun or srun
     started it (:func:`launched_place`; over ``backend``, default NCCL on CUDA, else gloo), else
     in ``num_gpus_per_machine × num_machines`` processes spawned here: one per GPU over NCCL when
@@ -207,8 +215,15 @@ def launch(main_func, num_gpus_per_machine: int, num_machines: int = 1, machine_
         )
     if world_size <= 1 or on_cuda:
         os.environ.setdefault("TORCH_NCCL_ASYNC_ERROR_HANDLING", "1")
-        return detectron2_launch(main_func, num_gpus_per_machine, num_machines, machine_rank,
-                                 dist_url, args=args, timeout=timeout)  # fmt: skip
+        return detectron2_launch(
+            main_func,
+            num_gpus_per_machine,
+            num_machines,
+            machine_rank,
+            dist_url,
+            args=args,
+            timeout=timeout,
+        )
     if dist_url in (None, "auto"):
         if num_machines > 1:
             raise ValueError("--dist-url auto only works on one machine; give tcp://HOST:PORT")
@@ -222,28 +237,37 @@ def launch(main_func, num_gpus_per_machine: int, num_machines: int = 1, machine_
     )
 
 
-def _cpu_worker(local_rank, main_func, world_size, num_per_machine, machine_rank, dist_url, args,
-                timeout):  # fmt: skip
+def _cpu_worker(
+    local_rank, main_func, world_size, num_per_machine, machine_rank, dist_url, args, timeout
+):
     rank = machine_rank * num_per_machine + local_rank
-    dist.init_process_group(backend="gloo", init_method=dist_url, world_size=world_size,
-                            rank=rank, timeout=timeout)  # fmt: skip
+    dist.init_process_group(
+        backend="gloo", init_method=dist_url, world_size=world_size, rank=rank, timeout=timeout
+    )
     _set_local_process_group(machine_rank)
     _log_place("--num-gpus (spawned here)", rank, world_size, num_per_machine, "gloo", "cpu")
     _run_watched(main_func, args)
 
 
-def _run_launched(main_func, place: ProcessPlace, args, on_cuda: bool, backend: str,
-                  timeout: timedelta):  # fmt: skip
+def _run_launched(
+    main_func, place: ProcessPlace, args, on_cuda: bool, backend: str, timeout: timedelta
+):
     if on_cuda:
         os.environ.setdefault("TORCH_NCCL_ASYNC_ERROR_HANDLING", "1")
         torch.cuda.set_device(place.local_rank)
-    dist.init_process_group(backend=backend, store=_job_store(place, timeout), rank=place.rank,
-                            world_size=place.world_size, timeout=timeout)  # fmt: skip
+    dist.init_process_group(
+        backend=backend,
+        store=_job_store(place, timeout),
+        rank=place.rank,
+        world_size=place.world_size,
+        timeout=timeout,
+    )
     _set_local_process_group(place.node_rank)
     device = f"cuda:{place.local_rank}" if on_cuda else "cpu"
     restart = f", restart {place.restart_count}" if place.restart_count else ""
-    _log_place(place.launcher + restart, place.rank, place.world_size, place.local_size, backend,
-               device)  # fmt: skip
+    _log_place(
+        place.launcher + restart, place.rank, place.world_size, place.local_size, backend, device
+    )
     _run_watched(main_func, args)
 
 
@@ -252,9 +276,13 @@ def _job_store(place: ProcessPlace, timeout: timedelta) -> dist.Store:
     (``TORCHELASTIC_USE_AGENT_STORE``), else rank 0 opens it. Keys go under the restart's own
     prefix: a restarted group must not read the addresses its dead predecessors published."""
     agent_holds_it = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
-    store = dist.TCPStore(place.master_addr, place.master_port, place.world_size,
-                          is_master=not agent_holds_it and place.rank == 0,
-                          timeout=timeout)  # fmt: skip
+    store = dist.TCPStore(
+        place.master_addr,
+        place.master_port,
+        place.world_size,
+        is_master=not agent_holds_it and place.rank == 0,
+        timeout=timeout,
+    )
     return dist.PrefixStore(f"ditod/attempt_{place.restart_count}", store)
 
 
@@ -274,8 +302,10 @@ _started_by = "a single process"
 
 def _log_place(launcher, rank, world_size, local_size, backend, device) -> None:
     global _started_by
-    _started_by = (f"{launcher}: rank {rank} of world size {world_size}, {local_size} on this "
-                   f"machine, backend {backend}, device {device}")  # fmt: skip
+    _started_by = (
+        f"{launcher}: rank {rank} of world size {world_size}, {local_size} on this "
+        f"machine, backend {backend}, device {device}"
+    )
 
 
 def log_process_place() -> None:
@@ -331,8 +361,10 @@ def _run_watched(main_func, args):
         if not gone:
             raise
         heartbeat.close()
-        message = (f"rank {dist.get_rank()}: stopping, {gone} of the job ended "
-                   f"({type(error).__name__}: {str(error).splitlines()[0][:200]})")  # fmt: skip
+        message = (
+            f"rank {dist.get_rank()}: stopping, {gone} of the job ended "
+            f"({type(error).__name__}: {str(error).splitlines()[0][:200]})"
+        )
         logging.getLogger("ditod").error(message)
         print(f"error: {message}", file=sys.stderr, flush=True)
         logging.shutdown()

@@ -17,8 +17,9 @@ OPTIMIZERS = ("ADAMW", "SGD")
 def transformer_depth(name: str, num_layers: int) -> int:
     """Depth of a LayoutLMv3 parameter (name relative to the model) for layer-wise decay:
     embeddings 0, ``encoder.layer.i`` i + 1, everything above (biases tables, pyramid) L + 1."""
-    if name.startswith(("cls_token", "pos_embed", "patch_embed.", "embeddings.", "norm.",
-                        "LayerNorm.")):  # fmt: skip
+    if name.startswith(
+        ("cls_token", "pos_embed", "patch_embed.", "embeddings.", "norm.", "LayerNorm.")
+    ):
         return 0
     if name.startswith("encoder.layer."):
         return int(name.split(".")[2]) + 1

@@ -10,8 +10,9 @@ from detectron2.structures import Boxes, pairwise_iou
 __all__ = ["match_page", "match_predictions"]
 
 
-def match_page(gt: list[tuple[str, list]], shown: list[tuple[str, float, list]],
-               iou_threshold: float = 0.5) -> tuple[int, int]:  # fmt: skip
+def match_page(
+    gt: list[tuple[str, list]], shown: list[tuple[str, float, list]], iou_threshold: float = 0.5
+) -> tuple[int, int]:
     """Greedy one-to-one matching, highest score first, of shown detections to ground truth of
     the same class with IoU ≥ ``iou_threshold``.
 
@@ -25,8 +26,10 @@ def match_page(gt: list[tuple[str, list]], shown: list[tuple[str, float, list]],
     if not gt or not shown:
         return 0, len(shown)
     shown = sorted(shown, key=lambda d: -d[1])
-    ious = pairwise_iou(Boxes(torch.tensor([d[2] for d in shown], dtype=torch.float32)),
-                        Boxes(torch.tensor([g[1] for g in gt], dtype=torch.float32)))  # fmt: skip
+    ious = pairwise_iou(
+        Boxes(torch.tensor([d[2] for d in shown], dtype=torch.float32)),
+        Boxes(torch.tensor([g[1] for g in gt], dtype=torch.float32)),
+    )
     taken = set()
     false = 0
     for i, (name, _, _) in enumerate(shown):
@@ -58,18 +61,35 @@ def match_predictions(coco_jsons, predictions_dir, score_threshold: float) -> di
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: no predictions for {image['file_name']}")
             detections = json.loads(path.read_text(encoding="utf-8"))["detections"]
-            shown = [(d["category"], d["score"], d["bbox"]) for d in detections
-                     if d["score"] >= score_threshold]  # fmt: skip
-            gt = [(names[a["category_id"]], [a["bbox"][0], a["bbox"][1],
-                                             a["bbox"][0] + a["bbox"][2],
-                                             a["bbox"][1] + a["bbox"][3]])
-                  for a in coco["annotations"] if a["image_id"] == image["id"]]  # fmt: skip
+            shown = [
+                (d["category"], d["score"], d["bbox"])
+                for d in detections
+                if d["score"] >= score_threshold
+            ]
+            gt = [
+                (
+                    names[a["category_id"]],
+                    [
+                        a["bbox"][0],
+                        a["bbox"][1],
+                        a["bbox"][0] + a["bbox"][2],
+                        a["bbox"][1] + a["bbox"][3],
+                    ],
+                )
+                for a in coco["annotations"]
+                if a["image_id"] == image["id"]
+            ]
             for name in {n for n, _ in gt} | {d[0] for d in shown}:
-                matched, false = match_page([g for g in gt if g[0] == name],
-                                            [d for d in shown if d[0] == name])  # fmt: skip
+                matched, false = match_page(
+                    [g for g in gt if g[0] == name], [d for d in shown if d[0] == name]
+                )
                 counts = per_class.setdefault(name, dict.fromkeys(totals, 0))
-                update = {"gt": sum(g[0] == name for g in gt), "matched": matched,
-                          "shown": sum(d[0] == name for d in shown), "false": false}  # fmt: skip
+                update = {
+                    "gt": sum(g[0] == name for g in gt),
+                    "matched": matched,
+                    "shown": sum(d[0] == name for d in shown),
+                    "false": false,
+                }
                 for key, value in update.items():
                     counts[key] += value
                     totals[key] += value

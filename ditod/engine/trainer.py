@@ -63,8 +63,9 @@ def set_rng_state(state: dict) -> None:
     if cuda is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state(cuda)
     keys, position, has_gauss, cached_gauss = state["numpy"]
-    np.random.set_state(("MT19937", keys.numpy().astype(np.uint32), position, has_gauss,
-                         cached_gauss))  # fmt: skip
+    np.random.set_state(
+        ("MT19937", keys.numpy().astype(np.uint32), position, has_gauss, cached_gauss)
+    )
     random.setstate(state["python"])
 
 
@@ -116,8 +117,9 @@ class LayoutTrainStep(SimpleTrainer):
         clip_norm: clip the norm of all gradients together to this value (None: no clipping).
     """
 
-    def __init__(self, model, data_loader, optimizer, *, accumulation_steps=1, amp_dtype=None,
-                 clip_norm=None):  # fmt: skip
+    def __init__(
+        self, model, data_loader, optimizer, *, accumulation_steps=1, amp_dtype=None, clip_norm=None
+    ):
         TrainerBase.__init__(self)  # SimpleTrainer's __init__ would start the data loader now
         model.train()
         self.model = model
@@ -136,8 +138,11 @@ class LayoutTrainStep(SimpleTrainer):
         self.clip_norm = clip_norm
 
     def _micro_step(self, data, scale: float):
-        with torch.autocast(self.device_type, dtype=self.amp_dtype or torch.float32,
-                            enabled=self.amp_dtype is not None):  # fmt: skip
+        with torch.autocast(
+            self.device_type,
+            dtype=self.amp_dtype or torch.float32,
+            enabled=self.amp_dtype is not None,
+        ):
             loss_dict = self.model(data)
         terms = torch.stack([value.detach().float() for value in loss_dict.values()])
         if not bool(torch.isfinite(terms).all()):  # one host sync for all the terms
@@ -252,13 +257,15 @@ class LayoutTrainer(DefaultTrainer):
         # The loader's iterator draws its base seed from the global RNG, as it did at iteration
         # 0 of the interrupted run; the RNG state saved with the checkpoint is restored after.
         self._trainer._data_loader_iter = iter(self._trainer.data_loader)
-        if self._resumed_rng is not None and not restore_rank_rng(self._resumed_rng,
-                                                                  comm.get_rank()):  # fmt: skip
+        if self._resumed_rng is not None and not restore_rank_rng(
+            self._resumed_rng, comm.get_rank()
+        ):
             logging.getLogger(__name__).warning(
                 "the checkpoint holds the RNG states of %d processes; rank %d goes on from its "
                 "seed (resume is exact with the same number of processes)",
-                len(self._resumed_rng), comm.get_rank(),
-            )  # fmt: skip
+                len(self._resumed_rng),
+                comm.get_rank(),
+            )
         return super().train()
 
     def build_hooks(self):

@@ -32,19 +32,47 @@ __all__ = [
 
 LAYOUTLMV3_SIZES = {
     # coordinate_size × 4 + shape_size × 2 = hidden_size (the 2-D position embedding widths).
-    "base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                 intermediate_size=3072, vocab_size=50265, coordinate_size=128, shape_size=128),
-    "base-chinese": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                         intermediate_size=3072, vocab_size=250002, coordinate_size=128,
-                         shape_size=128),
-    "large": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
-                  intermediate_size=4096, vocab_size=50265, coordinate_size=171, shape_size=170),
+    "base": dict(
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        vocab_size=50265,
+        coordinate_size=128,
+        shape_size=128,
+    ),
+    "base-chinese": dict(
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        vocab_size=250002,
+        coordinate_size=128,
+        shape_size=128,
+    ),
+    "large": dict(
+        hidden_size=1024,
+        num_hidden_layers=24,
+        num_attention_heads=16,
+        intermediate_size=4096,
+        vocab_size=50265,
+        coordinate_size=171,
+        shape_size=170,
+    ),
     # Tests and the demo, trained from scratch in minutes: no dropout (on CPU, attention dropout
     # also forces SDPA's unfused path, a third of a training step).
-    "tiny": dict(hidden_size=96, num_hidden_layers=4, num_attention_heads=3,
-                 intermediate_size=192, vocab_size=50265, coordinate_size=16, shape_size=16,
-                 hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0),
-}  # fmt: skip
+    "tiny": dict(
+        hidden_size=96,
+        num_hidden_layers=4,
+        num_attention_heads=3,
+        intermediate_size=192,
+        vocab_size=50265,
+        coordinate_size=16,
+        shape_size=16,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    ),
+}
 
 
 @dataclass
@@ -118,9 +146,16 @@ class LayoutLMv3Backbone(Backbone):
         gate_bias: initial bias of the gated fusions' gate (see :class:`TextFusion`).
     """
 
-    def __init__(self, model: LayoutLMv3DetectionModel, fusion_type: str = "", fusion_layers=(),
-                 fusion_reduce: str = "sum", fusion_segments: bool = False,
-                 box_head_text: bool = False, gate_bias: float = 0.0):  # fmt: skip
+    def __init__(
+        self,
+        model: LayoutLMv3DetectionModel,
+        fusion_type: str = "",
+        fusion_layers=(),
+        fusion_reduce: str = "sum",
+        fusion_segments: bool = False,
+        box_head_text: bool = False,
+        gate_bias: float = 0.0,
+    ):
         super().__init__()
         if not model.detection:
             raise ValueError(
@@ -156,8 +191,9 @@ class LayoutLMv3Backbone(Backbone):
                 )
         self.fusions = torch.nn.ModuleDict(
             {name: TextFusion(fusion_type, config.hidden_size, gate_bias) for name in fusion_layers}
-            if fusion_type else {}
-        )  # fmt: skip
+            if fusion_type
+            else {}
+        )
         self.fusion_reduce = fusion_reduce
         self.fusion_segments = fusion_segments
         self.box_head_text_layer = fusion_layers[0] if box_head_text else ""
@@ -172,17 +208,24 @@ class LayoutLMv3Backbone(Backbone):
         if not self.box_head_text_layer:
             return None
         name = self.box_head_text_layer
-        return ShapeSpec(channels=self._out_feature_channels[name],
-                         stride=self._out_feature_strides[name])  # fmt: skip
+        return ShapeSpec(
+            channels=self._out_feature_channels[name], stride=self._out_feature_strides[name]
+        )
 
     def text_map(self, name: str, text_states, batch: PageBatch, token_mask, grid_hw):
         """(B, D, H, W) text map of layer ``name`` (its map's ``grid_hw``): its text tokens' (or
         segments') states on the cells their boxes cover."""
         if self.fusion_segments:
             text_states, token_mask = pool_segments(text_states, batch.bbox, token_mask)
-        return scatter_text_to_grid(text_states, batch.bbox, token_mask, batch.image_sizes,
-                                    grid_hw, self._out_feature_strides[name],
-                                    self.fusion_reduce)  # fmt: skip
+        return scatter_text_to_grid(
+            text_states,
+            batch.bbox,
+            token_mask,
+            batch.image_sizes,
+            grid_hw,
+            self._out_feature_strides[name],
+            self.fusion_reduce,
+        )
 
     def forward(self, x: torch.Tensor | PageBatch) -> dict[str, torch.Tensor]:
         """Images (B, 3, H, W) or a :class:`PageBatch` → ``{name: (B, D, H/s, W/s)}``."""
@@ -207,8 +250,9 @@ class LayoutLMv3Backbone(Backbone):
         if self.box_head_text_layer and self.box_head_text_layer not in names:
             names.append(self.box_head_text_layer)
         for name in names:
-            text_map = self.text_map(name, output.text_hidden_states[name], batch, token_mask,
-                                     features[name].shape[-2:])  # fmt: skip
+            text_map = self.text_map(
+                name, output.text_hidden_states[name], batch, token_mask, features[name].shape[-2:]
+            )
             if name in self.fusions:
                 features[name] = self.fusions[name](features[name], text_map)
             if name == self.box_head_text_layer:
@@ -235,8 +279,15 @@ def build_layoutlmv3_backbone(cfg) -> LayoutLMv3Backbone:
         gradient_checkpointing=node.GRADIENT_CHECKPOINTING,
     )
     fusion = node.FUSION
-    return LayoutLMv3Backbone(model, fusion.TYPE, fusion.LAYERS, fusion.REDUCE, fusion.SEGMENTS,
-                              fusion.BOX_HEAD, fusion.GATE_BIAS)  # fmt: skip
+    return LayoutLMv3Backbone(
+        model,
+        fusion.TYPE,
+        fusion.LAYERS,
+        fusion.REDUCE,
+        fusion.SEGMENTS,
+        fusion.BOX_HEAD,
+        fusion.GATE_BIAS,
+    )
 
 
 @BACKBONE_REGISTRY.register()

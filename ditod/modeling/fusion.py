@@ -1,4 +1,4 @@
-"""Fusion of OCR text-token features into a backbone feature map (DESIGN §4).
+"""Fusion of OCR text-token features into a backbone feature map.
 
 A token's box (0..1000 of its page's unpadded size) covers the map cells ``floor(px / stride)``
 from its first to its last corner, inclusive, clamped to the map. ``scatter_text_to_grid`` sums
@@ -48,8 +48,9 @@ def box_cells(token_boxes, image_sizes, grid_hw, stride):
     return torch.stack([cols[..., 0], rows[..., 0], cols[..., 1], rows[..., 1]], dim=-1)
 
 
-def scatter_text_to_grid(token_feats, token_boxes, token_mask, image_sizes, grid_hw, stride,
-                         reduce: str = "sum"):  # fmt: skip
+def scatter_text_to_grid(
+    token_feats, token_boxes, token_mask, image_sizes, grid_hw, stride, reduce: str = "sum"
+):
     """Sum (or average: ``reduce="mean"``) text-token features onto the cells their boxes cover.
 
     Args:
@@ -67,8 +68,9 @@ def scatter_text_to_grid(token_feats, token_boxes, token_mask, image_sizes, grid
     if reduce not in FUSION_REDUCTIONS:
         raise ValueError(f"reduce '{reduce}' is not one of {FUSION_REDUCTIONS}")
     if torch.jit.is_tracing():
-        return dense_text_grid(token_feats, token_boxes, token_mask, image_sizes, grid_hw, stride,
-                               reduce)  # fmt: skip
+        return dense_text_grid(
+            token_feats, token_boxes, token_mask, image_sizes, grid_hw, stride, reduce
+        )
     batch, num_tokens, channels = token_feats.shape
     height, width = grid_hw
     device = token_feats.device
@@ -95,8 +97,9 @@ def scatter_text_to_grid(token_feats, token_boxes, token_mask, image_sizes, grid
     return text_map.view(batch, height, width, channels).permute(0, 3, 1, 2)
 
 
-def dense_text_grid(token_feats, token_boxes, token_mask, image_sizes, grid_hw, stride,
-                    reduce: str = "sum"):  # fmt: skip
+def dense_text_grid(
+    token_feats, token_boxes, token_mask, image_sizes, grid_hw, stride, reduce: str = "sum"
+):
     """:func:`scatter_text_to_grid` as one batched product with each token's (H × W) coverage:
     no data-dependent sizes, so it traces and exports; memory B × N × H × W (a stride-32 map)."""
     batch, num_tokens, channels = token_feats.shape
@@ -146,7 +149,7 @@ class TextFusion(nn.Module):
     """Fuse a text map (:func:`scatter_text_to_grid`) into a feature map of the same shape.
 
     - ``add``: ``map + text_map``.
-    - ``gated`` (the seed's AF2): ``g = sigmoid(conv3x3([map; text_map]))`` per cell and
+    - ``gated``: ``g = sigmoid(conv3x3([map; text_map]))`` per cell and
       channel; ``g * map + (1 - g) * text_map``: text *replaces* part of the image. ``gate_bias``
       is the conv's initial bias: 0 starts at g ≈ 0.5 (half the image everywhere), 2 at
       g ≈ 0.88 (mostly the image).

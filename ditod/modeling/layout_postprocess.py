@@ -33,8 +33,14 @@ class LayoutPostprocess:
         base_threshold: ``MODEL.ROI_HEADS.SCORE_THRESH_TEST`` (boxes below it never arrive).
     """
 
-    def __init__(self, num_classes: int, score_thresholds=(), contained: float = 0.0,
-                 cross_class_iou: float = 0.0, base_threshold: float = 0.0):  # fmt: skip
+    def __init__(
+        self,
+        num_classes: int,
+        score_thresholds=(),
+        contained: float = 0.0,
+        cross_class_iou: float = 0.0,
+        base_threshold: float = 0.0,
+    ):
         thresholds = list(score_thresholds)
         if thresholds and len(thresholds) != num_classes:
             raise ValueError(
@@ -58,8 +64,13 @@ class LayoutPostprocess:
     @classmethod
     def from_config(cls, cfg) -> "LayoutPostprocess":
         node = cfg.TEST.LAYOUT
-        return cls(cfg.MODEL.ROI_HEADS.NUM_CLASSES, node.SCORE_THRESHOLDS, node.CONTAINED,
-                   node.CROSS_CLASS_IOU, cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST)  # fmt: skip
+        return cls(
+            cfg.MODEL.ROI_HEADS.NUM_CLASSES,
+            node.SCORE_THRESHOLDS,
+            node.CONTAINED,
+            node.CROSS_CLASS_IOU,
+            cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST,
+        )
 
     @property
     def active(self) -> bool:

@@ -41,8 +41,16 @@ logger = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
 # The CPU flags that decide which kernels run, as torch.cpu.get_capabilities() names them.
-KERNEL_FLAGS = ("avx2", "avx512_f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile",
-                "amx_bf16", "amx_int8")  # fmt: skip
+KERNEL_FLAGS = (
+    "avx2",
+    "avx512_f",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx_vnni",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+)
 # A reduced precision must beat fp32 by this factor on the probe to be chosen by ``auto``.
 PROBE_MARGIN = 1.2
 
@@ -115,18 +123,28 @@ def choose_precision(setting: str, device: str) -> PrecisionChoice:
     if units:
         speedup = _probe_speedup("bf16")
         if speedup >= PROBE_MARGIN:
-            return PrecisionChoice("bf16", f"the CPU has {'+'.join(units)}; a bf16 linear "
-                                   f"layer ran {speedup:.1f}x fp32")  # fmt: skip
-        return PrecisionChoice("fp32", f"the CPU reports {'+'.join(units)} but a bf16 linear "
-                               f"layer ran only {speedup:.2f}x fp32 (a capped ISA?)")  # fmt: skip
+            return PrecisionChoice(
+                "bf16",
+                f"the CPU has {'+'.join(units)}; a bf16 linear layer ran {speedup:.1f}x fp32",
+            )
+        return PrecisionChoice(
+            "fp32",
+            f"the CPU reports {'+'.join(units)} but a bf16 linear "
+            f"layer ran only {speedup:.2f}x fp32 (a capped ISA?)",
+        )
     vnni = [name for name in ("amx_int8", "avx512_vnni", "avx_vnni") if flags[name]]
     if vnni:
         speedup = _probe_speedup("int8")
         if speedup >= PROBE_MARGIN:
-            return PrecisionChoice("int8", f"the CPU has {'+'.join(vnni)} and no bf16 units; "
-                                   f"an int8 linear layer ran {speedup:.1f}x fp32")  # fmt: skip
-    return PrecisionChoice("fp32", f"the CPU ({flags['capability']}) has no bf16 matrix units "
-                           "and int8 does not pay on it")  # fmt: skip
+            return PrecisionChoice(
+                "int8",
+                f"the CPU has {'+'.join(vnni)} and no bf16 units; "
+                f"an int8 linear layer ran {speedup:.1f}x fp32",
+            )
+    return PrecisionChoice(
+        "fp32",
+        f"the CPU ({flags['capability']}) has no bf16 matrix units and int8 does not pay on it",
+    )
 
 
 def run_in_fp32(module: nn.Module) -> nn.Module:
@@ -162,8 +180,9 @@ def _use_onednn_for_int8() -> None:
         torch.backends.quantized.engine = "onednn"
 
 
-def apply_inference_precision(model: nn.Module, cfg, choice: PrecisionChoice | None = None
-                              ) -> tuple[nn.Module, PrecisionChoice]:  # fmt: skip
+def apply_inference_precision(
+    model: nn.Module, cfg, choice: PrecisionChoice | None = None
+) -> tuple[nn.Module, PrecisionChoice]:
     """``model`` (weights loaded, eval mode) set up to infer in ``choice`` (default:
     :func:`choose_precision` of ``TEST.PRECISION``): for bf16, the autocast dtype of its
     :meth:`inference` and the fp32 modules of ``TEST.FP32_MODULES``; for int8, its linear layers

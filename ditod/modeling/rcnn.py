@@ -31,8 +31,14 @@ class VLGeneralizedRCNN(GeneralizedRCNN):
     """
 
     @configurable
-    def __init__(self, *, pad_token_id: int = 1, use_text: bool = True,
-                 layout_postprocess: LayoutPostprocess | None = None, **kwargs):  # fmt: skip
+    def __init__(
+        self,
+        *,
+        pad_token_id: int = 1,
+        use_text: bool = True,
+        layout_postprocess: LayoutPostprocess | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.pad_token_id = pad_token_id
         self.use_text = use_text
@@ -42,8 +48,10 @@ class VLGeneralizedRCNN(GeneralizedRCNN):
     @classmethod
     def from_config(cls, cfg):
         heads = cfg.MODEL.ROI_HEADS.NAME
-        for key, on in (("MODEL.LAYOUTLMV3.FUSION.BOX_HEAD", cfg.MODEL.LAYOUTLMV3.FUSION.BOX_HEAD),
-                        ("MODEL.RELATION.LAYERS", cfg.MODEL.RELATION.LAYERS > 0)):  # fmt: skip
+        for key, on in (
+            ("MODEL.LAYOUTLMV3.FUSION.BOX_HEAD", cfg.MODEL.LAYOUTLMV3.FUSION.BOX_HEAD),
+            ("MODEL.RELATION.LAYERS", cfg.MODEL.RELATION.LAYERS > 0),
+        ):
             if on and heads != "LayoutCascadeROIHeads":
                 raise ValueError(
                     f"{key} needs MODEL.ROI_HEADS.NAME LayoutCascadeROIHeads, not {heads}"
@@ -99,8 +107,7 @@ class VLGeneralizedRCNN(GeneralizedRCNN):
         if shape is not None:
             if batch.text_map is None:
                 height, width = (size // shape.stride for size in images.tensor.shape[-2:])
-                batch.text_map = images.tensor.new_zeros(len(images), shape.channels, height,
-                                                         width)  # fmt: skip
+                batch.text_map = images.tensor.new_zeros(len(images), shape.channels, height, width)
             features[TEXT_MAP] = batch.text_map
         return features
 

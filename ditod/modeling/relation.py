@@ -36,8 +36,9 @@ class RelationLayer(nn.Module):
         """(B, S, D) boxes, ``attend`` (B, 1, 1, S) bool (False: padding) → (B, S, D)."""
         batch, length, dim = x.shape
         q, k, v = self.qkv(self.norm1(x)).view(batch, length, 3, self.heads, -1).unbind(2)
-        attended = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2),
-                                                  v.transpose(1, 2), attn_mask=attend)  # fmt: skip
+        attended = F.scaled_dot_product_attention(
+            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=attend
+        )
         x = x + self.proj(attended.transpose(1, 2).reshape(batch, length, dim))
         return x + self.mlp(self.norm2(x))
 
@@ -54,8 +55,15 @@ class BoxRelation(nn.Module):
         dim, heads, layers: the transformer encoder's width, heads and depth.
     """
 
-    def __init__(self, in_channels: int, num_classes: int, box_dim: int = 4, dim: int = 256,
-                 heads: int = 8, layers: int = 2):  # fmt: skip
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        box_dim: int = 4,
+        dim: int = 256,
+        heads: int = 8,
+        layers: int = 2,
+    ):
         super().__init__()
         self.features = nn.Linear(in_channels, dim)
         self.geometry = nn.Sequential(nn.Linear(6, dim), nn.ReLU(), nn.Linear(dim, dim))

@@ -30,8 +30,9 @@ class TextBoxPooler(nn.Module):
     (B, D, H, W); returns (R, C, P, P) as the image pooler does.
     """
 
-    def __init__(self, image_pooler: ROIPooler, text_pooler: ROIPooler, text_channels: int,
-                 channels: int):  # fmt: skip
+    def __init__(
+        self, image_pooler: ROIPooler, text_pooler: ROIPooler, text_channels: int, channels: int
+    ):
         super().__init__()
         self.image_pooler = image_pooler
         self.text_pooler = text_pooler
@@ -68,9 +69,13 @@ class LayoutCascadeROIHeads(CascadeROIHeads):
         if node.LAYERS > 0:
             predictor = ret["box_predictors"][-1]
             ret["relation"] = BoxRelation(
-                ret["box_heads"][-1].output_shape.channels, cfg.MODEL.ROI_HEADS.NUM_CLASSES,
-                predictor.bbox_pred.out_features, node.DIM, node.HEADS, node.LAYERS,
-            )  # fmt: skip
+                ret["box_heads"][-1].output_shape.channels,
+                cfg.MODEL.ROI_HEADS.NUM_CLASSES,
+                predictor.bbox_pred.out_features,
+                node.DIM,
+                node.HEADS,
+                node.LAYERS,
+            )
         return ret
 
     @classmethod
@@ -87,10 +92,12 @@ class LayoutCascadeROIHeads(CascadeROIHeads):
                 f"{list(strides)}"
             )
         head = cfg.MODEL.ROI_BOX_HEAD
-        text_pooler = ROIPooler(output_size=head.POOLER_RESOLUTION,
-                                scales=(1.0 / strides[fusion.LAYERS[0]],),
-                                sampling_ratio=head.POOLER_SAMPLING_RATIO,
-                                pooler_type=head.POOLER_TYPE)  # fmt: skip
+        text_pooler = ROIPooler(
+            output_size=head.POOLER_RESOLUTION,
+            scales=(1.0 / strides[fusion.LAYERS[0]],),
+            sampling_ratio=head.POOLER_SAMPLING_RATIO,
+            pooler_type=head.POOLER_TYPE,
+        )
         channels = input_shape[ret["box_in_features"][0]].channels
         text_channels = build_layoutlmv3_config(cfg).hidden_size
         ret["box_pooler"] = TextBoxPooler(ret["box_pooler"], text_pooler, text_channels, channels)
@@ -106,6 +113,7 @@ class LayoutCascadeROIHeads(CascadeROIHeads):
         box_features = _ScaleGradient.apply(box_features, 1.0 / self.num_cascade_stages)
         box_features = self.box_head[stage](box_features)
         scores, deltas = self.box_predictor[stage](box_features)
-        more_scores, more_deltas = self.relation(box_features, boxes,
-                                                 [x.image_size for x in proposals])  # fmt: skip
+        more_scores, more_deltas = self.relation(
+            box_features, boxes, [x.image_size for x in proposals]
+        )
         return scores + more_scores, deltas + more_deltas

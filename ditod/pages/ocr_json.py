@@ -59,8 +59,10 @@ def ocr_json_problem(page) -> str | None:
         if not isinstance(page[key], list):
             return f"'{key}' is a {type(page[key]).__name__}, not a list"
     if len(page["words"]) != len(page["bbox"]):
-        return (f"'words' and 'bbox' have different lengths ({len(page['words'])} vs "
-                f"{len(page['bbox'])})")  # fmt: skip
+        return (
+            f"'words' and 'bbox' have different lengths ({len(page['words'])} vs "
+            f"{len(page['bbox'])})"
+        )
     if not (_positive_number(page["W"]) and _positive_number(page["H"])):
         return f"page size W={page['W']!r}, H={page['H']!r} is not positive"
     return None

@@ -150,8 +150,7 @@ def _ocr_to_file(image_path: Path, out_path: Path):
         return image_path, f"{type(error).__name__}: {error}"
 
 
-def run_ocr(images, image_root, out_root, engine="rapidocr", workers=None,
-            **options) -> OCRSummary:  # fmt: skip
+def run_ocr(images, image_root, out_root, engine="rapidocr", workers=None, **options) -> OCRSummary:
     """OCR ``images`` (paths under ``image_root``) into ``out_root/<relative path>.json``.
 
     Pages whose JSON exists and is valid are skipped; failures are logged, counted and listed in
@@ -165,8 +164,16 @@ def run_ocr(images, image_root, out_root, engine="rapidocr", workers=None,
     return run_ocr_jobs(jobs, out_root / "ocr_failed.txt", engine, workers, **options)
 
 
-def run_ocr_jobs(jobs, failed_list, engine="rapidocr", workers=None, page_timeout=PAGE_TIMEOUT,
-                 text_layer=True, ray_address=None, **options) -> OCRSummary:  # fmt: skip
+def run_ocr_jobs(
+    jobs,
+    failed_list,
+    engine="rapidocr",
+    workers=None,
+    page_timeout=PAGE_TIMEOUT,
+    text_layer=True,
+    ray_address=None,
+    **options,
+) -> OCRSummary:
     """Write the text of each page of ``jobs`` (:class:`PageJob`, or ``(image, JSON path)``
     pairs); see :func:`run_ocr`. The pages with no JSON are listed in ``failed_list`` (removed
     when there are none).
@@ -191,8 +198,10 @@ def run_ocr_jobs(jobs, failed_list, engine="rapidocr", workers=None, page_timeou
         options.setdefault("threads", max(1, available_cores() // workers))
     first_tokens = options.get("first_tokens", 0)
     if first_tokens and not getattr(engine_class(engine), "supports_first_tokens", False):
-        raise ValueError(f"first-token OCR (first_tokens={first_tokens}) is only implemented "
-                         f"for rapidocr, not {engine_class(engine).name}")  # fmt: skip
+        raise ValueError(
+            f"first-token OCR (first_tokens={first_tokens}) is only implemented "
+            f"for rapidocr, not {engine_class(engine).name}"
+        )
     summary = OCRSummary()
     pending, from_pdf = [], []
     for job in (PageJob(*job) for job in jobs):
@@ -214,8 +223,9 @@ def run_ocr_jobs(jobs, failed_list, engine="rapidocr", workers=None, page_timeou
         start = time.perf_counter()
         progress = tqdm(total=len(pending), unit="page", desc=f"OCR ({label})")
         if ray_address:
-            _run_on_ray(pending, summary, progress, engine, options, workers, page_timeout,
-                        ray_address)  # fmt: skip
+            _run_on_ray(
+                pending, summary, progress, engine, options, workers, page_timeout, ray_address
+            )
         elif page_timeout or workers > 1:
             _run_in_workers(pending, summary, progress, engine, options, workers, page_timeout)
         else:
@@ -224,11 +234,16 @@ def run_ocr_jobs(jobs, failed_list, engine="rapidocr", workers=None, page_timeou
                 _record(_ocr_to_file(image, target), summary, progress)
         progress.close()
         elapsed = time.perf_counter() - start
-        logger.info("OCR: %d pages in %.1f s (%.2f pages/s)", len(pending), elapsed,
-                    len(pending) / max(elapsed, 1e-9))  # fmt: skip
+        logger.info(
+            "OCR: %d pages in %.1f s (%.2f pages/s)",
+            len(pending),
+            elapsed,
+            len(pending) / max(elapsed, 1e-9),
+        )
     if summary.failed:
-        logger.warning("%d pages have no text JSON (listed in %s)", len(summary.failed),
-                       failed_list)  # fmt: skip
+        logger.warning(
+            "%d pages have no text JSON (listed in %s)", len(summary.failed), failed_list
+        )
     write_failure_list(failed_list, summary.failed)
     return summary
 
@@ -265,8 +280,11 @@ def _read_text_layers(jobs, summary: OCRSummary) -> list:
         if layer is not None:
             layer.close()
     if summary.fallback:
-        logger.warning("%d of %d PDF pages have no usable text layer and are OCR'd",
-                       len(summary.fallback), len(jobs))  # fmt: skip
+        logger.warning(
+            "%d of %d PDF pages have no usable text layer and are OCR'd",
+            len(summary.fallback),
+            len(jobs),
+        )
     return needs_ocr
 
 
@@ -292,9 +310,19 @@ def _run_on_ray(pending, summary, progress, engine, options, workers, page_timeo
         _record((job[0], error), summary, progress)
 
     try:
-        run_on_ray(address, OCRActor, (engine, options), "ocr", pending,
-                   lambda job: (job[0].read_bytes(),), written, failed, workers=workers,
-                   cpus=options["threads"], item_timeout=page_timeout)  # fmt: skip
+        run_on_ray(
+            address,
+            OCRActor,
+            (engine, options),
+            "ocr",
+            pending,
+            lambda job: (job[0].read_bytes(),),
+            written,
+            failed,
+            workers=workers,
+            cpus=options["threads"],
+            item_timeout=page_timeout,
+        )
     except ActorStartError as error:
         raise EngineUnavailable(f"an OCR worker could not start on Ray: {error.reason}") from None
 
@@ -326,14 +354,27 @@ def _run_in_workers(pending, summary, progress, engine, options, workers, page_t
                 for result in [r for r in running if r.ready()]:
                     running.pop(result)
                     _record(result.get(), summary, progress)
-                late = [job for job in running.values()
-                        if page_timeout and time.monotonic() - job[2] > page_timeout]  # fmt: skip
+                late = [
+                    job
+                    for job in running.values()
+                    if page_timeout and time.monotonic() - job[2] > page_timeout
+                ]
                 if late:
                     for image, _, _ in late:
-                        _record((image, f"OCR ran past the {page_timeout:g} s page time "
-                                 "limit; its worker was stopped"), summary, progress)  # fmt: skip
-                    unfinished = [(image, target) for image, target, started in running.values()
-                                  if (image, target, started) not in late]  # fmt: skip
+                        _record(
+                            (
+                                image,
+                                f"OCR ran past the {page_timeout:g} s page time "
+                                "limit; its worker was stopped",
+                            ),
+                            summary,
+                            progress,
+                        )
+                    unfinished = [
+                        (image, target)
+                        for image, target, started in running.values()
+                        if (image, target, started) not in late
+                    ]
                     todo.extendleft(reversed(unfinished))
                     break  # leaving the with-block terminates the pool and its stuck worker
                 if running:

@@ -99,8 +99,9 @@ def collect_pages(inputs, render_dir, dpi: float = 150) -> tuple[list[PageInput]
     pages, failures, used = [], [], set()
     for given in map(Path, inputs):
         if given.is_dir():
-            files = sorted(p for p in given.rglob("*")
-                           if p.suffix.lower() in (*IMAGE_SUFFIXES, ".pdf"))  # fmt: skip
+            files = sorted(
+                p for p in given.rglob("*") if p.suffix.lower() in (*IMAGE_SUFFIXES, ".pdf")
+            )
             named = [(f, f.relative_to(given).with_suffix("").as_posix()) for f in files]
             if not files:
                 failures.append((str(given), "folder holds no images or PDFs"))
@@ -119,8 +120,11 @@ def collect_pages(inputs, render_dir, dpi: float = 150) -> tuple[list[PageInput]
                     failures.append((str(path), str(error)))
                     continue
                 for index, image in enumerate(rendered):
-                    pages.append(PageInput(f"{name}/{image.stem}", image,
-                                           f"{path}#page={index + 1}", path, index))  # fmt: skip
+                    pages.append(
+                        PageInput(
+                            f"{name}/{image.stem}", image, f"{path}#page={index + 1}", path, index
+                        )
+                    )
             elif suffix in IMAGE_SUFFIXES:
                 if problem := degenerate_page(path):
                     failures.append((str(path), problem))

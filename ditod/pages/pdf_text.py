@@ -228,5 +228,12 @@ class PdfTextLayer:
                 continue  # text outside the crop box is not on the rendered page
             boxes.append([round(x0, 1), round(y0, 1), round(x1 - x0, 1), round(y1 - y0, 1)])
             texts.append(text)
-        return TextLayerResult({"bbox": boxes, "words": texts, "W": int(width), "H": int(height),
-                                "engine": text_layer_engine()})  # fmt: skip
+        return TextLayerResult(
+            {
+                "bbox": boxes,
+                "words": texts,
+                "W": int(width),
+                "H": int(height),
+                "engine": text_layer_engine(),
+            }
+        )

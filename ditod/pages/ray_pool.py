@@ -36,14 +36,29 @@ def connect_ray(address: str):
     import ray
 
     if not ray.is_initialized():
-        ray.init(address=None if address == "local" else address, log_to_driver=False,
-                 logging_level=logging.WARNING)  # fmt: skip
+        ray.init(
+            address=None if address == "local" else address,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+        )
     return ray
 
 
-def run_on_ray(address: str, actor_class, actor_args: tuple, method: str, items: Iterable,
-               payload: Callable, on_result: Callable, on_error: Callable, *, workers=None,
-               cpus: float = 1, gpus: float = 0, item_timeout=None) -> None:  # fmt: skip
+def run_on_ray(
+    address: str,
+    actor_class,
+    actor_args: tuple,
+    method: str,
+    items: Iterable,
+    payload: Callable,
+    on_result: Callable,
+    on_error: Callable,
+    *,
+    workers=None,
+    cpus: float = 1,
+    gpus: float = 0,
+    item_timeout=None,
+) -> None:
     """Run ``actor.<method>(*payload(item))`` for each of ``items`` on a pool of ``workers``
     actors of ``actor_class(*actor_args)``, each reserving ``cpus`` CPUs and ``gpus`` GPUs.
 
@@ -62,9 +77,11 @@ def run_on_ray(address: str, actor_class, actor_args: tuple, method: str, items:
     resources = ray.cluster_resources()
     fits = int(resources.get("GPU", 0) // gpus) if gpus else int(resources.get("CPU", 0) // cpus)
     if fits < 1:
-        raise RuntimeError(f"the Ray cluster ({resources.get('CPU', 0):g} CPUs, "
-                           f"{resources.get('GPU', 0):g} GPUs) cannot hold one actor of {cpus:g} "
-                           f"CPUs and {gpus:g} GPUs")  # fmt: skip
+        raise RuntimeError(
+            f"the Ray cluster ({resources.get('CPU', 0):g} CPUs, "
+            f"{resources.get('GPU', 0):g} GPUs) cannot hold one actor of {cpus:g} "
+            f"CPUs and {gpus:g} GPUs"
+        )
     if workers and workers > fits:
         logger.warning("Ray: %d actors asked for, the cluster holds %d", workers, fits)
     workers = max(1, min(workers or fits, fits, len(todo)))
@@ -96,8 +113,10 @@ def run_on_ray(address: str, actor_class, actor_args: tuple, method: str, items:
             for ref, (actor, item, started) in list(running.items()):
                 if now - started > item_timeout:
                     running.pop(ref)
-                    on_error(item, f"ran past the {item_timeout:g} s time limit; its Ray worker "
-                             "was stopped")  # fmt: skip
+                    on_error(
+                        item,
+                        f"ran past the {item_timeout:g} s time limit; its Ray worker was stopped",
+                    )
                     idle.append(_replace(ray, remote, actor_args, actor))
     for actor in idle:
         ray.kill(actor)

@@ -14,8 +14,15 @@ class PaddleOCREngine:
 
     name = "paddleocr"
 
-    def __init__(self, use_angle_cls=True, lang="ch", det_model_dir=None, rec_model_dir=None,
-                 cls_model_dir=None, **_):  # fmt: skip
+    def __init__(
+        self,
+        use_angle_cls=True,
+        lang="ch",
+        det_model_dir=None,
+        rec_model_dir=None,
+        cls_model_dir=None,
+        **_,
+    ):
         try:
             import paddleocr
         except ImportError as error:

@@ -84,8 +84,11 @@ class RapidOCREngine:
                 texts[i], scores[i] = text, score
         boxes = map_boxes_to_original(detected.boxes, record, *image.shape[:2])
         found = zip(boxes, texts, scores)
-        return [text_line(box, text, score) for box, text, score in found
-                if text.strip() and score >= ocr.text_score]  # fmt: skip
+        return [
+            text_line(box, text, score)
+            for box, text, score in found
+            if text.strip() and score >= ocr.text_score
+        ]
 
     def _recognize(self, crops: list, min_width: int):
         """Recognise ``crops`` padded to at least ``min_width`` pixels at the recogniser's
