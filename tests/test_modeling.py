@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 from transformers import LayoutLMv3Config, LayoutLMv3ForTokenClassification
-from transformers import LayoutLMv3DetectionModel as HFLayoutLMv3Model
+from transformers import LayoutLMv3Model as HFLayoutLMv3Model
 
 from layoutlmv3 import IncompatibleWeights, LayoutLMv3DetectionModel, load_state_dict
 
