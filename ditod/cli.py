@@ -5,7 +5,18 @@ through with its traceback. Programming errors (assertions, type errors) always 
 import os
 import sys
 
-__all__ = ["add_debug_flag", "debug_requested", "is_user_error", "run_tool"]
+__all__ = ["RunInterrupted", "add_debug_flag", "debug_requested", "is_user_error", "run_tool"]
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run over pages; ``pages_done`` pages were finished (their outputs are
+    whole: a rerun of the same command skips them)."""
+
+    def __init__(self, pages_done: int):
+        super().__init__(pages_done)
+        self.pages_done = pages_done
 
 
 def is_user_error(error: BaseException) -> bool:
@@ -30,9 +41,20 @@ def add_debug_flag(parser) -> None:
 
 def run_tool(main, *args, argv=None) -> int:
     """``main(*args)``; a user error (:func:`is_user_error`) becomes ``error: <message>`` on
-    stderr and exit status 2, unless :func:`debug_requested`."""
-    if debug_requested(argv):
-        return main(*args)
+    stderr and exit status 2, unless :func:`debug_requested`. Ctrl-C ends with one line and exit
+    status 130."""
+    try:
+        if debug_requested(argv):
+            return main(*args)
+        return _run_reporting_user_errors(main, *args)
+    except KeyboardInterrupt as interrupt:
+        done = getattr(interrupt, "pages_done", None)
+        after = "" if done is None else f" after {done} pages"
+        print(f"\ninterrupted{after}; run the same command to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _run_reporting_user_errors(main, *args) -> int:
     try:
         return main(*args)
     except Exception as error:

@@ -6,8 +6,8 @@ segment carries the segment's box, normalised to 0..1000 of the page.
 """
 
 import logging
-import math
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +15,7 @@ import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from .reading_order import READING_ORDERS, column_reading_order
+from .segments import describe_drops, usable_segments
 
 __all__ = [
     "EncodedPage",
@@ -77,14 +78,21 @@ class TokenizedSegments:
             no token are dropped).
         boxes: (S, 4) float64 ``x0, y0, x1, y1`` of each kept segment in pixels of the OCR page.
         width, height: the OCR page's ``W`` and ``H``.
-        skipped: segments dropped for a malformed box.
+        segments: the page's segments, dropped ones included.
+        dropped: segments dropped, by reason (see :func:`.segments.usable_segments`).
     """
 
     ids: list[list[int]]
     boxes: np.ndarray
     width: float
     height: float
-    skipped: int = 0
+    segments: int = 0
+    dropped: Counter = field(default_factory=Counter)
+
+    @property
+    def tokens(self) -> int:
+        """Tokens of the kept segments, before any page cap."""
+        return sum(len(ids) for ids in self.ids)
 
 
 @dataclass
@@ -95,13 +103,16 @@ class EncodedPage:
         input_ids: (L,) ``<s> tokens </s>``, or (0,) for a page without text.
         bbox: (L, 4) token boxes in 0..1000; ``[0, 0, 0, 0]`` for ``<s>`` and ``</s>``.
         attention_mask: (L,) ones.
-        skipped_segments: segments dropped for a non-finite box.
+        dropped_segments: OCR segments dropped for their box or text (see
+            :func:`.segments.usable_segments`).
+        tokens_cut: tokens past the page cap (``max_tokens``), left out.
     """
 
     input_ids: torch.Tensor
     bbox: torch.Tensor
     attention_mask: torch.Tensor
-    skipped_segments: int = 0
+    dropped_segments: int = 0
+    tokens_cut: int = 0
 
 
 class FirstTokensMismatch(ValueError):
@@ -177,11 +188,13 @@ class OCRPageTokenizer:
             ids = ids[: self.tokens_per_segment]
         return ids
 
-    def tokenize_segments(self, page: dict, source: str = "page", limit: int | None = None):
+    def tokenize_segments(self, page: dict, source: str = "page") -> TokenizedSegments:
         """Per-segment token ids of one OCR page dict, in the configured reading order, before
-        any crop and the page cap (``limit``: stop once this many tokens are collected).
-        ``source`` (e.g. its JSON path) names the page in errors."""
+        any crop and the page cap. Segments whose box or text is unusable are dropped and counted
+        (one warning per page); ``source`` (e.g. its JSON path) names the page in messages."""
         words, boxes = page.get("words", []), page.get("bbox", [])
+        if not isinstance(words, list) or not isinstance(boxes, list):
+            raise ValueError(f"{source}: 'words' and 'bbox' must be lists")
         if len(words) != len(boxes):
             raise ValueError(
                 f"{source}: 'words' and 'bbox' have different lengths "
@@ -197,53 +210,40 @@ class OCRPageTokenizer:
                 f"OCR again without first-token mode, or set TOKENS_PER_SEGMENT to 1..{read}"
             )
         width, height = page.get("W"), page.get("H")
-        if words and not (
-            isinstance(width, int | float)
-            and isinstance(height, int | float)
-            and width > 0
-            and height > 0
+        if not words:
+            return TokenizedSegments([], np.zeros((0, 4)), float(width or 0), float(height or 0))
+        if not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and v > 0
+            for v in (width, height)
         ):
-            raise ValueError(f"{source}: page size W={width}, H={height} is not positive")
+            raise ValueError(f"{source}: page size W={width!r}, H={height!r} is not positive")
 
-        kept, skipped = [], 0
-        for text, box in zip(words, boxes):
-            try:
-                x, y, w, h = (float(v) for v in box)
-            except (TypeError, ValueError):
-                x = float("nan")
-            if not all(math.isfinite(v) for v in (x, y, w, h)):
-                skipped += 1
-                continue
-            x0, x1 = sorted((x, x + w))
-            y0, y1 = sorted((y, y + h))
-            kept.append((str(text), (x0, y0, x1, y1)))
-        if skipped:
-            logger.warning("%s: skipped %d OCR segments with a malformed box", source, skipped)
+        kept, dropped = usable_segments(page)
+        if dropped:
+            logger.warning("%s: %s", source, describe_drops(dropped, len(words)))
         if self.reading_order == "columns" and kept:
             order = column_reading_order([box for _, box in kept], width)
             kept = [kept[i] for i in order]
-
-        segment_ids, segment_boxes, total = [], [], 0
+        segment_ids, segment_boxes = [], []
         for text, box in kept:
-            if limit is not None and total >= limit:
-                break
             ids = self.segment_ids(text)
             if ids:
                 segment_ids.append(ids)
                 segment_boxes.append(box)
-                total += len(ids)
         return TokenizedSegments(
             ids=segment_ids,
             boxes=np.asarray(segment_boxes, dtype=np.float64).reshape(-1, 4),
-            width=float(width or 0),
-            height=float(height or 0),
-            skipped=skipped,
+            width=float(width),
+            height=float(height),
+            segments=len(words),
+            dropped=dropped,
         )
 
     def encode(self, segment_ids, segment_boxes) -> EncodedPage:
         """Assemble ``<s> tokens </s>`` from per-segment ids and their (S, 4) boxes already in
         0..1000, keeping the page cap; no segments → an empty page."""
         ids, token_boxes = [], []
+        total = sum(len(segment) for segment in segment_ids)
         for segment, box in zip(segment_ids, segment_boxes):
             segment = list(segment)[: self.max_tokens - len(ids)]
             ids += segment
@@ -253,23 +253,26 @@ class OCRPageTokenizer:
         if not ids:
             empty = torch.zeros(0, dtype=torch.long)
             return EncodedPage(empty, torch.zeros(0, 4, dtype=torch.long), empty)
+        if total > len(ids):
+            logger.debug("page cut at the token cap: %d of %d tokens kept", len(ids), total)
         special = [0, 0, 0, 0]
         input_ids = [self.tokenizer.cls_token_id, *ids, self.tokenizer.sep_token_id]
         return EncodedPage(
             input_ids=torch.tensor(input_ids),
             bbox=torch.tensor([special, *token_boxes, special]),
             attention_mask=torch.ones(len(input_ids), dtype=torch.long),
+            tokens_cut=total - len(ids),
         )
 
     def __call__(self, page: dict, source: str = "page") -> EncodedPage:
         """Encode one OCR page dict; ``source`` (e.g. its JSON path) names it in errors."""
-        segments = self.tokenize_segments(page, source, limit=self.max_tokens)
+        segments = self.tokenize_segments(page, source)
         boxes = [
             normalize_box((x0, y0, x1 - x0, y1 - y0), segments.width, segments.height)
             for x0, y0, x1, y1 in segments.boxes
         ]
         encoded = self.encode(segments.ids, boxes)
-        encoded.skipped_segments = segments.skipped
+        encoded.dropped_segments = sum(segments.dropped.values())
         return encoded
 
 

@@ -31,6 +31,11 @@ def parse_args(argv=None):
     parser.add_argument("image_root", nargs="?", help="its image folder")
     parser.add_argument("--ocr-root", help="default: the image folder's sibling OCR/")
     parser.add_argument("--no-ocr", action="store_true", help="image-only dataset: skip OCR checks")
+    parser.add_argument(
+        "--masks",
+        action="store_true",
+        help="for a model with a mask head (MODEL.MASK_ON): every box needs a valid segmentation",
+    )
     parser.add_argument("--config-file", help="check the datasets as this config reads them")
     parser.add_argument(
         "--dataset",
@@ -56,7 +61,9 @@ def main(argv=None) -> int:
         names = args.datasets or [*cfg.DATASETS.TRAIN, *cfg.DATASETS.TEST]
         report = check_config_datasets(cfg, list(dict.fromkeys(names)))
     else:
-        report = check_dataset(args.json_file, args.image_root, args.ocr_root, not args.no_ocr)
+        report = check_dataset(
+            args.json_file, args.image_root, args.ocr_root, not args.no_ocr, mask_on=args.masks
+        )
     for message in report.errors:
         print(f"ERROR   {message}")
     for message in report.warnings:

@@ -21,7 +21,6 @@ import argparse
 import logging
 import sys
 from functools import partial
-from pathlib import Path
 
 import ditod  # noqa: F401  (its shims must apply before detectron2 is imported)
 
@@ -30,11 +29,18 @@ from detectron2.utils.logger import setup_logger
 
 from ditod.cli import add_debug_flag, run_tool
 from ditod.config import load_config
-from ditod.deploy.inference import PageOutputs, run_inference, run_inference_on_ray
+from ditod.deploy.inference import (
+    OVERLAY_MAX_SIDE,
+    PageOutputs,
+    run_inference,
+    run_inference_on_ray,
+)
 from ditod.deploy.onnx_predictor import OnnxLayoutPredictor, read_exported_config
 from ditod.deploy.predictor import LayoutPredictor
+from ditod.file_io import prepare_output_dir
 from ditod.modeling.precision import PRECISIONS
 from ditod.pages.engines import ENGINES, EngineUnavailable
+from ditod.pages.image_io import max_page_pixels, set_max_page_megapixels
 from ditod.pages.ocr_runner import PAGE_TIMEOUT, default_layout, write_failure_list
 from ditod.pages.page_inputs import collect_pages
 
@@ -71,6 +77,18 @@ def parse_args(argv=None):
         "--markdown",
         action="store_true",
         help="also write each page as Markdown (text from the PDF text layer or OCR)",
+    )
+    parser.add_argument(
+        "--overlay-max-side",
+        type=int,
+        default=OVERLAY_MAX_SIDE,
+        help="longer side of the overlay PNGs in pixels (0: the page's own size)",
+    )
+    parser.add_argument(
+        "--max-megapixels",
+        type=float,
+        help="largest page read (default: Pillow's decompression-bomb limit, "
+        f"{max_page_pixels() / 1e6:.0f} megapixels)",
     )
     parser.add_argument("--ocr-root", help="existing OCR JSON, <ocr-root>/<page name>.json")
     parser.add_argument("--ocr-engine", choices=sorted(ENGINES), default="rapidocr")
@@ -159,15 +177,17 @@ def main(argv=None) -> int:
     setup_logger(name="ditod")
     setup_logger(name="detectron2", abbrev_name="d2")
     logger = logging.getLogger("ditod")
+    if args.max_megapixels:
+        set_max_page_megapixels(args.max_megapixels)
+    out = prepare_output_dir(args.output)
     cfg, make_predictor = setup(args)
-    out = Path(args.output)
     pages, failed = collect_pages(args.input, out / "pages", dpi=args.dpi)
     ocr = {
         "ocr_root": args.ocr_root,
         "ocr_engine": args.ocr_engine,
         "ocr_page_timeout": args.ocr_page_timeout or None,
         "text_layer": not args.no_text_layer,
-        "outputs": PageOutputs.from_config(cfg, markdown=args.markdown),
+        "outputs": PageOutputs.from_config(cfg, args.markdown, args.overlay_max_side),
     }
     try:
         if args.ray_address:

@@ -24,7 +24,9 @@ import ditod  # noqa: F401  (its shims must apply before detectron2 is imported)
 
 # isort: split
 from ditod.cli import add_debug_flag, run_tool
+from ditod.file_io import prepare_output_dir
 from ditod.pages.engines import ENGINES, EngineUnavailable
+from ditod.pages.image_io import max_page_pixels, set_max_page_megapixels
 from ditod.pages.ocr_runner import (
     PAGE_TIMEOUT,
     PageJob,
@@ -84,6 +86,12 @@ def parse_args(argv=None):
         default=PAGE_TIMEOUT,
         help="seconds a page may take; it is then stopped and listed as failed (0: no limit)",
     )
+    parser.add_argument(
+        "--max-megapixels",
+        type=float,
+        help="largest page read (default: Pillow's decompression-bomb limit, "
+        f"{max_page_pixels() / 1e6:.0f} megapixels)",
+    )
     parser.add_argument("--no-angle-cls", action="store_true", help="skip text-angle classifier")
     parser.add_argument("--lang", help="language (paddleocr: ch/en; tesseract: eng/chi_sim)")
     for name in ("det", "rec", "cls"):
@@ -111,6 +119,8 @@ def collect_jobs(args, out: Path):
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: folder not found")
     pages_dir = Path(args.pages_dir) if args.pages_dir else folder.parent / "pages"
+    if any(folder.rglob("*.pdf")) or any(folder.rglob("*.tif*")):  # pages may be written there
+        prepare_output_dir(pages_dir, "pages folder")
     pages, failed = collect_pages([folder], pages_dir, dpi=args.dpi)
     jobs = [
         PageJob(page.image, out / f"{page.name}.json", page.pdf, page.page_index) for page in pages
@@ -121,8 +131,10 @@ def collect_jobs(args, out: Path):
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if args.max_megapixels:
+        set_max_page_megapixels(args.max_megapixels)
     root = Path(args.images or args.image_root)
-    out = Path(args.out) if args.out else root.parent / "OCR"
+    out = prepare_output_dir(Path(args.out) if args.out else root.parent / "OCR")
     jobs, failed = collect_jobs(args, out)
     options = {"use_angle_cls": not args.no_angle_cls}
     options.update(

@@ -8,15 +8,18 @@ does:
 |---|---|
 | no ``images`` / ``annotations`` / ``categories`` list | error |
 | duplicate category, image or annotation ids | error (COCO evaluation indexes them by id) |
+| one image file listed under two image ids | error (its boxes would count twice in AP) |
 | a background category (``_background_``) with annotations | error |
 | a background category without annotations | fix: dropped |
 | category ids 0-based or with gaps | fix: mapped to 0..K-1 |
 | an annotation of an unknown category | error |
 | a malformed bbox (not 4 finite numbers) | error |
 | an annotation of an unknown image | skip, counted |
-| a box of zero area, or wholly outside its image | skip, counted |
+| a box of zero area, of negative size, or wholly outside its image | skip, counted |
 | a box partly outside its image | fix: clipped |
 | no ``area`` / ``iscrowd`` in an annotation | fix: evaluation computes COCO's area, iscrowd 0 |
+| a malformed segmentation | error under ``MODEL.MASK_ON``, else ignored |
+| a (non-crowd) annotation without a segmentation | error under ``MODEL.MASK_ON`` |
 
 Pure Python (no detectron2, no torch).
 """
@@ -36,6 +39,7 @@ __all__ = [
     "duplicate_ids",
     "layout_categories",
     "read_coco",
+    "segmentation_problem",
 ]
 
 ERROR, SKIP, FIX = "error", "skip", "fix"  # the loader raises / skips and counts / corrects
@@ -61,14 +65,18 @@ class CocoRead:
         id_map: category id → contiguous class index.
         annotations: image id → the image's usable annotations as
             ``{"bbox": [x, y, w, h] clipped to the image, "category_id": class index,
-            "iscrowd", "segmentation" (polygons, when given)}``.
+            "iscrowd", "segmentation" (polygons or an RLE dict, when valid)}``.
         findings: every rule that applied.
+        without_mask: usable non-crowd annotations with no valid segmentation.
+        rle_masks: usable annotations whose segmentation is an RLE dict.
     """
 
     categories: list = field(default_factory=list)
     id_map: dict = field(default_factory=dict)
     annotations: dict = field(default_factory=dict)
     findings: list = field(default_factory=list)
+    without_mask: int = 0
+    rle_masks: int = 0
 
     @property
     def errors(self) -> list[str]:
@@ -98,9 +106,32 @@ def _valid_box(bbox) -> bool:
     )
 
 
-def read_coco(coco: dict, json_file) -> CocoRead:
+def segmentation_problem(segmentation) -> str | None:
+    """What makes a COCO ``segmentation`` unusable as a mask, or None: polygons are a list of
+    flat ``[x0, y0, x1, y1, ...]`` lists of >= 3 points, an RLE a dict with ``counts`` and
+    ``size`` [height, width]."""
+    if isinstance(segmentation, dict):
+        missing = [key for key in ("counts", "size") if key not in segmentation]
+        return f"an RLE without {' and '.join(repr(k) for k in missing)}" if missing else None
+    if not isinstance(segmentation, list) or not segmentation:
+        return f"a {type(segmentation).__name__}, not polygons or an RLE"
+    for polygon in segmentation:
+        if not isinstance(polygon, list) or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+            for v in polygon
+        ):
+            return "a polygon that is not a flat list of numbers"
+        if len(polygon) % 2:
+            return f"an odd-length polygon ({len(polygon)} numbers)"
+        if len(polygon) < 6:
+            return f"a polygon of {len(polygon) // 2} points (3 at least)"
+    return None
+
+
+def read_coco(coco: dict, json_file, mask_on: bool = False) -> CocoRead:
     """Apply every rule to the parsed COCO json ``coco`` (from ``json_file``, named in the
-    messages); nothing is raised here: errors are findings."""
+    messages); nothing is raised here: errors are findings. ``mask_on`` (``MODEL.MASK_ON``):
+    segmentations are needed, and a missing or malformed one is an error."""
     read = CocoRead()
 
     def finding(rule, action, message):
@@ -150,9 +181,19 @@ def read_coco(coco: dict, json_file) -> CocoRead:
             f"not contiguous (mapped to 0..{len(read.id_map) - 1} on load)",
         )
 
+    files = Counter(image.get("file_name") for image in coco["images"])
+    listed_twice = sorted(str(name) for name, n in files.items() if n > 1)
+    if listed_twice:
+        finding(
+            "duplicate_file_names",
+            ERROR,
+            f"{len(listed_twice)} image files listed under more than one image id (e.g. "
+            f"{listed_twice[0]}): their boxes would count twice in evaluation",
+        )
+
     images = {image.get("id"): image for image in coco["images"]}
     read.annotations = {image_id: [] for image_id in images}
-    skipped, clipped = Counter(), 0
+    skipped, clipped, bad_masks, missing_masks = Counter(), 0, [], 0
     for ann in coco["annotations"]:
         image = images.get(ann.get("image_id"))
         category = ann.get("category_id")
@@ -176,7 +217,10 @@ def read_coco(coco: dict, json_file) -> CocoRead:
         x, y, w, h = ann["bbox"]
         x0, y0 = max(x, 0), max(y, 0)
         x1, y1 = min(x + w, image["width"]), min(y + h, image["height"])
-        if w <= 0 or h <= 0:
+        if w < 0 or h < 0:
+            skipped["negative size"] += 1
+            continue
+        if w == 0 or h == 0:
             skipped["zero area"] += 1
             continue
         if x1 <= x0 or y1 <= y0:
@@ -189,13 +233,19 @@ def read_coco(coco: dict, json_file) -> CocoRead:
             "iscrowd": ann.get("iscrowd", 0),
             "category_id": read.id_map[ann["category_id"]],
         }
-        polygons = [
-            [float(v) for v in p]
-            for p in ann.get("segmentation") or []
-            if isinstance(p, list) and len(p) >= 6
-        ]
-        if polygons:
-            record["segmentation"] = polygons
+        segmentation = ann.get("segmentation")
+        problem = None if segmentation is None else segmentation_problem(segmentation)
+        if segmentation is None or problem:
+            if not record["iscrowd"]:  # crowd regions are not trained on
+                read.without_mask += 1
+                missing_masks += segmentation is None
+            if problem:
+                bad_masks.append(f"annotation {ann.get('id')} has {problem}")
+        elif isinstance(segmentation, dict):
+            record["segmentation"] = segmentation
+            read.rle_masks += 1
+        else:
+            record["segmentation"] = [[float(v) for v in p] for p in segmentation]
         read.annotations[image["id"]].append(record)
     if skipped:
         finding(
@@ -205,6 +255,21 @@ def read_coco(coco: dict, json_file) -> CocoRead:
         )
     if clipped:
         finding("clipped_boxes", FIX, f"{clipped} annotations partly outside their image (clipped)")
+    if bad_masks:
+        finding(
+            "malformed_segmentation",
+            ERROR if mask_on else FIX,
+            f"{len(bad_masks)} malformed segmentations ({'; '.join(bad_masks[:3])})"
+            + ("" if mask_on else "; ignored: the model has no mask head (MODEL.MASK_ON False)"),
+        )
+    if mask_on and missing_masks:
+        finding(
+            "missing_segmentation",
+            ERROR,
+            f"MODEL.MASK_ON is True but {missing_masks} of "
+            f"{sum(map(len, read.annotations.values()))} annotations have no segmentation: "
+            "set MODEL.MASK_ON False to train boxes only, or add masks",
+        )
     missing = {key: sum(key not in ann for ann in coco["annotations"]) for key in EVALUATION_KEYS}
     if any(missing.values()):
         said = {

@@ -11,25 +11,23 @@ classes of its ``MODEL.WEIGHTS``.
 """
 
 import json
-import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from detectron2.data import MetadataCatalog
-from PIL import Image
 
 from layoutlmv3.loading import load_checkpoint
+from layoutlmv3.segments import box_values, describe_drops, usable_segments
 
+from ..pages.image_io import page_size
+from ..pages.ocr_json import read_ocr_json
 from .annotation_rules import ERROR, read_coco
 from .class_sets import check_class_sets, map_checkpoint_classes
 from .datasets import default_ocr_root, register_layout_datasets
 from .mapper import build_page_tokenizer
 
 __all__ = ["DatasetReport", "check_config_datasets", "check_dataset"]
-
-EXIF_ORIENTATION = 0x0112
-ROTATED = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 
 
 @dataclass
@@ -39,20 +37,13 @@ class DatasetReport:
     class_counts: dict[str, int] = field(default_factory=dict)
 
 
-def _upright_size(path: Path) -> tuple[int, int]:
-    with Image.open(path) as image:
-        width, height = image.size
-        if image.getexif().get(EXIF_ORIENTATION) in ROTATED:
-            width, height = height, width
-    return width, height
-
-
 def _check_ocr(path: Path, width, height, report: DatasetReport, tokens_per_segment=None):
+    """The page's OCR JSON read as training reads it (:func:`read_ocr_json`, then the
+    tokenizer's segment rules); boxes that look like corners [x0, y0, x1, y1] are an error."""
     try:
-        page = json.loads(path.read_text(encoding="utf-8"))
-        words, boxes = page["words"], page["bbox"]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        report.errors.append(f"{path}: unreadable OCR JSON ({type(error).__name__}: {error})")
+        page = read_ocr_json(path)
+    except (OSError, ValueError) as error:
+        report.errors.append(str(error))
         return
     engine = page.get("engine")
     read = engine.get("first_tokens", 0) if isinstance(engine, dict) else 0
@@ -62,29 +53,31 @@ def _check_ocr(path: Path, width, height, report: DatasetReport, tokens_per_segm
             f"TOKENS_PER_SEGMENT is {tokens_per_segment} (0: all): OCR again without "
             f"--first-tokens, or set TOKENS_PER_SEGMENT to 1..{read}"
         )
-    if len(words) != len(boxes):
-        report.errors.append(f"{path}: {len(words)} words but {len(boxes)} boxes")
-        return
-    ocr_w, ocr_h = page.get("W") or width, page.get("H") or height
-    outside, corners = 0, []
-    for box in boxes:
-        x, y, w, h = (float(v) for v in box)
-        if (
-            not all(map(math.isfinite, (x, y, w, h)))
-            or x < -1
-            or y < -1
-            or (x + w > ocr_w + 1 or y + h > ocr_h + 1)
-        ):
-            outside += 1
-            if x < w <= ocr_w + 1 and y < h <= ocr_h + 1:  # inside when read as x0, y0, x1, y1
+    ocr_w, ocr_h = page["W"], page["H"]
+    overflowing, corners = 0, []
+    for box in page["bbox"]:
+        values = box_values(box)
+        if values is None:
+            continue
+        x, y, w, h = values
+        if x < -1 or y < -1 or x + w > ocr_w + 1 or y + h > ocr_h + 1:
+            overflowing += 1
+            if 0 <= x < w <= ocr_w + 1 and 0 <= y < h <= ocr_h + 1:  # inside as x0, y0, x1, y1
                 corners.append(box)
-    if outside and len(corners) * 2 >= outside:
+    if overflowing and len(corners) * 2 >= overflowing:
         report.errors.append(
             f"{path}: {len(corners)} OCR boxes look like corners [x0, y0, x1, y1] (e.g. "
             f"{corners[0]}); the OCR JSON format is [x, y, w, h]: top-left corner, width, height"
         )
-    elif outside:
-        report.warnings.append(f"{path}: {outside} OCR boxes outside the {ocr_w}x{ocr_h} page")
+        return
+    _, dropped = usable_segments(page)
+    if dropped:
+        report.warnings.append(f"{path}: {describe_drops(dropped, len(page['words']))}")
+    if overflowing:
+        report.warnings.append(
+            f"{path}: {overflowing} OCR boxes run over the edge of the {ocr_w}x{ocr_h} page "
+            "(clipped)"
+        )
 
 
 def check_dataset(
@@ -94,11 +87,13 @@ def check_dataset(
     check_ocr: bool = True,
     missing_ocr: str = "image_only",
     tokens_per_segment=None,
+    mask_on: bool = False,
 ) -> DatasetReport:
     """Check one COCO json, its images and (with ``check_ocr``) their OCR JSON; pages without
     OCR JSON are an error under ``missing_ocr="error"`` (``MODEL.LAYOUTLMV3.TEXT.MISSING_OCR``),
     a warning under ``"image_only"``. With ``tokens_per_segment`` (the config's
-    ``TOKENS_PER_SEGMENT``), first-token OCR that read fewer tokens per line is an error."""
+    ``TOKENS_PER_SEGMENT``), first-token OCR that read fewer tokens per line is an error; with
+    ``mask_on`` (``MODEL.MASK_ON``), a missing or malformed segmentation."""
     report = DatasetReport()
     json_file, image_root = Path(json_file), Path(image_root)
     ocr_root = Path(ocr_root) if ocr_root else default_ocr_root(image_root)
@@ -107,7 +102,7 @@ def check_dataset(
     except (OSError, ValueError) as error:
         report.errors.append(f"{json_file}: not a readable COCO json ({error})")
         return report
-    read = read_coco(coco if isinstance(coco, dict) else {}, json_file)
+    read = read_coco(coco if isinstance(coco, dict) else {}, json_file, mask_on)
     for finding in read.findings:  # the loader's rules: errors stop it, the rest it skips/fixes
         (report.errors if finding.action == ERROR else report.warnings).append(finding.message)
     if any(finding.rule == "not_coco" for finding in read.findings):
@@ -121,9 +116,9 @@ def check_dataset(
             report.errors.append(f"{path}: image missing on disk")
             continue
         try:
-            actual = _upright_size(path)
-        except OSError as error:
-            report.errors.append(f"{path}: cannot read image ({error})")
+            actual = page_size(path)
+        except (OSError, ValueError) as error:
+            report.errors.append(str(error))
             continue
         declared = (image.get("width"), image.get("height"))
         if actual != declared:
@@ -177,6 +172,7 @@ def check_config_datasets(cfg, names) -> DatasetReport:
             check_ocr=uses_text,
             missing_ocr=text.MISSING_OCR,
             tokens_per_segment=text.TOKENS_PER_SEGMENT,
+            mask_on=cfg.MODEL.MASK_ON,
         )
         report.errors += [f"[{name}] {message}" for message in checked.errors]
         report.warnings += [f"[{name}] {message}" for message in checked.warnings]

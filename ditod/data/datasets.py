@@ -21,6 +21,7 @@ from .annotation_rules import duplicate_ids, layout_categories, read_coco
 
 __all__ = [
     "BUILTIN_DATASETS",
+    "check_mask_annotations",
     "dataset_root",
     "duplicate_ids",
     "layout_categories",
@@ -141,8 +142,33 @@ def load_layout_coco_json(json_file, image_root, ocr_root=None, dataset_name=Non
         MetadataCatalog.get(dataset_name).set(
             thing_classes=[c["name"] for c in categories],
             thing_dataset_id_to_contiguous_id=id_map,
+            annotations_without_mask=read.without_mask,
+            rle_masks=read.rle_masks,
         )
     return dataset_dicts
+
+
+def check_mask_annotations(cfg, names) -> None:
+    """Under ``MODEL.MASK_ON``, every (non-crowd) training annotation of the datasets ``names``
+    (loaded) needs a valid segmentation, and RLE masks need ``INPUT.MASK_FORMAT bitmask``: one
+    error naming the key and the dataset, before training starts."""
+    if not cfg.MODEL.MASK_ON:
+        return
+    for name in names:
+        metadata = MetadataCatalog.get(name)
+        source = metadata.get("json_file", name)
+        missing = metadata.get("annotations_without_mask", 0)
+        if missing:
+            raise ValueError(
+                f"MODEL.MASK_ON is True but dataset '{name}' ({source}) has {missing} "
+                "annotations without a valid segmentation: set MODEL.MASK_ON False to train "
+                "boxes only, or add masks (tools/check_dataset.py --config-file names them)"
+            )
+        if metadata.get("rle_masks", 0) and cfg.INPUT.MASK_FORMAT != "bitmask":
+            raise ValueError(
+                f"dataset '{name}' ({source}) has RLE segmentations: set INPUT.MASK_FORMAT "
+                "bitmask (polygon reads only polygons)"
+            )
 
 
 def register_layout_dataset(name: str, json_file, image_root, ocr_root=None) -> None:

@@ -3,6 +3,7 @@
 import copy
 import logging
 from collections import OrderedDict
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -15,7 +16,7 @@ from layoutlmv3 import EncodedPage, OCRPageTokenizer
 from layoutlmv3.tokenization import FirstTokensMismatch
 
 from ..modeling.backbone import build_layoutlmv3_config
-from ..pages.image_io import read_page_image
+from ..pages.image_io import page_size, read_page_image
 from ..pages.ocr_json import read_ocr_json
 
 __all__ = ["LayoutDatasetMapper", "build_page_tokenizer", "jitter_boxes"]
@@ -98,6 +99,10 @@ class LayoutDatasetMapper(DatasetMapper):
         box_jitter: in training, move each edge of each segment's box by uniform noise of up
             to this fraction of the segment's height (0: off; see :func:`jitter_boxes`).
         cache_size: pages whose tokens are kept per process.
+        read_min_side: at test time, a page whose shorter side is over this is decoded reduced
+            by an integer factor, its shorter side still >= this (the detector resizes it to
+            ``INPUT.MIN_SIZE_TEST`` anyway; default twice that): a 600-dpi scan costs the memory
+            of a 150-dpi one. Detections are in the pixels of the full page.
     """
 
     @configurable
@@ -109,6 +114,7 @@ class LayoutDatasetMapper(DatasetMapper):
         missing_ocr: str = "error",
         box_jitter: float = 0.0,
         cache_size: int = 20000,
+        read_min_side: int | None = None,
         **kwargs,
     ):
         super().__init__(is_train, **kwargs)
@@ -125,6 +131,7 @@ class LayoutDatasetMapper(DatasetMapper):
         self.tokenizer = tokenizer
         self.missing_ocr = missing_ocr
         self.cache_size = cache_size
+        self.read_min_side = None if is_train else read_min_side
         self._segments_cache = OrderedDict()
         self.pages_without_ocr = 0
 
@@ -138,6 +145,7 @@ class LayoutDatasetMapper(DatasetMapper):
         config["tokenizer"] = build_page_tokenizer(cfg)
         config["missing_ocr"] = cfg.MODEL.LAYOUTLMV3.TEXT.MISSING_OCR
         config["box_jitter"] = cfg.MODEL.LAYOUTLMV3.TEXT.BOX_JITTER
+        config["read_min_side"] = 2 * cfg.INPUT.MIN_SIZE_TEST
         return config
 
     def _page_segments(self, dataset_dict):
@@ -189,12 +197,32 @@ class LayoutDatasetMapper(DatasetMapper):
         kept = np.flatnonzero(inside)
         return self.tokenizer.encode([segments.ids[i] for i in kept], normalized[kept])
 
+    def text_status(self, dataset_dict, text: EncodedPage) -> dict:
+        """What became of the page's OCR text: ``segments`` in its JSON, ``dropped`` of them
+        (unusable box or text), ``tokens`` of the rest and ``tokens_kept`` under the page cap."""
+        segments = self._segments_cache.get(dataset_dict.get("ocr_file"))
+        if segments is None:
+            return {"segments": 0, "dropped": 0, "tokens": 0, "tokens_kept": 0}
+        kept = max(len(text.input_ids) - 2, 0)
+        return {
+            "segments": segments.segments,
+            "dropped": sum(segments.dropped.values()),
+            "tokens": kept + text.tokens_cut,
+            "tokens_kept": kept,
+        }
+
     def __call__(self, dataset_dict):
         """A detectron2 dataset dict → ``{"image", "instances", "input_ids", "bbox", ...}``."""
         dataset_dict = copy.deepcopy(dataset_dict)
-        image = read_page_image(dataset_dict["file_name"], format=self.image_format)
-        utils.check_image_size(dataset_dict, image)
-        original_hw = image.shape[:2]
+        file_name = dataset_dict["file_name"]
+        if self.read_min_side:
+            image = read_page_image(file_name, self.image_format, min_side=self.read_min_side)
+            width, height = page_size(file_name)
+            utils.check_image_size(dataset_dict, SimpleNamespace(shape=(height, width)))
+        else:
+            image = read_page_image(file_name, format=self.image_format)
+            utils.check_image_size(dataset_dict, image)
+        original_hw = image.shape[:2]  # the OCR boxes are scaled to the image as read
 
         aug_input = T.AugInput(image)
         transforms = self.augmentations(aug_input)
@@ -206,6 +234,8 @@ class LayoutDatasetMapper(DatasetMapper):
             text = self.page_text(dataset_dict, transforms, original_hw, augmented_hw)
             dataset_dict["input_ids"] = text.input_ids
             dataset_dict["bbox"] = text.bbox
+            if not self.is_train:
+                dataset_dict["text_status"] = self.text_status(dataset_dict, text)
 
         if not self.is_train:
             dataset_dict.pop("annotations", None)

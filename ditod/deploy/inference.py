@@ -13,7 +13,8 @@ from detectron2.structures import Boxes, Instances
 from PIL import Image
 from tqdm import tqdm
 
-from ..file_io import atomic_path, write_json_atomic, write_text_atomic
+from ..cli import RunInterrupted
+from ..file_io import atomic_path, printable, write_json_atomic, write_text_atomic
 from ..pages.image_io import read_page_image
 from ..pages.ocr_json import read_ocr_json
 from ..pages.ocr_runner import PAGE_TIMEOUT, PageJob, run_ocr_jobs
@@ -32,15 +33,46 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+# Longest side of an overlay PNG by default: a screen's worth.
+OVERLAY_MAX_SIDE = 2000
+
 
 @dataclass
 class InferenceSummary:
     """``done``: pages detected; ``skipped``: pages an earlier run finished; ``failed``:
-    ``(source, error message)`` of pages skipped for an error."""
+    ``(source, error message)`` of pages skipped for an error; ``notes``: pages done whose
+    result may surprise, by kind (``no detection``, ``all OCR text dropped``, ``cut at the
+    token cap``), each a list of ``(source, detail)``."""
 
     done: int = 0
     skipped: int = 0
     failed: list = field(default_factory=list)
+    notes: dict = field(default_factory=dict)
+
+
+def page_error(error: Exception) -> str:
+    """One line for a page's failure: the message of an error that names its input (a file, a
+    value), else the exception's type and message."""
+    if isinstance(error, OSError | ValueError | KeyError):
+        return printable(error)
+    return printable(f"{type(error).__name__}: {error}")
+
+
+def page_notes(detections: list, text_status: dict | None) -> list[tuple[str, str]]:
+    """``(kind, detail)`` of what a user should hear about a finished page."""
+    notes = []
+    if not detections:
+        notes.append(("no detection", "no box above the score threshold"))
+    if text_status:
+        segments, dropped = text_status["segments"], text_status["dropped"]
+        if segments and not text_status["tokens_kept"]:
+            notes.append(
+                ("all OCR text dropped", f"{dropped} of {segments} segments had unusable boxes")
+            )
+        if text_status["tokens_kept"] < text_status["tokens"]:
+            kept, total = text_status["tokens_kept"], text_status["tokens"]
+            notes.append(("cut at the token cap", f"kept {kept} of {total} tokens"))
+    return notes
 
 
 def page_detections(instances, class_names) -> list[dict]:
@@ -124,14 +156,19 @@ class PageOutputs:
     """What :func:`run_inference` writes per page beyond detections, predictions JSON and
     overlay: the predictions' ``regions`` (reading order, text, roles: always, with text when
     the page has OCR JSON) with captions merged into their figures and tables
-    (``merge_captions``, ``TEST.LAYOUT.MERGE_CAPTIONS``), and ``markdown/<name>.md``."""
+    (``merge_captions``, ``TEST.LAYOUT.MERGE_CAPTIONS``), ``markdown/<name>.md``, and the size
+    of the overlay PNG: its longer side at most ``overlay_max_side`` pixels (0: the page's own
+    size; drawing a 600-dpi scan at full size takes gigabytes)."""
 
     merge_captions: bool = False
     markdown: bool = False
+    overlay_max_side: int = OVERLAY_MAX_SIDE
 
     @classmethod
-    def from_config(cls, cfg, markdown: bool = False) -> "PageOutputs":
-        return cls(cfg.TEST.LAYOUT.MERGE_CAPTIONS, markdown)
+    def from_config(
+        cls, cfg, markdown: bool = False, overlay_max_side: int = OVERLAY_MAX_SIDE
+    ) -> "PageOutputs":
+        return cls(cfg.TEST.LAYOUT.MERGE_CAPTIONS, markdown, overlay_max_side)
 
 
 class _RunWriter:
@@ -162,8 +199,26 @@ class _RunWriter:
         self.progress = tqdm(total=len(self.pending), unit="page", desc="detect")
 
     def page_done(
-        self, page: PageInput, width: int, height: int, detections: list, class_names=None
+        self,
+        page: PageInput,
+        width: int,
+        height: int,
+        detections: list,
+        class_names=None,
+        text_status: dict | None = None,
     ) -> None:
+        """Write the page's outputs; a failure while writing them fails the page alone."""
+        try:
+            self._write_page(page, width, height, detections, class_names, text_status)
+        except Exception as error:
+            self.page_failed(page, page_error(error))
+            return
+        for kind, detail in page_notes(detections, text_status):
+            self.summary.notes.setdefault(kind, []).append((page.source, detail))
+        self.summary.done += 1
+        self.progress.update()
+
+    def _write_page(self, page, width, height, detections, class_names, text_status) -> None:
         self.class_names = self.class_names or class_names
         ocr_file = self.ocr_files.get(page.name)
         ocr_page = read_ocr_json(ocr_file) if ocr_file and Path(ocr_file).is_file() else None
@@ -172,23 +227,25 @@ class _RunWriter:
             regions = merge_captions(regions)
         record = {
             "source": page.source,
-            "image": str(page.image),
+            "image": printable(page.image),
             "width": width,
             "height": height,
             "detections": detections,
             "regions": regions,
         }
+        if text_status is not None:
+            record["text"] = text_status
         if self.outputs.markdown:
             write_text_atomic(self.out_dir / "markdown" / f"{page.name}.md", page_markdown(regions))
-        page_image = read_page_image(page.image, format="RGB")
+        page_image = read_page_image(page.image, max_side=self.outputs.overlay_max_side or None)
+        scale = page_image.shape[1] / width
+        shown = [{**d, "bbox": [v * scale for v in d["bbox"]]} for d in detections]
         overlay = draw_detections(
-            page_image, _instances(detections, width, height), self.class_names
+            page_image, _instances(shown, *page_image.shape[1::-1]), self.class_names
         )
         write_json_atomic(self.out_dir / "predictions" / f"{page.name}.json", record)
         _save_png_atomic(overlay, self.out_dir / "overlays" / f"{page.name}.png")
         self.records[page.name] = record
-        self.summary.done += 1
-        self.progress.update()
 
     def page_failed(self, page: PageInput, error: str) -> None:
         self.summary.failed.append((page.source, error))
@@ -197,6 +254,10 @@ class _RunWriter:
 
     def finish(self) -> InferenceSummary:
         self.progress.close()
+        for kind, pages in self.summary.notes.items():
+            examples = "; ".join(f"{source} ({detail})" for source, detail in pages[:3])
+            more = f"; and {len(pages) - 3} more" if len(pages) > 3 else ""
+            logger.warning("%d pages with %s: %s%s", len(pages), kind, examples, more)
         images, results = [], []
         for page in self.pages:
             record = self.records.get(page.name)
@@ -206,7 +267,7 @@ class _RunWriter:
             images.append(
                 {
                     "id": image_id,
-                    "file_name": str(page.image),
+                    "file_name": printable(page.image),
                     "width": record["width"],
                     "height": record["height"],
                 }
@@ -281,19 +342,41 @@ def run_inference(
     )
     writer.ocr_files = ocr_files
     todo = writer.pending
-    for start in range(0, len(todo), batch_size):
-        batch, inputs = [], []
-        for page in todo[start : start + batch_size]:
-            try:
-                ocr_file = ocr_files.get(page.name) if predictor.uses_text else None
-                inputs.append(predictor.map_page(page.image, ocr_file))
-                batch.append(page)
-            except (OSError, ValueError) as error:
-                writer.page_failed(page, str(error))
-        for page, mapped, instances in zip(batch, inputs, predictor(inputs) if inputs else []):
-            detections = page_detections(instances, predictor.class_names)
-            writer.page_done(page, mapped["width"], mapped["height"], detections)
+    try:
+        for start in range(0, len(todo), batch_size):
+            batch, inputs = [], []
+            for page in todo[start : start + batch_size]:
+                try:
+                    ocr_file = ocr_files.get(page.name) if predictor.uses_text else None
+                    inputs.append(predictor.map_page(page.image, ocr_file))
+                    batch.append(page)
+                except Exception as error:
+                    writer.page_failed(page, page_error(error))
+            for page, mapped, instances in _detect(predictor, batch, inputs, writer):
+                detections = page_detections(instances, predictor.class_names)
+                status = mapped.get("text_status")
+                writer.page_done(page, mapped["width"], mapped["height"], detections, None, status)
+    except KeyboardInterrupt:
+        writer.progress.close()
+        raise RunInterrupted(writer.summary.done) from None
     return writer.finish()
+
+
+def _detect(predictor, pages, inputs, writer):
+    """``(page, input, instances)`` of a batch; if the batch fails, its pages one by one, so
+    that a page the detector fails on fails alone."""
+    if not inputs:
+        return []
+    try:
+        return list(zip(pages, inputs, predictor(inputs)))
+    except Exception as error:
+        if len(inputs) == 1:
+            writer.page_failed(pages[0], page_error(error))
+            return []
+    found = []
+    for page, mapped in zip(pages, inputs):
+        found += _detect(predictor, [page], [mapped], writer)
+    return found
 
 
 class DetectorActor:
@@ -316,7 +399,8 @@ class DetectorActor:
         mapped = self.predictor.map_page(image_file, ocr_file)
         (instances,) = self.predictor([mapped])
         detections = page_detections(instances, self.predictor.class_names)
-        return mapped["width"], mapped["height"], detections, self.predictor.class_names
+        names = self.predictor.class_names
+        return mapped["width"], mapped["height"], detections, names, mapped.get("text_status")
 
 
 def run_inference_on_ray(
@@ -339,7 +423,6 @@ def run_inference_on_ray(
     (default: as many as the cluster holds), each holding ``make_predictor()`` (picklable;
     default a :class:`LayoutPredictor` of ``cfg``) on one GPU when ``MODEL.DEVICE`` is CUDA,
     else on ``threads`` CPUs. Outputs are written here, per page."""
-    from ..pages.ray_pool import run_on_ray
 
     out_dir = Path(out_dir)
     outputs = outputs or PageOutputs()
@@ -373,6 +456,21 @@ def run_inference_on_ray(
     gpus = 1 if cfg.MODEL.DEVICE.startswith("cuda") else 0
     make_predictor = make_predictor or partial(LayoutPredictor, cfg)
     actor_args = (make_predictor, cfg.MODEL.DEVICE, threads)
+    try:
+        _run_detectors_on_ray(
+            address, actor_args, todo, payload, writer, workers, threads, gpus, page_timeout
+        )
+    except KeyboardInterrupt:
+        writer.progress.close()
+        raise RunInterrupted(writer.summary.done) from None
+    return writer.finish()
+
+
+def _run_detectors_on_ray(
+    address, actor_args, todo, payload, writer, workers, threads, gpus, page_timeout
+) -> None:
+    from ..pages.ray_pool import run_on_ray
+
     run_on_ray(
         address,
         DetectorActor,
@@ -387,4 +485,3 @@ def run_inference_on_ray(
         gpus=gpus,
         item_timeout=page_timeout,
     )
-    return writer.finish()

@@ -12,6 +12,7 @@ smallest. Roles come from class names (PubLayNet, CDLA, DocLayNet and the like):
 import numpy as np
 
 from layoutlmv3.reading_order import column_reading_order
+from layoutlmv3.segments import usable_segments
 
 __all__ = ["merge_captions", "page_markdown", "page_regions", "region_role"]
 
@@ -41,11 +42,6 @@ def region_role(class_name: str) -> str:
     return "text"
 
 
-def _xyxy(box) -> np.ndarray:
-    x, y, w, h = (float(v) for v in box)
-    return np.array([x, y, x + w, y + h])
-
-
 def page_regions(detections: list[dict], width: float, ocr_page: dict | None = None) -> list:
     """``detections`` (:func:`~ditod.deploy.inference.page_detections`) in reading order, each
     with its ``role`` and, when ``ocr_page`` (an OCR JSON dict) is given, its ``text``."""
@@ -56,7 +52,7 @@ def page_regions(detections: list[dict], width: float, ocr_page: dict | None = N
     regions = [{**detections[i], "role": region_role(detections[i]["category"])} for i in order]
     if ocr_page is None:
         return regions
-    lines = [(_xyxy(box), str(text)) for box, text in zip(ocr_page["bbox"], ocr_page["words"])]
+    lines = [(np.array(box), text) for text, box in usable_segments(ocr_page)[0]]
     if lines:
         scale = width / float(ocr_page.get("W") or width)  # OCR of another size: rescale
         line_boxes = np.stack([box for box, _ in lines]) * scale

@@ -30,6 +30,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Sampler
 
 from ..data.class_sets import check_class_sets
+from ..data.datasets import check_mask_annotations
 from ..data.mapper import LayoutDatasetMapper
 from .checkpoint import LayoutCheckpointer
 from .evaluation import LayoutEvaluator
@@ -302,6 +303,7 @@ class LayoutTrainer(DefaultTrainer):
             min_keypoints=0,
             proposal_files=None,
         )
+        check_mask_annotations(cfg, cfg.DATASETS.TRAIN)
         seed = cfg.SEED if cfg.SEED >= 0 else None
         if cfg.DATALOADER.SAMPLER_TRAIN == "TrainingSampler":
             sampler = TrainingSampler(len(dataset), seed=seed)

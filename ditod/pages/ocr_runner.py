@@ -26,8 +26,10 @@ from typing import NamedTuple
 from PIL import Image
 from tqdm import tqdm
 
+from ..cli import RunInterrupted
+from ..file_io import printable, write_text_atomic
 from .engines import EngineUnavailable, build_engine, engine_class
-from .image_io import degenerate_page, read_page_image
+from .image_io import degenerate_page, page_size, read_page_image
 from .ocr_json import engine_record, is_valid_ocr_json, page_text, write_ocr_json
 from .pdf_text import PdfTextLayer
 
@@ -52,13 +54,33 @@ THREADS_PER_WORKER = 1
 # Seconds a worker process may take to start and load its engine.
 WORKER_START_TIMEOUT = 600.0
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+# Longest side a page is OCR'd at (A4 at ~340 dpi): larger scans cost memory, not accuracy.
+OCR_MAX_SIDE = 4000
 
 
-def ocr_page(engine, image_path) -> dict:
-    """OCR one page image into its JSON dict; W and H are the upright (EXIF-applied) size."""
-    image = read_page_image(image_path, format="RGB")
+def ocr_page(engine, image_path, max_side: int = OCR_MAX_SIDE) -> dict:
+    """OCR one page image into its JSON dict; W and H are the upright (EXIF-applied) size.
+    A page whose longer side is over ``max_side`` is OCR'd at that size (boxes in the pixels
+    of the full page)."""
+    width, height = page_size(image_path)
+    image = read_page_image(
+        image_path, max_side=max_side if max(width, height) > max_side else None
+    )
+    scale = width / image.shape[1]
     lines = engine(image)
-    return page_text(lines, image.shape[1], image.shape[0], engine_record(engine))
+    if scale != 1:
+        lines = [_scaled_line(line, scale) for line in lines]
+    return page_text(lines, width, height, engine_record(engine))
+
+
+def _scaled_line(line, scale: float):
+    box, text, score, poly = line
+    return (
+        [round(v * scale, 1) for v in box],
+        text,
+        score,
+        [[round(x * scale, 1), round(y * scale, 1)] for x, y in poly],
+    )
 
 
 def write_failure_list(path, failed) -> None:
@@ -67,7 +89,8 @@ def write_failure_list(path, failed) -> None:
     path = Path(path)
     if failed:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(f"{source}\t{error}\n" for source, error in failed), "utf-8")
+        lines = (f"{printable(source)}\t{printable(error)}\n" for source, error in failed)
+        write_text_atomic(path, "".join(lines))
     else:
         path.unlink(missing_ok=True)
 
@@ -135,6 +158,7 @@ def _init_worker(engine_name, options, ready=None, parent_pid=None):
         _worker_engine = build_engine(engine_name, **options)
         return
     _die_with(parent_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     try:
         _worker_engine = build_engine(engine_name, **options)
         ready.put(None)
@@ -214,14 +238,29 @@ def run_ocr_jobs(
             logger.warning("skipped %s before OCR: %s", job.image, problem)
         else:
             pending.append((Path(job.image), Path(job.target)))
-    if from_pdf:
-        pending += _read_text_layers(from_pdf, summary)
-    logger.info("%d pages to OCR, %d already done", len(pending), summary.skipped)
-    if pending:
-        # an unknown name fails here; an engine that cannot load, in the first worker to try
-        label = engine_class(engine).name
-        start = time.perf_counter()
-        progress = tqdm(total=len(pending), unit="page", desc=f"OCR ({label})")
+    try:
+        if from_pdf:
+            pending += _read_text_layers(from_pdf, summary)
+        logger.info("%d pages to OCR, %d already done", len(pending), summary.skipped)
+        _ocr_pending(pending, summary, engine, options, workers, page_timeout, ray_address)
+    except KeyboardInterrupt:
+        raise RunInterrupted(summary.done + summary.text_layer) from None
+    if summary.failed:
+        logger.warning(
+            "%d pages have no text JSON (listed in %s)", len(summary.failed), failed_list
+        )
+    write_failure_list(failed_list, summary.failed)
+    return summary
+
+
+def _ocr_pending(pending, summary, engine, options, workers, page_timeout, ray_address) -> None:
+    """OCR ``pending`` ``(image, JSON path)`` pairs into ``summary``."""
+    if not pending:
+        return
+    # an unknown name fails here; an engine that cannot load, in the first worker to try
+    label = engine_class(engine).name
+    start = time.perf_counter()
+    with tqdm(total=len(pending), unit="page", desc=f"OCR ({label})") as progress:
         if ray_address:
             _run_on_ray(
                 pending, summary, progress, engine, options, workers, page_timeout, ray_address
@@ -232,20 +271,13 @@ def run_ocr_jobs(
             _init_worker(engine, options)
             for image, target in pending:
                 _record(_ocr_to_file(image, target), summary, progress)
-        progress.close()
-        elapsed = time.perf_counter() - start
-        logger.info(
-            "OCR: %d pages in %.1f s (%.2f pages/s)",
-            len(pending),
-            elapsed,
-            len(pending) / max(elapsed, 1e-9),
-        )
-    if summary.failed:
-        logger.warning(
-            "%d pages have no text JSON (listed in %s)", len(summary.failed), failed_list
-        )
-    write_failure_list(failed_list, summary.failed)
-    return summary
+    elapsed = time.perf_counter() - start
+    logger.info(
+        "OCR: %d pages in %.1f s (%.2f pages/s)",
+        len(pending),
+        elapsed,
+        len(pending) / max(elapsed, 1e-9),
+    )
 
 
 def _read_text_layers(jobs, summary: OCRSummary) -> list:
@@ -265,8 +297,9 @@ def _read_text_layers(jobs, summary: OCRSummary) -> list:
                 with Image.open(job.image) as image:
                     width, height = image.size
                 result = layer.read(job.page_index, width, height)
-            except (OSError, ValueError) as error:
-                summary.failed.append((source, str(error)))
+            except Exception as error:  # a bad page or PDF costs that page, not the run
+                message = str(error) if isinstance(error, OSError | ValueError) else repr(error)
+                summary.failed.append((source, message))
                 logger.error("no text for %s: %s", source, error)
                 continue
             if result.page is None:

@@ -5,13 +5,11 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
-
-from ..file_io import atomic_path
-from .image_io import IMAGE_SUFFIXES, degenerate_page
+from ..file_io import atomic_path, printable
+from .image_io import IMAGE_SUFFIXES, degenerate_page, open_page
 from .pdf_text import pdf_problem
 
-__all__ = ["PageInput", "collect_pages", "render_pdf"]
+__all__ = ["PageInput", "collect_pages", "render_pdf", "split_tiff", "tiff_frames"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,9 +37,9 @@ class PageInput:
 
 def _image_size(path: Path):
     try:
-        with Image.open(path) as image:
+        with open_page(path) as image:
             return image.size
-    except (OSError, UnidentifiedImageError):
+    except (OSError, ValueError):
         return None
 
 
@@ -79,6 +77,38 @@ def render_pdf(pdf: Path, out_dir: Path, dpi: float) -> list[Path]:
     return paths
 
 
+def tiff_frames(path: Path) -> int:
+    """Frames (pages) of a TIFF file; 1 for any other image or an unreadable file."""
+    if path.suffix.lower() not in (".tif", ".tiff"):
+        return 1
+    try:
+        with open_page(path) as image:
+            return getattr(image, "n_frames", 1)
+    except (OSError, ValueError):
+        return 1
+
+
+def split_tiff(tiff: Path, out_dir: Path) -> list[Path]:
+    """Write every frame of a multi-page TIFF (a scanner's document) to ``out_dir/page-0001.png``
+    … (atomically; frames written by an earlier run are kept). Raises ``ValueError`` naming the
+    file and the frame that cannot be read."""
+    paths = []
+    with open_page(tiff) as image:
+        for index in range(getattr(image, "n_frames", 1)):
+            path = out_dir / f"page-{index + 1:04d}.png"
+            paths.append(path)
+            if path.is_file():
+                continue
+            try:
+                image.seek(index)
+                frame = image.copy()
+            except (OSError, EOFError, SyntaxError) as error:
+                raise ValueError(f"{tiff}: cannot read page {index + 1} ({error})") from error
+            with atomic_path(path) as tmp:
+                frame.save(tmp, format="PNG")
+    return paths
+
+
 def _unique(name: str, used: set) -> str:
     candidate, k = name, 2
     while candidate in used:
@@ -89,7 +119,8 @@ def _unique(name: str, used: set) -> str:
 
 def collect_pages(inputs, render_dir, dpi: float = 150) -> tuple[list[PageInput], list]:
     """Pages of ``inputs`` (image files, PDFs, folders searched recursively for both), in the
-    order given (folders sorted). PDFs are rendered into ``render_dir``.
+    order given (folders sorted). PDFs are rendered into ``render_dir``, and each frame of a
+    multi-page TIFF is written there as a page of its own.
 
     Returns:
         pages, and ``(source, error message)`` of every input that yields no page (missing
@@ -104,11 +135,11 @@ def collect_pages(inputs, render_dir, dpi: float = 150) -> tuple[list[PageInput]
             )
             named = [(f, f.relative_to(given).with_suffix("").as_posix()) for f in files]
             if not files:
-                failures.append((str(given), "folder holds no images or PDFs"))
+                failures.append((printable(given), "folder holds no images or PDFs"))
         elif given.is_file():
             named = [(given, given.stem)]
         else:
-            failures.append((str(given), "no such file or folder"))
+            failures.append((printable(given), "no such file or folder"))
             continue
         for path, name in named:
             suffix = path.suffix.lower()
@@ -117,21 +148,40 @@ def collect_pages(inputs, render_dir, dpi: float = 150) -> tuple[list[PageInput]
                 try:
                     rendered = render_pdf(path, render_dir / name, dpi)
                 except ValueError as error:
-                    failures.append((str(path), str(error)))
+                    failures.append((printable(path), printable(error)))
                     continue
                 for index, image in enumerate(rendered):
                     pages.append(
                         PageInput(
-                            f"{name}/{image.stem}", image, f"{path}#page={index + 1}", path, index
+                            f"{name}/{image.stem}",
+                            image,
+                            f"{printable(path)}#page={index + 1}",
+                            path,
+                            index,
+                        )
+                    )
+            elif suffix in (".tif", ".tiff") and tiff_frames(path) > 1:
+                name = _unique(name, used)
+                try:
+                    frames = split_tiff(path, render_dir / name)
+                except ValueError as error:
+                    failures.append((printable(path), printable(error)))
+                    continue
+                for index, image in enumerate(frames):
+                    pages.append(
+                        PageInput(
+                            f"{name}/{image.stem}", image, f"{printable(path)}#page={index + 1}"
                         )
                     )
             elif suffix in IMAGE_SUFFIXES:
                 if problem := degenerate_page(path):
-                    failures.append((str(path), problem))
+                    failures.append((printable(path), printable(problem)))
                     continue
-                pages.append(PageInput(_unique(name, used), path, str(path)))
+                pages.append(PageInput(_unique(name, used), path, printable(path)))
             else:
-                failures.append((str(path), f"unsupported file type '{path.suffix}'"))
+                failures.append(
+                    (printable(path), f"unsupported file type '{printable(path.suffix)}'")
+                )
     for source, error in failures:
         logger.error("skipped %s: %s", source, error)
     return pages, failures
