@@ -87,7 +87,7 @@ def test_warnings(tmp_path):
     assert "skipped annotations: 1 zero area" in warnings
     assert "1 annotations partly outside their image (clipped)" in warnings
     assert "1 pages without OCR JSON" in warnings and "read as image-only pages" in warnings
-    assert "a.json: 1 OCR boxes outside the 100x80 page" in warnings
+    assert "a.json: 1 OCR boxes run over the edge of the 100x80 page (clipped)" in warnings
 
 
 def test_exit_status(tmp_path):

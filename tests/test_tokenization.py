@@ -77,7 +77,8 @@ def test_boxes_outside_the_page_are_clamped_and_nan_skipped(bpe_folder, caplog):
     boxes = [[-50, 700, 2000, 300], [float("nan"), 0, 10, 10], [10, 10, 10, 10]]
     with caplog.at_level(logging.WARNING):
         encoded = OCRPageTokenizer(bpe_folder)(page(words, boxes), source="p1.json")
-    assert encoded.skipped_segments == 1 and "p1.json: skipped 1 OCR segments" in caplog.text
+    assert encoded.dropped_segments == 1
+    assert "p1.json: 1 of 3 OCR segments dropped (1 malformed box)" in caplog.text
     assert encoded.bbox.min() >= 0 and encoded.bbox.max() <= 1000
     assert [0, 875, 1000, 1000] in encoded.bbox.tolist()
 

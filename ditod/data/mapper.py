@@ -101,8 +101,9 @@ class LayoutDatasetMapper(DatasetMapper):
         cache_size: pages whose tokens are kept per process.
         read_min_side: at test time, a page whose shorter side is over this is decoded reduced
             by an integer factor, its shorter side still >= this (the detector resizes it to
-            ``INPUT.MIN_SIZE_TEST`` anyway; default twice that): a 600-dpi scan costs the memory
-            of a 150-dpi one. Detections are in the pixels of the full page.
+            ``INPUT.MIN_SIZE_TEST`` anyway; default 4 times that, where the detections equal
+            those of a full read): a 600-dpi scan costs the memory of a 150-dpi one.
+            Detections are in the pixels of the full page.
     """
 
     @configurable
@@ -145,7 +146,7 @@ class LayoutDatasetMapper(DatasetMapper):
         config["tokenizer"] = build_page_tokenizer(cfg)
         config["missing_ocr"] = cfg.MODEL.LAYOUTLMV3.TEXT.MISSING_OCR
         config["box_jitter"] = cfg.MODEL.LAYOUTLMV3.TEXT.BOX_JITTER
-        config["read_min_side"] = 2 * cfg.INPUT.MIN_SIZE_TEST
+        config["read_min_side"] = 4 * cfg.INPUT.MIN_SIZE_TEST
         return config
 
     def _page_segments(self, dataset_dict):

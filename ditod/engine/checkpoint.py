@@ -56,8 +56,8 @@ def unused_by_config(config) -> tuple[str, ...]:
 
 
 def _atomic_torch_save(data, path: Path) -> None:
-    with atomic_path(path, fsync=True) as tmp:
-        torch.save(data, tmp)
+    with atomic_path(path, fsync=True) as tmp, open(tmp, "wb") as f:
+        torch.save(data, f)
 
 
 def _class_count_hint(mismatched) -> str:

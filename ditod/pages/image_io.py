@@ -114,9 +114,17 @@ def open_page(path) -> Iterator[Image.Image]:
         yield image
 
 
+def _orientation(image: Image.Image) -> int:
+    """The EXIF orientation of an opened image (1: as stored), read without decoding pixels
+    (Pillow's PNG ``getexif`` decodes the whole image to look past it)."""
+    if image.format == "PNG" and "exif" not in image.info:
+        return 1
+    return image.getexif().get(_EXIF_ORIENTATION, 1)
+
+
 def _upright_size(image: Image.Image) -> tuple[int, int]:
     width, height = image.size
-    turned = image.getexif().get(_EXIF_ORIENTATION, 1) in (5, 6, 7, 8)
+    turned = _orientation(image) in (5, 6, 7, 8)
     return (height, width) if turned else (width, height)
 
 
@@ -185,7 +193,7 @@ def read_page_image(path, format: str = "RGB", *, min_side=None, max_side=None) 
         if max_side:
             wanted = max(wanted, max(width, height) / max_side)
         try:
-            orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
+            orientation = _orientation(image)
             if int(wanted) >= 2 and image.format == "JPEG":  # decode at 1/2, 1/4 or 1/8 size
                 image.draft(None, (math.ceil(width / wanted), math.ceil(height / wanted)))
             image.load()

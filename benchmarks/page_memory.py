@@ -1,0 +1,155 @@
+"""Peak memory of ``tools/infer.py`` on very large pages, and whether the detections stay those
+of a full-resolution read.
+
+    python benchmarks/page_memory.py [--demo output/demo] [--out F]
+
+Two pages, made from a held-out page of ``make demo`` (run it first) scaled up: 11000x16000 px
+(176 megapixels, under Pillow's bomb limit) and an A4 scan at 600 dpi (4960x7016). Each runs
+through ``tools/infer.py`` with the demo model (OCR included) in a fresh process; its peak RSS
+(and its OCR workers') is read from ``getrusage``. The reference detections are those of the
+same predictor reading the page at full size (``LayoutDatasetMapper.read_min_side`` off), with
+the OCR JSON of the run; "same" means every box matched at IoU >= 0.9 with the same class.
+Targets: the 176-MP page <= 3 GB (21.9 GB before pages were decoded reduced), the A4 scan
+<= 1.5 GB (5.0 GB).
+"""
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import ditod  # noqa: F401  (its shims must apply before detectron2 is imported)
+
+# isort: split
+import torch
+from _results import ROOT, write_result
+from detectron2.structures import Boxes, pairwise_iou
+from PIL import Image
+
+from ditod.config import load_config
+from ditod.deploy.inference import page_detections
+from ditod.deploy.predictor import LayoutPredictor
+
+PAGES = {"page_176mp": (11000, 16000), "a4_600dpi": (4960, 7016)}
+TARGET_GB = {"page_176mp": 3.0, "a4_600dpi": 1.5}
+BEFORE_GB = {"page_176mp": 21.9, "a4_600dpi": 5.0}
+
+
+def measure(argv: list[str]) -> None:
+    """Run ``tools/infer.py argv`` in this process; print peak RSS in GB (self, children)."""
+    sys.argv = ["infer.py", *argv]
+    sys.path.insert(0, str(ROOT / "tools"))
+    import infer
+
+    status = infer.main(argv)
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+    print(json.dumps({"status": status, "peak_gb": own, "children_peak_gb": children}))
+
+
+def make_page(source: Path, size: tuple[int, int], path: Path) -> None:
+    with Image.open(source) as page:
+        page.convert("RGB").resize(size, Image.Resampling.BICUBIC).save(path)
+
+
+def full_resolution_detections(config: Path, weights: Path, image: Path, ocr: Path) -> list:
+    cfg = load_config(str(config), ["MODEL.WEIGHTS", str(weights)])
+    cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = 0.5
+    predictor = LayoutPredictor(cfg)
+    predictor.mapper.read_min_side = None  # every pixel decoded
+    mapped = predictor.map_page(image, ocr)
+    return page_detections(predictor([mapped])[0], predictor.class_names)
+
+
+def matched(found: list, reference: list) -> float:
+    """Share of the reference boxes found again (same class, IoU >= 0.9), one to one."""
+    if not reference:
+        return 1.0 if not found else 0.0
+    if not found:
+        return 0.0
+    iou = pairwise_iou(
+        Boxes(torch.tensor([d["bbox"] for d in reference])),
+        Boxes(torch.tensor([d["bbox"] for d in found])),
+    )
+    used, hits = set(), 0
+    for i, ref in enumerate(reference):
+        for j in iou[i].argsort(descending=True).tolist():
+            same = found[j]["category"] == ref["category"]
+            if j not in used and iou[i, j] >= 0.9 and same:
+                used.add(j)
+                hits += 1
+                break
+    return hits / len(reference)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--demo", default=str(ROOT / "output" / "demo"))
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "page_memory.json"))
+    parser.add_argument("--measure", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure is not None:
+        return measure(args.measure)
+    demo = Path(args.demo)
+    config, weights = demo / "train" / "config.yaml", demo / "train" / "model_final.pth"
+    if not weights.is_file():
+        sys.exit(f"{weights} not found: run `make demo` first")
+    source = sorted((demo / "held_out").rglob("*.png"))[0]
+    summary = {"benchmark": "peak memory of tools/infer.py (demo model, OCR) on large pages"}
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        for name, size in PAGES.items():
+            image = scratch / f"{name}.png"
+            make_page(source, size, image)
+            out = scratch / f"out_{name}"
+            command = [
+                sys.executable,
+                __file__,
+                "--measure",
+                "--config-file",
+                str(config),
+                "--input",
+                str(image),
+                "--output",
+                str(out),
+                "MODEL.WEIGHTS",
+                str(weights),
+            ]
+            start = time.perf_counter()
+            run = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+            seconds = time.perf_counter() - start
+            if run.returncode != 0:
+                sys.exit(f"{name}: tools/infer.py failed\n{run.stderr[-3000:]}")
+            peak = json.loads(run.stdout.strip().splitlines()[-1])
+            record = json.loads((out / "predictions" / f"{name}.json").read_text())
+            reference = full_resolution_detections(
+                config, weights, image, out / "ocr" / f"{name}.json"
+            )
+            with Image.open(out / "overlays" / f"{name}.png") as overlay:
+                overlay_size = list(overlay.size)
+            summary[name] = {
+                "size": list(size),
+                "peak_gb": round(peak["peak_gb"], 2),
+                "ocr_workers_peak_gb": round(peak["children_peak_gb"], 2),
+                "seconds": round(seconds, 1),
+                "detections": len(record["detections"]),
+                "full_resolution_detections": len(reference),
+                "matched_full_resolution": round(matched(record["detections"], reference), 3),
+                "overlay_size": overlay_size,
+                "before_gb": BEFORE_GB[name],
+                "target_gb": TARGET_GB[name],
+            }
+    summary["targets_met"] = all(
+        summary[name]["peak_gb"] <= TARGET_GB[name]
+        and summary[name]["matched_full_resolution"] >= 0.9
+        for name in PAGES
+    )
+    write_result(summary, args.out)
+
+
+if __name__ == "__main__":
+    main()
