@@ -7,6 +7,7 @@ does:
 | rule | action |
 |---|---|
 | no ``images`` / ``annotations`` / ``categories`` list | error |
+| an entry that is not an object, or lacks a field (:data:`ENTRY_FIELDS`) | error |
 | duplicate category, image or annotation ids | error (COCO evaluation indexes them by id) |
 | one image file listed under two image ids | error (its boxes would count twice in AP) |
 | a background category (``_background_``) with annotations | error |
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "BACKGROUND_NAMES",
+    "ENTRY_FIELDS",
     "ERROR",
     "EVALUATION_KEYS",
     "FIX",
@@ -37,6 +39,7 @@ __all__ = [
     "CocoRead",
     "Finding",
     "duplicate_ids",
+    "entry_problems",
     "layout_categories",
     "read_coco",
     "segmentation_problem",
@@ -98,6 +101,41 @@ def layout_categories(categories: list[dict]) -> list[dict]:
     ]
 
 
+def _is_id(value) -> bool:
+    return isinstance(value, int | str) and not isinstance(value, bool)
+
+
+def _is_size(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < 1e9
+
+
+# what each entry of the three lists needs for the rules below to read it
+ENTRY_FIELDS = {
+    "images": {"id": _is_id, "file_name": lambda v: isinstance(v, str) and v, "width": _is_size,
+               "height": _is_size},
+    "categories": {"id": lambda v: isinstance(v, int) and not isinstance(v, bool),
+                   "name": lambda v: isinstance(v, str)},
+    "annotations": {"id": _is_id, "image_id": _is_id, "category_id": _is_id},
+}  # fmt: skip
+
+
+def entry_problems(coco: dict) -> list[str]:
+    """``images[3]: 'width' is missing`` for every entry of the three lists that is not an object
+    or lacks a field the rules read (or holds a value of the wrong kind)."""
+    problems = []
+    for key, fields in ENTRY_FIELDS.items():
+        for index, entry in enumerate(coco[key]):
+            if not isinstance(entry, dict):
+                problems.append(f"{key}[{index}] is a {type(entry).__name__}, not an object")
+                continue
+            for name, valid in fields.items():
+                if name not in entry:
+                    problems.append(f"{key}[{index}] has no '{name}'")
+                elif not valid(entry[name]):
+                    problems.append(f"{key}[{index}] has '{name}': {entry[name]!r}")
+    return problems
+
+
 def _valid_box(bbox) -> bool:
     return (
         isinstance(bbox, list | tuple)
@@ -141,6 +179,11 @@ def read_coco(coco: dict, json_file, mask_on: bool = False) -> CocoRead:
         if not isinstance(coco.get(key), list):
             finding("not_coco", ERROR, f"no '{key}' list; is this a COCO instances file?")
     if read.findings:
+        return read
+    problems = entry_problems(coco)
+    if problems:
+        more = f" and {len(problems) - 5} more" if len(problems) > 5 else ""
+        finding("malformed_entries", ERROR, "; ".join(problems[:5]) + more)
         return read
     for kind, items in (
         ("category", coco["categories"]),

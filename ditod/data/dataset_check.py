@@ -105,7 +105,7 @@ def check_dataset(
     read = read_coco(coco if isinstance(coco, dict) else {}, json_file, mask_on)
     for finding in read.findings:  # the loader's rules: errors stop it, the rest it skips/fixes
         (report.errors if finding.action == ERROR else report.warnings).append(finding.message)
-    if any(finding.rule == "not_coco" for finding in read.findings):
+    if any(finding.rule in ("not_coco", "malformed_entries") for finding in read.findings):
         return report
     images = coco["images"]
 

@@ -105,7 +105,7 @@ def load_layout_coco_json(json_file, image_root, ocr_root=None, dataset_name=Non
         raise FileNotFoundError(f"{json_file}: COCO json not found") from error
     except json.JSONDecodeError as error:
         raise ValueError(f"{json_file}: not valid JSON ({error})") from error
-    read = read_coco(coco, json_file)
+    read = read_coco(coco if isinstance(coco, dict) else {}, json_file)
     if read.errors:
         raise ValueError("\n".join(read.errors[:10]))
     for finding in read.findings:  # what the rules skipped or fixed

@@ -8,6 +8,7 @@ words). Malformed boxes inside a well-formed file are the tokenizer's to drop an
 """
 
 import json
+import math
 from pathlib import Path
 
 from ..file_io import write_json_atomic
@@ -45,7 +46,12 @@ def page_text(lines, width: int, height: int, engine: dict) -> dict:
 
 
 def _positive_number(value) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
 
 
 def ocr_json_problem(page) -> str | None:
