@@ -642,3 +642,26 @@ def test_any_coco_file_loads_or_gives_errors_naming_the_file(coco, tmp_path_fact
             x, y, w, h = annotation["bbox"]
             assert w > 0 and h > 0 and x >= 0 and y >= 0
             assert x + w <= record["width"] and y + h <= record["height"]
+
+
+@pytest.mark.slow
+def test_an_unreadable_page_does_not_end_a_training_run(tmp_path, caplog):
+    from conftest import write_rectangle_coco
+
+    from ditod import LayoutTrainer
+
+    coco_json = write_rectangle_coco(tmp_path, num_images=4)
+    broken = tmp_path / "images" / "page_002.png"
+    broken.write_bytes(broken.read_bytes()[:200])
+    register_layout_dataset("with_a_broken_page", coco_json, tmp_path / "images")
+    cfg = tiny_cfg()
+    cfg.DATASETS.TRAIN, cfg.DATASETS.TEST = ("with_a_broken_page",), ()
+    cfg.SOLVER.MAX_ITER, cfg.SOLVER.IMS_PER_BATCH = 6, 2
+    cfg.DATALOADER.NUM_WORKERS, cfg.OUTPUT_DIR = 0, str(tmp_path / "out")
+    try:
+        with caplog.at_level("WARNING"):
+            LayoutTrainer(cfg).train()
+    finally:
+        DatasetCatalog.remove("with_a_broken_page")
+    assert (tmp_path / "out" / "model_final.pth").is_file()
+    assert f"skipped a training page (1 so far in this process): {broken}" in caplog.text

@@ -9,6 +9,7 @@ import errno
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -116,20 +117,35 @@ OCR_PAGE = {"bbox": [[45, 65, 100, 12]], "words": ["block line"], "W": PAGE[0], 
 # Inputs ----------------------------------------------------------------------------------------
 
 
-def test_01_image_missing_on_disk(tmp_path, bpe_folder):
+def skipped_in_training_named_at_test_time(name, tokenizer, caplog, error, message):
+    """Training skips the unreadable page (logged, counted; detectron2 draws another);
+    evaluation and inference stop on it, naming the file."""
+    with caplog.at_level(logging.WARNING):
+        mapped, mapper = map_first(name, tokenizer)
+    assert mapped is None and mapper.unreadable_pages == 1
+    assert "skipped a training page (1 so far" in caplog.text
+    assert re.search(message, caplog.text)
+    test_mapper = LayoutDatasetMapper(tiny_cfg(tokenizer), is_train=False)
+    with pytest.raises(error, match=message):
+        test_mapper(DatasetCatalog.get(name)[0])
+
+
+def test_01_image_missing_on_disk(tmp_path, bpe_folder, caplog):
     gone = [{"id": 1, "file_name": "gone.png", "width": 200, "height": 300}]
     name = dataset(tmp_path, {"page.png": page_image()}, {"gone.json": OCR_PAGE}, images=gone)
-    with pytest.raises(FileNotFoundError, match=r"gone.png: image file not found"):
-        map_first(name, bpe_folder)
+    skipped_in_training_named_at_test_time(
+        name, bpe_folder, caplog, FileNotFoundError, r"gone.png: image file not found"
+    )
 
 
-def test_02_truncated_jpeg(tmp_path, bpe_folder):
+def test_02_truncated_jpeg(tmp_path, bpe_folder, caplog):
     path = tmp_path / "whole.jpg"
     page_image().save(path, quality=90)
     data = path.read_bytes()
     name = dataset(tmp_path, {"page.jpg": data[: len(data) // 3]}, {"page.json": OCR_PAGE})
-    with pytest.raises(ValueError, match=r"page.jpg: cannot read image \(.*truncated"):
-        map_first(name, bpe_folder)
+    skipped_in_training_named_at_test_time(
+        name, bpe_folder, caplog, ValueError, r"page.jpg: cannot read image \(.*truncated"
+    )
 
 
 @pytest.mark.parametrize(

@@ -135,6 +135,7 @@ class LayoutDatasetMapper(DatasetMapper):
         self.read_min_side = None if is_train else read_min_side
         self._segments_cache = OrderedDict()
         self.pages_without_ocr = 0
+        self.unreadable_pages = 0
 
     @classmethod
     def from_config(cls, cfg, is_train: bool = True):
@@ -212,9 +213,9 @@ class LayoutDatasetMapper(DatasetMapper):
             "tokens_kept": kept,
         }
 
-    def __call__(self, dataset_dict):
-        """A detectron2 dataset dict → ``{"image", "instances", "input_ids", "bbox", ...}``."""
-        dataset_dict = copy.deepcopy(dataset_dict)
+    def _read_image(self, dataset_dict) -> np.ndarray:
+        """The page (reduced where the test-time read allows), its size checked against the
+        dataset's."""
         file_name = dataset_dict["file_name"]
         if self.read_min_side:
             image = read_page_image(file_name, self.image_format, min_side=self.read_min_side)
@@ -223,6 +224,22 @@ class LayoutDatasetMapper(DatasetMapper):
         else:
             image = read_page_image(file_name, format=self.image_format)
             utils.check_image_size(dataset_dict, image)
+        return image
+
+    def __call__(self, dataset_dict):
+        """A detectron2 dataset dict → ``{"image", "instances", "input_ids", "bbox", ...}``."""
+        dataset_dict = copy.deepcopy(dataset_dict)
+        try:
+            image = self._read_image(dataset_dict)
+        except (OSError, ValueError) as error:
+            if not self.is_train:
+                raise
+            # one unreadable page must not end a training run: detectron2 draws another
+            self.unreadable_pages += 1
+            log = logger.warning if self.unreadable_pages <= 10 else logger.debug
+            log("skipped a training page (%d so far in this process): %s", self.unreadable_pages,
+                error)  # fmt: skip
+            return None
         original_hw = image.shape[:2]  # the OCR boxes are scaled to the image as read
 
         aug_input = T.AugInput(image)
