@@ -1,9 +1,12 @@
 """Text of born-digital PDF pages from their text layer (PDFium, through pypdfium2): lines with
 boxes in the pixels of the rendered page, in the OCR JSON format, so such pages need no OCR.
 
-A page whose text layer is missing (a scan) or unusable (most glyphs without a Unicode mapping,
-e.g. fonts subset without a ``ToUnicode`` map, which extract as private-use or replacement
-characters) yields no text here; the caller OCRs its rendered image instead.
+Each glyph is placed on the displayed page (crop box, ``/Rotate`` and its text matrix applied)
+and the glyphs are grouped into segments there (:mod:`.glyph_lines`); PDFium's line-end hyphen
+(U+0002) is written as "-". A page whose text layer is missing (a scan) or unusable (glyphs
+without a Unicode mapping, e.g. fonts subset without a ``ToUnicode`` map; glyphs set at an
+angle; positions that form no lines) yields no text here, with the reason; the caller OCRs its
+rendered image instead.
 """
 
 import ctypes
@@ -13,6 +16,8 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from .glyph_lines import NEWLINE, SPACE, Glyph, direction_of, segments
 
 __all__ = [
     "TEXT_LAYER_ENGINE",
@@ -27,11 +32,12 @@ logger = logging.getLogger(__name__)
 TEXT_LAYER_ENGINE = "pdf-text-layer"
 # A text layer with more than this fraction of its glyphs unmapped is garbage: OCR the page.
 MAX_UNMAPPED_FRACTION = 0.1
-# Word and line breaks the layer does not spell out, in units of the characters' height: a
-# horizontal gap wider than WORD_GAP starts a word, one wider than LINE_GAP a new line segment
-# (columns, table cells), as an OCR detector would split them.
-WORD_GAP = 0.25
-LINE_GAP = 1.5
+# A page whose segments are mostly single glyphs (over this share of at least this many
+# segments) has glyph positions that do not form lines: OCR it.
+MAX_SINGLE_GLYPH_FRACTION = 0.5
+MIN_SEGMENTS_TO_JUDGE = 10
+# PDFium's code for a hyphen that ends a line ("disci-" / "pline"): written as "-".
+_LINE_END_HYPHEN = 0x02
 _SPACES = {0x20, 0x09, 0xA0, 0x3000}
 _BREAKS = {0x0A, 0x0D, 0x0C, 0x2028, 0x2029}
 
@@ -93,72 +99,41 @@ def _device_transform(page, width: int, height: int):
     return lambda x, y: ((x - left) * sx, (top - y) * sy)
 
 
-def _characters(textpage):
-    """``(code, (left, bottom, right, top))`` of every character PDFium found (its loose box:
-    the font's ascent to descent, so a line's characters share one height)."""
+def _glyphs(textpage, to_pixels, counts: dict):
+    """The layer's characters as :class:`Glyph` s on the displayed page (and :data:`SPACE` /
+    :data:`NEWLINE` markers), in its order. ``counts`` gets ``glyphs``, ``unmapped`` (no
+    Unicode: left out) and ``skewed`` (text at an angle: left out)."""
     import pypdfium2.raw as pdfium_c
 
-    rect = pdfium_c.FS_RECTF()
-    count = pdfium_c.FPDFText_CountChars(textpage)
-    for index in range(count):
+    rect, matrix = pdfium_c.FS_RECTF(), pdfium_c.FS_MATRIX()
+    origin = to_pixels(0.0, 0.0)
+    for index in range(pdfium_c.FPDFText_CountChars(textpage)):
         code = pdfium_c.FPDFText_GetUnicode(textpage, index)
-        if code in _SPACES or code in _BREAKS:
-            yield code, None
+        if code in _SPACES:
+            yield SPACE
+            continue
+        if code in _BREAKS:
+            yield NEWLINE
             continue
         if not pdfium_c.FPDFText_GetLooseCharBox(textpage, index, ctypes.byref(rect)):
-            yield code, None
             continue
-        if pdfium_c.FPDFText_HasUnicodeMapError(textpage, index) == 1:
-            code = 0xFFFD
-        yield code, (rect.left, rect.bottom, rect.right, rect.top)
-
-
-def _lines(characters):
-    """Group characters into words and words into line segments, in the layer's order.
-
-    Returns ``[(words, (left, bottom, right, top)), ...]`` in PDF user space; ``words`` is a
-    list of strings."""
-    lines, words, word, box, last = [], [], [], None, None
-
-    def end_word():
-        nonlocal word
-        if word:
-            words.append("".join(word))
-            word = []
-
-    def end_line():
-        nonlocal words, box
-        end_word()
-        if words:
-            lines.append((words, box))
-        words, box = [], None
-
-    for code, char_box in characters:
-        if char_box is None:
-            if code in _BREAKS:
-                end_line()
-                last = None
-            else:
-                end_word()
+        counts["glyphs"] += 1
+        if code == _LINE_END_HYPHEN:
+            code = ord("-")
+        elif pdfium_c.FPDFText_HasUnicodeMapError(textpage, index) == 1 or _unmapped(code):
+            counts["unmapped"] += 1
             continue
-        left, bottom, right, top = char_box
-        size = max(top - bottom, 1e-3)
-        if last is not None:
-            _, last_bottom, last_right, last_top = last
-            middle, last_middle = (bottom + top) / 2, (last_bottom + last_top) / 2
-            gap = left - last_right
-            if abs(middle - last_middle) > 0.5 * size or gap > LINE_GAP * size or gap < -size:
-                end_line()
-            elif gap > WORD_GAP * size:
-                end_word()
-        word.append(chr(code))
-        if box is None:
-            box = [left, bottom, right, top]
-        else:
-            box = [min(box[0], left), min(box[1], bottom), max(box[2], right), max(box[3], top)]
-        last = char_box
-    end_line()
-    return lines
+        if not pdfium_c.FPDFText_GetMatrix(textpage, index, ctypes.byref(matrix)):
+            counts["skewed"] += 1
+            continue
+        advance = to_pixels(matrix.a, matrix.b)
+        direction = direction_of(advance[0] - origin[0], advance[1] - origin[1])
+        if direction is None:
+            counts["skewed"] += 1
+            continue
+        (x0, y0), (x1, y1) = to_pixels(rect.left, rect.top), to_pixels(rect.right, rect.bottom)
+        box = (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+        yield Glyph(chr(code), box, direction)
 
 
 class PdfTextLayer:
@@ -198,36 +173,45 @@ class PdfTextLayer:
     def read(self, index: int, width: int, height: int) -> TextLayerResult:
         """Page ``index`` (0-based) as an OCR JSON dict for its image of ``width`` × ``height``
         pixels: one entry per line segment (``bbox`` [x, y, w, h], ``words`` its text)."""
+        counts = {"glyphs": 0, "unmapped": 0, "skewed": 0}
         page = self.document[index]
         try:
+            to_pixels = _device_transform(page, width, height)
             textpage = page.get_textpage()
             try:
-                characters = list(_characters(textpage))
+                items = list(_glyphs(textpage, to_pixels, counts))
             finally:
                 textpage.close()
-            to_pixels = _device_transform(page, width, height)
         finally:
             page.close()
-        glyphs = [code for code, box in characters if box is not None]
-        if not glyphs:
+        total = counts["glyphs"]
+        if not total:
             return TextLayerResult(None, "no text layer")
-        unmapped = sum(_unmapped(code) for code in glyphs)
-        if unmapped > MAX_UNMAPPED_FRACTION * len(glyphs):
+        if counts["unmapped"] > MAX_UNMAPPED_FRACTION * total:
             return TextLayerResult(
-                None, f"text layer unusable: {unmapped} of {len(glyphs)} glyphs have no Unicode"
+                None, f"text layer unusable: {counts['unmapped']} of {total} glyphs have no Unicode"
             )
+        if counts["skewed"] > MAX_UNMAPPED_FRACTION * total:
+            return TextLayerResult(
+                None, f"text layer unusable: {counts['skewed']} of {total} glyphs are set at an "
+                "angle (not along the page's axes)"
+            )  # fmt: skip
+        found = segments(items)
+        single = sum(segment.glyphs == 1 for segment in found)
+        if len(found) >= MIN_SEGMENTS_TO_JUDGE and single > MAX_SINGLE_GLYPH_FRACTION * len(found):
+            return TextLayerResult(
+                None, f"text layer unusable: {single} of its {len(found)} segments are single "
+                "glyphs (glyph positions that do not form lines)"
+            )  # fmt: skip
         boxes, texts = [], []
-        for words, (left, bottom, right, top) in _lines(characters):
-            text = " ".join(words)
-            if not text.strip():
-                continue
-            (x0, y0), (x1, y1) = to_pixels(left, top), to_pixels(right, bottom)
-            x0, x1 = sorted((min(max(x0, 0), width), min(max(x1, 0), width)))
-            y0, y1 = sorted((min(max(y0, 0), height), min(max(y1, 0), height)))
+        for segment in found:
+            x0, y0, x1, y1 = segment.box
+            x0, x1 = min(max(x0, 0), width), min(max(x1, 0), width)
+            y0, y1 = min(max(y0, 0), height), min(max(y1, 0), height)
             if x1 - x0 <= 0 or y1 - y0 <= 0:
                 continue  # text outside the crop box is not on the rendered page
             boxes.append([round(x0, 1), round(y0, 1), round(x1 - x0, 1), round(y1 - y0, 1)])
-            texts.append(text)
+            texts.append(segment.text)
         return TextLayerResult(
             {
                 "bbox": boxes,
