@@ -37,7 +37,13 @@ EXTRAS = {
     "ocr": ["rapidocr==3.10.0"],
     "paddle": ["paddleocr>=2.7", "paddlepaddle==3.2.2"],
     "tesseract": ["pytesseract>=0.3.10"],
-    "dev": ["pytest>=8", "pytest-timeout>=2.2", "hypothesis>=6.100", "ruff>=0.6", "pdfplumber>=0.11"],
+    "dev": [
+        "pytest>=8",
+        "pytest-timeout>=2.2",
+        "hypothesis>=6.100",
+        "ruff>=0.6",
+        "pdfplumber>=0.11",
+    ],
 }
 
 setup(
