@@ -24,17 +24,16 @@ REQUIRES = [
     "tensorboard>=2.14",
     "matplotlib>=3.7",
     "pypdfium2>=4.20",
-    # export (tools/export.py) and the onnxruntime inference backend
-    "onnx>=1.16",
-    "onnxruntime>=1.17",
-    # OCR / text extraction and batch inference past one machine (--ray-address)
-    "ray>=2.9",
 ]
 
 EXTRAS = {
-    # Default OCR engine: its PP-OCR models ship inside the wheel, so it works offline (on
-    # onnxruntime, a dependency of this package, not a declared one of rapidocr).
-    "ocr": ["rapidocr==3.10.0"],
+    # Default OCR engine: its PP-OCR models ship inside the wheel, so it works offline (it runs
+    # on onnxruntime, which rapidocr does not declare).
+    "ocr": ["rapidocr==3.10.0", "onnxruntime>=1.17"],
+    # export (tools/export.py) and the onnxruntime inference backend (tools/infer.py --backend)
+    "onnx": ["onnx>=1.16", "onnxruntime>=1.17"],
+    # OCR and batch inference past one machine (--ray-address)
+    "ray": ["ray>=2.9"],
     "paddle": ["paddleocr>=2.7", "paddlepaddle==3.2.2"],
     "tesseract": ["pytesseract>=0.3.10"],
     "dev": [
@@ -45,6 +44,9 @@ EXTRAS = {
         "pdfplumber>=0.11",
     ],
 }
+# everything the test suite exercises (make setup installs it)
+EXTRAS["all"] = sorted({r for name in ("ocr", "onnx", "ray", "dev") for r in EXTRAS[name]})
+
 
 setup(
     name="layoutlmv3-ditod",

@@ -41,6 +41,9 @@ class SeedMapper(LayoutDatasetMapper):
         super().__init__(*args, **kwargs)
         self.tokenizer_folder = tokenizer_folder
 
+    def _page_segments(self, dataset_dict):
+        return dataset_dict  # the seed tokenized in its text step, below
+
     def page_text(self, dataset_dict, transforms, original_hw, augmented_hw):
         page = read_ocr_json(dataset_dict["ocr_file"])
         tokenizer = AutoTokenizer.from_pretrained(self.tokenizer_folder)

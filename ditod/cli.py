@@ -23,8 +23,11 @@ def is_user_error(error: BaseException) -> bool:
     """An error whose message names the input and the problem: a missing or unreadable file, a
     bad value or key, weights or classes that do not fit (``layoutlmv3.IncompatibleWeights``,
     looked up only if loaded: this module imports no torch)."""
+    from .extras import MissingExtra
+
     loading = sys.modules.get("layoutlmv3.loading")
-    kinds = (OSError, ValueError, KeyError) + ((loading.IncompatibleWeights,) if loading else ())
+    kinds = (OSError, ValueError, KeyError, MissingExtra)
+    kinds += (loading.IncompatibleWeights,) if loading else ()
     return isinstance(error, kinds)
 
 

@@ -5,12 +5,12 @@
 # by this script and setup.py, and a rerun with the same stamp only re-verifies.
 #
 #   scripts/install.sh            # .venv with extras ocr,dev
-#   VENV=/path EXTRAS=ocr,dev,tesseract PYTHON=python3.11 scripts/install.sh
+#   VENV=/path EXTRAS=all,tesseract PYTHON=python3.11 scripts/install.sh
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
-EXTRAS=${EXTRAS:-ocr,dev}
+EXTRAS=${EXTRAS:-all}
 PYTHON=${PYTHON:-python3}
 D2_SDIST=pb1-detectron2==0.6
 D2_SHA256=5d2e9e51e523ec72f6a31cca04b0a515492e9514b773a3d134cedc0677170b29

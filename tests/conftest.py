@@ -192,16 +192,26 @@ def write_annotation_ocr(coco_json: Path, ocr_root: Path, line_height: int = 24)
 @pytest.fixture(scope="session")
 def publaynet_samples(tmp_path_factory):
     """(json, image_root, ocr_root) of the 20 shared PubLayNet pages (``$DITOD_SAMPLES`` or
-    ``../shared/data/publaynet-samples``), or of 20 generated stand-in pages with the same
-    classes where those are not on this machine; OCR derived from the annotations."""
+    ``../shared/data/publaynet-samples``); OCR derived from the annotations. Tests of real
+    pages are skipped, saying so, where they are not on this machine."""
+    if not (PUBLAYNET_SAMPLES / "samples.json").is_file():
+        pytest.skip(
+            f"the real PubLayNet pages are not at {PUBLAYNET_SAMPLES} (set DITOD_SAMPLES to a "
+            "folder with samples.json and its images)"
+        )
     root = tmp_path_factory.mktemp("publaynet")
-    if (PUBLAYNET_SAMPLES / "samples.json").is_file():
-        coco_json, image_root = PUBLAYNET_SAMPLES / "samples.json", PUBLAYNET_SAMPLES
-    else:
-        coco_json = write_block_pages(root / "pages")
-        image_root = coco_json.parent
+    write_annotation_ocr(PUBLAYNET_SAMPLES / "samples.json", root / "OCR")
+    return PUBLAYNET_SAMPLES / "samples.json", PUBLAYNET_SAMPLES, root / "OCR"
+
+
+@pytest.fixture(scope="session")
+def block_pages(tmp_path_factory):
+    """(json, image_root, ocr_root) of 20 generated pages with PubLayNet's classes (blocks of
+    text-like lines, tables, figures): for tests that need pages, not real ones."""
+    root = tmp_path_factory.mktemp("block_pages")
+    coco_json = write_block_pages(root / "pages")
     write_annotation_ocr(coco_json, root / "OCR")
-    return coco_json, image_root, root / "OCR"
+    return coco_json, coco_json.parent, root / "OCR"
 
 
 @pytest.fixture(scope="module")

@@ -128,12 +128,12 @@ WORKER = textwrap.dedent(
 )
 
 
-def test_two_cpu_processes_agree_on_the_weights(tmp_path, publaynet_samples, bpe_folder):
+def test_two_cpu_processes_agree_on_the_weights(tmp_path, block_pages, bpe_folder):
     script = tmp_path / "two_processes.py"
     script.write_text(WORKER)
     out = tmp_path / "result.txt"
     opts = [
-        *dataset_opts(publaynet_samples, bpe_folder),
+        *dataset_opts(block_pages, bpe_folder),
         "OUTPUT_DIR",
         str(tmp_path / "o"),
         "SOLVER.MAX_ITER",
@@ -156,7 +156,7 @@ def test_two_cpu_processes_agree_on_the_weights(tmp_path, publaynet_samples, bpe
 
 
 def test_ablation_trains_what_is_missing_and_tabulates_mean_and_std(
-    tmp_path, publaynet_samples, bpe_folder
+    tmp_path, block_pages, bpe_folder
 ):
     """Two variants × two seeds, three of the runs already done (their metrics.json): only the
     fourth trains; the table holds each class's AP and mAP, mean ± std over the seeds."""
@@ -195,7 +195,7 @@ def test_ablation_trains_what_is_missing_and_tabulates_mean_and_std(
         "list",
         "--output-dir",
         str(out),
-        *dataset_opts(publaynet_samples, bpe_folder),
+        *dataset_opts(block_pages, bpe_folder),
         "SOLVER.MAX_ITER",
         "3",
         "SOLVER.CHECKPOINT_PERIOD",

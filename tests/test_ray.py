@@ -5,6 +5,7 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -117,7 +118,10 @@ def test_inference_on_ray_equals_the_local_run_and_reruns_resume(local_ray, tmp_
     assert not failed and len(found) == 3
 
     local = run_inference(LayoutPredictor(cfg), found, tmp_path / "local")
+    scratch = set(Path(tempfile.gettempdir()).iterdir())
     remote = run_inference_on_ray(cfg, found, tmp_path / "ray", local_ray)
+    left = [p.name for p in set(Path(tempfile.gettempdir()).iterdir()) - scratch]
+    assert not [name for name in left if name.startswith("ditod")], left  # pages read in memory
     assert (local.done, remote.done, remote.failed) == (3, 3, [])
     for page in found:
         a = json.loads((tmp_path / "local" / "predictions" / f"{page.name}.json").read_text())

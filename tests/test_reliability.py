@@ -130,7 +130,7 @@ def skipped_in_training_named_at_test_time(name, tokenizer, caplog, error, messa
         test_mapper(DatasetCatalog.get(name)[0])
 
 
-def test_01_image_missing_on_disk(tmp_path, bpe_folder, caplog):
+def test_image_missing_on_disk(tmp_path, bpe_folder, caplog):
     gone = [{"id": 1, "file_name": "gone.png", "width": 200, "height": 300}]
     name = dataset(tmp_path, {"page.png": page_image()}, {"gone.json": OCR_PAGE}, images=gone)
     skipped_in_training_named_at_test_time(
@@ -138,7 +138,7 @@ def test_01_image_missing_on_disk(tmp_path, bpe_folder, caplog):
     )
 
 
-def test_02_truncated_jpeg(tmp_path, bpe_folder, caplog):
+def test_truncated_jpeg(tmp_path, bpe_folder, caplog):
     path = tmp_path / "whole.jpg"
     page_image().save(path, quality=90)
     data = path.read_bytes()
@@ -161,14 +161,14 @@ def test_02_truncated_jpeg(tmp_path, bpe_folder, caplog):
         ("05 palette PNG", "page.png", page_image("P")),
     ],
 )
-def test_03_to_05_image_modes_reach_the_model_as_rgb(tmp_path, bpe_folder, case, file_name, image):
+def test_image_modes_reach_the_model_as_rgb(tmp_path, bpe_folder, case, file_name, image):
     name = dataset(tmp_path, {file_name: image}, {"page.json": OCR_PAGE})
     mapped, _ = map_first(name, bpe_folder)
     assert mapped["image"].shape[0] == 3 and mapped["image"].dtype == torch.uint8
     assert block_is_dark(mapped), case
 
 
-def test_05_transparent_background_is_white_paper(tmp_path, bpe_folder):
+def test_transparent_background_is_white_paper(tmp_path, bpe_folder):
     rgba = np.zeros((PAGE[1], PAGE[0], 4), np.uint8)  # fully transparent black ...
     x, y, w, h = BLOCK
     rgba[y : y + h, x : x + w, 3] = 255  # ... except an opaque black block
@@ -176,7 +176,7 @@ def test_05_transparent_background_is_white_paper(tmp_path, bpe_folder):
     assert block_is_dark(map_first(name, bpe_folder)[0])
 
 
-def test_06_exif_rotated_photo_boxes_match_what_the_detector_sees(tmp_path, bpe_folder):
+def test_exif_rotated_photo_boxes_match_what_the_detector_sees(tmp_path, bpe_folder):
     stored = page_image().transpose(Image.Transpose.ROTATE_90)  # the camera's raw pixels
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90° clockwise to view": upright = the page as annotated
@@ -188,7 +188,7 @@ def test_06_exif_rotated_photo_boxes_match_what_the_detector_sees(tmp_path, bpe_
     assert block_is_dark(mapped)
 
 
-def test_07_huge_page_is_resized_not_loaded_at_full_size_into_the_model(tmp_path, bpe_folder):
+def test_huge_page_is_resized_not_loaded_at_full_size_into_the_model(tmp_path, bpe_folder):
     huge = Image.new("L", (10000, 8000), 255)
     huge.paste(0, (2000, 2400, 8000, 5600))
     name = dataset(
@@ -212,7 +212,7 @@ def test_07_huge_page_is_resized_not_loaded_at_full_size_into_the_model(tmp_path
     assert mapped["bbox"].max() <= 1000
 
 
-def test_08_missing_ocr_json_is_an_error_or_a_counted_image_only_page(tmp_path, bpe_folder, caplog):
+def test_missing_ocr_json_is_an_error_or_a_counted_image_only_page(tmp_path, bpe_folder, caplog):
     name = dataset(tmp_path, {"page.png": page_image()})
     with pytest.raises(FileNotFoundError, match=r"page.json: OCR JSON not found.*MISSING_OCR"):
         map_first(name, bpe_folder)
@@ -223,13 +223,13 @@ def test_08_missing_ocr_json_is_an_error_or_a_counted_image_only_page(tmp_path, 
 
 
 @pytest.mark.parametrize("content", ['{"bbox": [[1, 2, 3, 4]], "wor', "not json at all"])
-def test_09_truncated_or_non_json_ocr(tmp_path, bpe_folder, content):
+def test_truncated_or_non_json_ocr(tmp_path, bpe_folder, content):
     name = dataset(tmp_path, {"page.png": page_image()}, {"page.json": content})
     with pytest.raises(ValueError, match=r"page.json: OCR JSON is not valid JSON"):
         map_first(name, bpe_folder)
 
 
-def test_10_words_and_boxes_of_different_lengths(tmp_path, bpe_folder):
+def test_words_and_boxes_of_different_lengths(tmp_path, bpe_folder):
     bad = {**OCR_PAGE, "words": ["one", "two"]}
     name = dataset(tmp_path, {"page.png": page_image()}, {"page.json": bad})
     with pytest.raises(
@@ -238,7 +238,7 @@ def test_10_words_and_boxes_of_different_lengths(tmp_path, bpe_folder):
         map_first(name, bpe_folder)
 
 
-def test_11_ocr_boxes_outside_the_page_negative_or_nan(tmp_path, bpe_folder, caplog):
+def test_ocr_boxes_outside_the_page_negative_or_nan(tmp_path, bpe_folder, caplog):
     ocr = {
         **OCR_PAGE,
         "bbox": [
@@ -261,7 +261,7 @@ def test_11_ocr_boxes_outside_the_page_negative_or_nan(tmp_path, bpe_folder, cap
     )
 
 
-def test_12_five_thousand_segments_are_capped(tmp_path, bpe_folder):
+def test_five_thousand_segments_are_capped(tmp_path, bpe_folder):
     ocr = {
         "bbox": [[i % 190, (i // 190) * 11 % 290, 10, 10] for i in range(5000)],
         "words": ["results"] * 5000,
@@ -273,7 +273,7 @@ def test_12_five_thousand_segments_are_capped(tmp_path, bpe_folder):
     assert mapped["input_ids"].numel() == 128 + 2  # the cap plus <s> and </s>
 
 
-def test_13_zero_based_or_gapped_category_ids_and_cdla_background(tmp_path):
+def test_zero_based_or_gapped_category_ids_and_cdla_background(tmp_path):
     categories = [
         {"id": 0, "name": "_background_"},
         {"id": 3, "name": "Text"},
@@ -288,7 +288,7 @@ def test_13_zero_based_or_gapped_category_ids_and_cdla_background(tmp_path):
     assert record["annotations"][0]["category_id"] == 1
 
 
-def test_14_zero_area_and_outside_annotations_are_skipped_and_counted(tmp_path, caplog):
+def test_zero_area_and_outside_annotations_are_skipped_and_counted(tmp_path, caplog):
     annotations = [
         {"id": 1, "image_id": 1, "category_id": 1, "bbox": BLOCK, "iscrowd": 0},
         {"id": 2, "image_id": 1, "category_id": 1, "bbox": [10, 10, 0, 5], "iscrowd": 0},
@@ -302,7 +302,7 @@ def test_14_zero_area_and_outside_annotations_are_skipped_and_counted(tmp_path, 
     assert "1 zero area" in caplog.text and "1 outside the image" in caplog.text
 
 
-def test_15_duplicate_image_ids(tmp_path):
+def test_duplicate_image_ids(tmp_path):
     images = [
         {"id": 1, "file_name": "page.png", "width": 200, "height": 300},
         {"id": 1, "file_name": "other.png", "width": 200, "height": 300},
@@ -312,7 +312,7 @@ def test_15_duplicate_image_ids(tmp_path):
         DatasetCatalog.get(name)
 
 
-def test_16_unknown_config_key_and_misspelled_dataset(tmp_path):
+def test_unknown_config_key_and_misspelled_dataset(tmp_path):
     parser = default_argument_parser()
     args = parser.parse_args(
         [
@@ -348,7 +348,7 @@ def test_16_unknown_config_key_and_misspelled_dataset(tmp_path):
         train_net.setup(args)
 
 
-def test_17_weights_of_another_model_size(tmp_path, bpe_folder, caplog):
+def test_weights_of_another_model_size(tmp_path, bpe_folder, caplog):
     small = tiny_cfg(bpe_folder)
     torch.manual_seed(0)
     LayoutCheckpointer(build_model(small), str(tmp_path)).save("tiny")
@@ -368,7 +368,7 @@ def test_17_weights_of_another_model_size(tmp_path, bpe_folder, caplog):
         LayoutCheckpointer(build_model(other), complete=True).load(str(tmp_path / "tiny.pth"))
 
 
-def test_18_tokenizer_missing_or_of_the_wrong_kind(tmp_path, bpe_folder):
+def test_tokenizer_missing_or_of_the_wrong_kind(tmp_path, bpe_folder):
     with pytest.raises(FileNotFoundError, match=r"tokenizer folder .*nowhere does not exist"):
         LayoutDatasetMapper(tiny_cfg(tmp_path / "nowhere"), is_train=True)
     config = tmp_path / "config.json"
@@ -392,7 +392,7 @@ def test_18_tokenizer_missing_or_of_the_wrong_kind(tmp_path, bpe_folder):
         LayoutDatasetMapper(cfg, is_train=True)
 
 
-def test_19_batch_where_no_page_has_text(tmp_path, bpe_folder):
+def test_batch_where_no_page_has_text(tmp_path, bpe_folder):
     empty = {"bbox": [], "words": [], "W": PAGE[0], "H": PAGE[1]}
     name = dataset(tmp_path, {"page.png": page_image()}, {"page.json": empty})
     cfg = tiny_cfg(bpe_folder)
@@ -440,8 +440,8 @@ def run_train_net(*args, output, wait_for=None):
 
 
 @pytest.mark.slow
-def test_20_kill_9_then_resume_continues_exactly(tmp_path, publaynet_samples, bpe_folder):
-    coco_json, image_root, ocr_root = publaynet_samples
+def test_kill_9_then_resume_continues_exactly(tmp_path, block_pages, bpe_folder):
+    coco_json, image_root, ocr_root = block_pages
     opts = [
         "--config-file",
         TINY_CONFIG,
@@ -481,7 +481,7 @@ def test_20_kill_9_then_resume_continues_exactly(tmp_path, publaynet_samples, bp
 
 
 @pytest.mark.slow
-def test_21_kill_9_of_the_ocr_step_then_rerun_redoes_only_what_is_missing(tmp_path):
+def test_kill_9_of_the_ocr_step_then_rerun_redoes_only_what_is_missing(tmp_path):
     synthetic_pages.generate(tmp_path, pages=4, seed=5, split_val=0.0, columns=(1,))
     out = tmp_path / "ocr"
     command = [
@@ -512,7 +512,7 @@ def test_21_kill_9_of_the_ocr_step_then_rerun_redoes_only_what_is_missing(tmp_pa
     assert all(p.stat().st_mtime_ns == stamps[p.name] for p in done)
 
 
-def test_22_nan_loss_stops_naming_the_iteration_and_the_term(tmp_path, bpe_folder, monkeypatch):
+def test_nan_loss_stops_naming_the_iteration_and_the_term(tmp_path, bpe_folder, monkeypatch):
     from ditod import LayoutTrainer
     from ditod.modeling.rcnn import VLGeneralizedRCNN
 
@@ -538,7 +538,7 @@ def test_22_nan_loss_stops_naming_the_iteration_and_the_term(tmp_path, bpe_folde
         trainer.train()
 
 
-def test_23_disk_full_while_writing_a_checkpoint_or_ocr_json(tmp_path, bpe_folder, monkeypatch):
+def test_disk_full_while_writing_a_checkpoint_or_ocr_json(tmp_path, bpe_folder, monkeypatch):
     checkpointer = LayoutCheckpointer(build_model(tiny_cfg(bpe_folder)), str(tmp_path / "ckpt"))
     checkpointer.save("model_final", iteration=3)
     saved = (tmp_path / "ckpt" / "model_final.pth").read_bytes()
@@ -591,7 +591,7 @@ def test_23_disk_full_while_writing_a_checkpoint_or_ocr_json(tmp_path, bpe_folde
     assert sorted(os.listdir(ocr_json.parent)) == ["ocr_failed.txt", "page.json"]
 
 
-def test_24_untrusted_checkpoint_with_code_is_refused(tmp_path, bpe_folder):
+def test_untrusted_checkpoint_with_code_is_refused(tmp_path, bpe_folder):
     evil = tmp_path / "evil.pth"
     torch.save({"model": {}, "payload": os.system}, evil)
     with pytest.raises(UnsafeCheckpoint, match=r"evil.pth: not a weights-only"):

@@ -108,3 +108,20 @@ def test_a_page_past_the_time_limit_is_stopped_and_the_rest_finish(tmp_path):
         "b.json",
         "c.json",
     ]
+
+
+def test_a_feature_whose_extra_is_missing_names_the_extra(monkeypatch, capsys):
+    from ditod.cli import run_tool
+    from ditod.deploy.onnx_predictor import OnnxLayoutPredictor
+    from ditod.extras import MissingExtra
+    from ditod.pages.ray_pool import connect_ray
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
+    assert run_tool(connect_ray, "local", argv=[]) == 2
+    assert (
+        "error: running on a Ray cluster (--ray-address) needs ray, which is not installed: "
+        "pip install 'layoutlmv3-ditod[ray]'" in capsys.readouterr().err
+    )
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(MissingExtra, match=r"onnxruntime backend needs onnxruntime.*\[onnx\]"):
+        OnnxLayoutPredictor("model.onnx", [])

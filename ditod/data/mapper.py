@@ -17,7 +17,7 @@ from layoutlmv3.tokenization import FirstTokensMismatch
 
 from ..modeling.backbone import build_layoutlmv3_config
 from ..pages.image_io import page_size, read_page_image
-from ..pages.ocr_json import read_ocr_json
+from ..pages.ocr_json import ocr_json_problem, read_ocr_json
 
 __all__ = ["LayoutDatasetMapper", "build_page_tokenizer", "jitter_boxes"]
 
@@ -151,12 +151,18 @@ class LayoutDatasetMapper(DatasetMapper):
         return config
 
     def _page_segments(self, dataset_dict):
-        """Cached per-segment tokens of the page, or None when it has no usable OCR."""
+        """Per-segment tokens of the page (cached by OCR file), or None when it has no usable
+        OCR. The page's text is its ``ocr_file``, or an ``ocr_page`` dict given in memory."""
         path = dataset_dict.get("ocr_file")
         if path in self._segments_cache:
             self._segments_cache.move_to_end(path)
             return self._segments_cache[path]
         try:
+            if "ocr_page" in dataset_dict:
+                page, source = dataset_dict["ocr_page"], f"OCR of {dataset_dict['file_name']}"
+                if problem := ocr_json_problem(page):
+                    raise ValueError(f"{source}: OCR JSON {problem}")
+                return self.tokenizer.tokenize_segments(page, source=source)
             if not path:
                 raise FileNotFoundError(f"{dataset_dict['file_name']}: no OCR file registered")
             segments = self.tokenizer.tokenize_segments(read_ocr_json(path), source=str(path))
@@ -178,10 +184,9 @@ class LayoutDatasetMapper(DatasetMapper):
                 self._segments_cache.popitem(last=False)
         return segments
 
-    def page_text(self, dataset_dict, transforms, original_hw, augmented_hw) -> EncodedPage:
-        """Tokens of the page with boxes moved by ``transforms`` and normalised to 0..1000 of
-        the augmented image ``augmented_hw``."""
-        segments = self._page_segments(dataset_dict)
+    def page_text(self, segments, transforms, original_hw, augmented_hw) -> EncodedPage:
+        """Tokens of the page's ``segments`` with boxes moved by ``transforms`` and normalised
+        to 0..1000 of the augmented image ``augmented_hw``."""
         if segments is None or not segments.ids:
             return self.tokenizer.encode([], [])
         height, width = original_hw
@@ -199,10 +204,10 @@ class LayoutDatasetMapper(DatasetMapper):
         kept = np.flatnonzero(inside)
         return self.tokenizer.encode([segments.ids[i] for i in kept], normalized[kept])
 
-    def text_status(self, dataset_dict, text: EncodedPage) -> dict:
+    @staticmethod
+    def text_status(segments, text: EncodedPage) -> dict:
         """What became of the page's OCR text: ``segments`` in its JSON, ``dropped`` of them
         (unusable box or text), ``tokens`` of the rest and ``tokens_kept`` under the page cap."""
-        segments = self._segments_cache.get(dataset_dict.get("ocr_file"))
         if segments is None:
             return {"segments": 0, "dropped": 0, "tokens": 0, "tokens_kept": 0}
         kept = max(len(text.input_ids) - 2, 0)
@@ -249,11 +254,13 @@ class LayoutDatasetMapper(DatasetMapper):
         dataset_dict["image"] = torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))
 
         if self.tokenizer is not None:
-            text = self.page_text(dataset_dict, transforms, original_hw, augmented_hw)
+            segments = self._page_segments(dataset_dict)
+            text = self.page_text(segments, transforms, original_hw, augmented_hw)
             dataset_dict["input_ids"] = text.input_ids
             dataset_dict["bbox"] = text.bbox
             if not self.is_train:
-                dataset_dict["text_status"] = self.text_status(dataset_dict, text)
+                dataset_dict["text_status"] = self.text_status(segments, text)
+        dataset_dict.pop("ocr_page", None)
 
         if not self.is_train:
             dataset_dict.pop("annotations", None)

@@ -16,6 +16,7 @@ import torch
 from detectron2.modeling.roi_heads import cascade_rcnn
 from torch import nn
 
+from ..extras import import_extra
 from ..file_io import atomic_path
 from ..modeling.precision import quantize_dynamic_int8
 
@@ -87,7 +88,8 @@ class _IdentityGradientScale:
 def quantize_onnx_int8(source, target) -> None:
     """Write ``source`` (an ONNX detector) to ``target`` with ONNX Runtime's dynamic int8
     quantization of its MatMul/Gemm weights (per channel; activations quantized at run time)."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    quantization = import_extra("onnxruntime.quantization", "onnx", "int8 ONNX export")
+    QuantType, quantize_dynamic = quantization.QuantType, quantization.quantize_dynamic
 
     quantize_dynamic(
         source,
@@ -99,7 +101,7 @@ def quantize_onnx_int8(source, target) -> None:
 
 
 def _write_onnx(detector: PageDetector, inputs, path: Path, metadata: dict, quantize) -> None:
-    import onnx
+    onnx = import_extra("onnx", "onnx", "ONNX export")
 
     dynamic = {
         "image": {1: "height", 2: "width"},

@@ -1,9 +1,9 @@
 """An inference run over pages: OCR where the model reads text, detection in batches, and per
 page a JSON of detections and an overlay PNG, plus COCO files for the whole run."""
 
+import io
 import json
 import logging
-import tempfile
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -387,16 +387,11 @@ class DetectorActor:
         if device == "cpu":
             torch.set_num_threads(threads)
         self.predictor = make_predictor()
-        self.scratch = Path(tempfile.mkdtemp(prefix="ditod-ray-"))
 
     def detect(self, image: bytes, suffix: str, ocr_text: str | None):
-        image_file = self.scratch / f"page{suffix}"
-        image_file.write_bytes(image)
-        ocr_file = None
-        if ocr_text is not None:
-            ocr_file = self.scratch / "page.json"
-            ocr_file.write_text(ocr_text, encoding="utf-8")
-        mapped = self.predictor.map_page(image_file, ocr_file)
+        """Pages are read from memory: nothing is written on the worker's machine."""
+        ocr_page = None if ocr_text is None else json.loads(ocr_text)
+        mapped = self.predictor.map_page(io.BytesIO(image), ocr_page)
         (instances,) = self.predictor([mapped])
         detections = page_detections(instances, self.predictor.class_names)
         names = self.predictor.class_names

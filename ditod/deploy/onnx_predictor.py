@@ -13,6 +13,7 @@ from detectron2.structures import Boxes, Instances
 
 from ..config import add_layoutlmv3_config, merge_options
 from ..data.mapper import LayoutDatasetMapper
+from ..extras import import_extra
 from .export import quantize_onnx_int8
 from .predictor import LayoutPredictor
 
@@ -38,7 +39,7 @@ def _metadata_config(path: Path, metadata: dict, opts=()):
 
 
 def _read_metadata(path: Path) -> dict[str, str]:
-    import onnx
+    onnx = import_extra("onnx", "onnx", "the onnxruntime backend")
 
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such ONNX model")
@@ -80,8 +81,7 @@ class OnnxLayoutPredictor:
         device: str = "cpu",
         threads: int | None = None,
     ):
-        import onnxruntime
-
+        onnxruntime = import_extra("onnxruntime", "onnx", "the onnxruntime backend")
         path = Path(path)
         metadata = _read_metadata(path)
         self.cfg = _metadata_config(path, metadata, opts)

@@ -59,11 +59,15 @@ class LayoutPredictor:
         self.mapper = LayoutDatasetMapper(self.cfg, is_train=False)
         self.uses_text = self.mapper.tokenizer is not None
 
-    def map_page(self, file_name: str, ocr_file: str | None = None) -> dict:
-        """One page's model input; errors (unreadable image, bad OCR JSON) name the file."""
-        page = {"file_name": str(file_name)}
-        if ocr_file is not None:
-            page["ocr_file"] = str(ocr_file)
+    def map_page(self, image, ocr=None) -> dict:
+        """One page's model input: ``image`` a path or a binary file object (bytes in memory),
+        ``ocr`` the path of its OCR JSON or the OCR dict itself. Errors (unreadable image, bad
+        OCR JSON) name the file."""
+        page = {"file_name": image if hasattr(image, "read") else str(image)}
+        if isinstance(ocr, dict):
+            page["ocr_page"] = ocr
+        elif ocr is not None:
+            page["ocr_file"] = str(ocr)
         return self.mapper(page)
 
     def __call__(self, inputs: list[dict]) -> list[Instances]:

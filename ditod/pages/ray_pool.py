@@ -13,6 +13,8 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 
+from ..extras import import_extra
+
 __all__ = ["ActorStartError", "connect_ray", "run_on_ray"]
 
 logger = logging.getLogger(__name__)
@@ -33,7 +35,7 @@ def connect_ray(address: str):
     """Connect to the Ray cluster at ``address`` ("auto": the one this machine belongs to, as
     started by ``ray start``; "ray://host:10001": a remote one through Ray Client; "local": a
     fresh Ray instance on this machine) and return the ``ray`` module."""
-    import ray
+    ray = import_extra("ray", "ray", "running on a Ray cluster (--ray-address)")
 
     if not ray.is_initialized():
         ray.init(
