@@ -32,8 +32,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from _results import ROOT, load_script, write_result
+from _results import ROOT, write_result
 
+from ditod.data import synthetic
 from ditod.engine.ablation import (
     final_ap,
     mean_std,
@@ -73,7 +74,7 @@ def main():
     data = work / f"data_{args.captions}_{args.pages}"
     if not (data / "train.json").is_file():
         shutil.rmtree(data, ignore_errors=True)
-        generate = load_script("datasets/synthetic_pages.py").generate
+        generate = synthetic.generate
         generate(data, pages=args.pages, seed=0, split_val=0.2, captions=args.captions)
     title = f"Fusion on synthetic pages (captions {args.captions}: {TITLES[args.captions]})"
     runs = work / (

@@ -24,8 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from _results import load_script, write_result
+from _results import write_result
 
+from ditod.data import pdf_cases, synthetic
 from ditod.pages.engines import build_engine
 from ditod.pages.ocr_runner import ocr_page
 from ditod.pages.page_inputs import render_pdf
@@ -119,11 +120,11 @@ def main():
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
-        truth = load_script("datasets/pdf_cases.py").write_cases(root / "cases")
-        load_script("datasets/synthetic_pages.py").generate(
+        truth = pdf_cases.write_cases(root / "cases")
+        synthetic.generate(
             root / "synthetic", pages=args.synthetic_pages, seed=11, split_val=0.0, pdf=True
         )
-        synthetic = sorted((root / "synthetic" / "pdf").glob("*.pdf"))
+        synthetic_pdfs = sorted((root / "synthetic" / "pdf").glob("*.pdf"))
         cases = {name: root / "cases" / case["pdf"] for name, case in truth.items()}
 
         ours_hits = ours_total = plumber_hits = plumber_total = 0
@@ -139,17 +140,17 @@ def main():
             plumber_hits, plumber_total = plumber_hits + hits, plumber_total + total
 
         agree = total_words = 0
-        for pdf in [*(cases[n] for n in UPRIGHT if n in cases), *synthetic]:
+        for pdf in [*(cases[n] for n in UPRIGHT if n in cases), *synthetic_pdfs]:
             hits, count = agreement(ours(pdf), pdfplumber_words(pdf))
             agree, total_words = agree + hits, total_words + count
 
-        every = [*cases.values(), *synthetic]
+        every = [*cases.values(), *synthetic_pdfs]
         ours_ms = best_ms(ours, every, args.rounds)
         plumber_ms = best_ms(pdfplumber_words, every, args.rounds)
 
         engine = build_engine("rapidocr")
         ocr_matched, pdf_matched = [], []
-        for pdf in synthetic[: args.ocr_pages]:
+        for pdf in synthetic_pdfs[: args.ocr_pages]:
             (image,) = render_pdf(pdf, root / "rendered" / pdf.stem, DPI)
             pdf_boxes = [box for _, box in segments_of(ours(pdf, DPI))]
             ocr_boxes = [box for _, box in segments_of(ocr_page(engine, image))]
@@ -158,7 +159,7 @@ def main():
 
     summary = {
         "benchmark": f"PDF text layer vs pdfplumber {_version('pdfplumber')} on "
-        f"{len(cases)} case PDFs + {len(synthetic)} synthetic born-digital pages; segments vs "
+        f"{len(cases)} case PDFs + {len(synthetic_pdfs)} synthetic born-digital pages; segments vs "
         f"OCR lines (rapidocr) on {len(ocr_matched)} of them",
         "device": "cpu",
         "truth_word_recall": round(ours_hits / ours_total, 4),

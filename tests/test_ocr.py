@@ -10,14 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import import_script
 from PIL import Image
 
+from ditod.data import synthetic as synthetic_pages
 from ditod.pages.ocr_json import is_valid_ocr_json
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = ROOT / "tools" / "ocr_pages.py"
-synthetic_pages = import_script("datasets/synthetic_pages.py")
 
 pytestmark = pytest.mark.slow
 

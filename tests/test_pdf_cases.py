@@ -12,15 +12,14 @@ from pathlib import Path
 import pypdfium2
 import pypdfium2.raw as pdfium_c
 import pytest
-from conftest import import_script
 
+from ditod.data import pdf_cases, synthetic
 from ditod.pages.glyph_lines import NEWLINE, SPACE, Glyph, segments
 from ditod.pages.ocr_runner import PageJob, run_ocr_jobs
 from ditod.pages.pdf_text import PdfTextLayer
 
 ROOT = Path(__file__).resolve().parents[1]
 DPI = 150
-pdf_cases = import_script("datasets/pdf_cases.py")
 
 
 @pytest.fixture(scope="module")
@@ -171,9 +170,7 @@ def test_pdf_segments_and_ocr_lines_agree_on_born_digital_pages(tmp_path):
     from ditod.pages.ocr_runner import ocr_page
     from ditod.pages.page_inputs import render_pdf
 
-    import_script("datasets/synthetic_pages.py").generate(
-        tmp_path, pages=2, seed=11, split_val=0.0, pdf=True
-    )
+    synthetic.generate(tmp_path, pages=2, seed=11, split_val=0.0, pdf=True)
     engine = build_engine("rapidocr", threads=2)
     ocr_share, pdf_share = [], []
     for pdf in sorted((tmp_path / "pdf").glob("*.pdf")):

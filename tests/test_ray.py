@@ -19,6 +19,7 @@ from PIL import Image
 from test_inference import CLASSES, tiny_cfg
 
 from ditod import LayoutCheckpointer
+from ditod.data import synthetic
 from ditod.deploy.inference import run_inference, run_inference_on_ray
 from ditod.deploy.predictor import LayoutPredictor
 from ditod.pages.image_io import find_images
@@ -26,7 +27,6 @@ from ditod.pages.ocr_runner import PageJob, run_ocr, run_ocr_jobs
 from ditod.pages.page_inputs import collect_pages
 
 TESTS = Path(__file__).resolve().parent
-synthetic = import_script("datasets/synthetic_pages.py")
 
 
 @pytest.fixture(scope="module")

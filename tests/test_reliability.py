@@ -28,6 +28,7 @@ from detectron2.modeling import build_model
 from PIL import Image
 
 from ditod import LayoutCheckpointer, add_layoutlmv3_config
+from ditod.data import synthetic as synthetic_pages
 from ditod.data.datasets import register_layout_dataset
 from ditod.data.mapper import LayoutDatasetMapper
 from ditod.pages import ocr_runner
@@ -39,7 +40,6 @@ from layoutlmv3.loading import UnsafeCheckpoint
 ROOT = Path(__file__).resolve().parents[1]
 TINY_CONFIG = ROOT / "configs" / "tiny" / "cascade_layoutlmv3_tiny.yaml"
 train_net = import_script("tools/train_net.py")
-synthetic_pages = import_script("datasets/synthetic_pages.py")
 
 PAGE = (200, 300)  # width, height of the test pages
 BLOCK = [40, 60, 120, 80]  # x, y, w, h of the dark block on each page

@@ -1,16 +1,15 @@
-"""datasets/synthetic_pages.py: reproducible pages whose OCR lines and boxes are exact."""
+"""ditod.data.synthetic (datasets/synthetic_pages.py): reproducible pages whose OCR lines and
+boxes are exact."""
 
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import import_script
 from PIL import Image
 
+from ditod.data import synthetic as synthetic_pages
 from ditod.data.datasets import load_layout_coco_json
-
-synthetic_pages = import_script("datasets/synthetic_pages.py")
 
 
 @pytest.fixture(scope="module")

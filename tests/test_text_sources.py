@@ -12,6 +12,7 @@ from conftest import import_script, write_rectangle_coco
 from ocr_test_engines import OneLineEngine
 from PIL import Image
 
+from ditod.data import synthetic
 from ditod.data.dataset_check import check_dataset
 from ditod.data.mapper import LayoutDatasetMapper
 from ditod.pages.engines import ENGINES, build_engine
@@ -22,7 +23,6 @@ from ditod.pages.page_inputs import collect_pages
 from ditod.pages.pdf_text import TEXT_LAYER_ENGINE, PdfTextLayer
 from layoutlmv3.tokenization import FirstTokensMismatch, OCRPageTokenizer
 
-synthetic = import_script("datasets/synthetic_pages.py")
 doclaynet = import_script("datasets/doclaynet_text.py")
 ocr_cli = import_script("tools/ocr_pages.py")
 DPI = 144  # 2 pixels per point of the 612 x 792 synthetic pages

@@ -19,7 +19,6 @@ Each step runs the command a user would run, printed before it runs.
 """
 
 import argparse
-import importlib.util
 import json
 import os
 import shlex
@@ -29,6 +28,7 @@ import sys
 import time
 from pathlib import Path
 
+from ditod.data import synthetic
 from ditod.engine.page_match import match_predictions
 from ditod.file_io import write_json_atomic
 from ditod.plots import read_metrics
@@ -37,15 +37,6 @@ from layoutlmv3.tokenization import train_bpe_tokenizer
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "demo" / "cascade_layoutlmv3_tiny_synthetic.yaml"
 SHOWN_SCORE = 0.5  # the overlays' threshold: what a user sees
-
-
-def synthetic_pages():
-    spec = importlib.util.spec_from_file_location(
-        "synthetic_pages", ROOT / "datasets" / "synthetic_pages.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def run(step: str, command: list) -> None:
@@ -97,11 +88,9 @@ def main(argv=None) -> int:
 
     print(f"== synthetic pages: {args.pages} for training/validation, {args.held_out} held out")
     data = out / "data"
-    splits = synthetic_pages().generate(data, pages=args.pages, seed=args.seed, split_val=0.2)
+    splits = synthetic.generate(data, pages=args.pages, seed=args.seed, split_val=0.2)
     held_out = out / "held_out"
-    held_out_truth = synthetic_pages().generate(
-        held_out, pages=args.held_out, seed=args.seed + 1000
-    )
+    held_out_truth = synthetic.generate(held_out, pages=args.held_out, seed=args.seed + 1000)
     exact_text = held_out / "OCR"
     exact_text.rename(held_out / "OCR_exact")  # the OCR step below has to read the pages itself
 
