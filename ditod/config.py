@@ -148,7 +148,8 @@ def add_layoutlmv3_config(cfg: CN) -> None:
 
     _C.MODEL.LAYOUTLMV3.FUSION = CN()
     # "" (none), "add", "gated" (g * map + (1 - g) * text), "gated_add"
-    # (map + g * text: the image whole, the text gated) or "concat".
+    # (map + g * text: the image whole, the text gated), "concat", or a fusion of the user's
+    # (ditod.modeling.register_fusion).
     _C.MODEL.LAYOUTLMV3.FUSION.TYPE = ""
     _C.MODEL.LAYOUTLMV3.FUSION.LAYERS = ["layer11"]
     # A map cell's text: "sum" or "mean" of the tokens covering it (summed, a stride-32 cell of

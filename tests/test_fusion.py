@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from ditod.modeling.fusion import (
-    TextFusion,
+    build_text_fusion,
     dense_text_grid,
     pool_segments,
     scatter_text_to_grid,
@@ -149,7 +149,7 @@ def test_fusion_modules_against_the_naive_text_map(fusion_type):
     torch.manual_seed(0)
     feats, boxes, mask, sizes = random_batch()
     feature_map = torch.randn(3, 8, 25, 19)
-    fusion = TextFusion(fusion_type, channels=8)
+    fusion = build_text_fusion(fusion_type, channels=8)
     got = fusion(feature_map, scatter_text_to_grid(feats, boxes, mask, sizes, (25, 19), 32))
     text_map = naive_text_map(feats, boxes, mask, sizes, (25, 19), 32)
     if fusion_type == "add":
@@ -171,7 +171,7 @@ def test_gate_bias_sets_how_much_image_the_gate_starts_with():
     torch.manual_seed(0)
     feature_map, text_map = torch.randn(2, 8, 12, 10), torch.zeros(2, 8, 12, 10)
     for bias, kept in [(0.0, 0.5), (2.0, 0.881)]:
-        fusion = TextFusion("gated", channels=8, gate_bias=bias)
+        fusion = build_text_fusion("gated", channels=8, gate_bias=bias)
         gate = torch.sigmoid(fusion.gate(torch.cat([feature_map, text_map], 1)))
         assert abs(gate.mean().item() - kept) < 0.03
         fused = fusion(feature_map, text_map)  # no text: the image, scaled by the gate
@@ -185,13 +185,13 @@ def test_gated_add_passes_the_image_whole_and_gates_the_text():
     feature_map = torch.randn(2, 8, 12, 10)
     text_map = torch.zeros(2, 8, 12, 10)
     text_map[:, :, 3:5, 2:8] = 4 * torch.randn(2, 8, 2, 6)
-    fusion = TextFusion("gated_add", channels=8)
+    fusion = build_text_fusion("gated_add", channels=8)
     fused = fusion(feature_map, text_map)
     free = text_map.abs().sum(1, keepdim=True).expand_as(text_map) == 0
     assert torch.equal(fused[free], feature_map[free])
     added = (fused - feature_map)[:, :, 3:5, 2:8] / text_map[:, :, 3:5, 2:8]
     assert 0.3 < added.mean().item() < 0.7 and added.min() > 0 and added.max() < 1
-    halved = TextFusion("gated", channels=8)(feature_map, text_map)
+    halved = build_text_fusion("gated", channels=8)(feature_map, text_map)
     assert (halved[free] / feature_map[free]).mean().item() < 0.7
 
 
@@ -203,7 +203,7 @@ def test_scatter_rejects_unknown_reduction():
 
 def test_fusion_rejects_unknown_type():
     with pytest.raises(ValueError, match="fusion type 'sum' is not one of"):
-        TextFusion("sum", channels=8)
+        build_text_fusion("sum", channels=8)
 
 
 def test_all_padding_gives_an_empty_map():
@@ -270,3 +270,35 @@ def test_segments_scattered_once_each_over_their_boxes():
         reference_mask[b, start] = True
     expected = naive_text_map(one_per_segment, boxes, reference_mask, sizes, (25, 19), 32)
     assert (got - expected).abs().max().item() <= 1e-4
+
+
+def test_a_new_fusion_type_is_one_registered_class(bpe_folder):
+    """A user's fusion: one class with the decorator, chosen by FUSION.TYPE in YAML."""
+    from detectron2.modeling import build_model
+    from test_inference import tiny_cfg
+
+    from ditod.modeling.fusion import FUSIONS, register_fusion
+    from ditod.modeling.fusion import TextFusion as Base
+
+    @register_fusion("scaled_add")
+    class ScaledAdd(Base):
+        def __init__(self, channels, gate_bias=0.0):
+            super().__init__(channels)
+            self.scale = torch.nn.Parameter(torch.full((1, channels, 1, 1), 0.5))
+
+        def forward(self, feature_map, text_map):
+            return feature_map + self.scale * text_map
+
+    try:
+        feature_map, text_map = torch.randn(1, 8, 4, 4), torch.randn(1, 8, 4, 4)
+        fused = build_text_fusion("scaled_add", channels=8)(feature_map, text_map)
+        assert torch.allclose(fused, feature_map + 0.5 * text_map)
+        with pytest.raises(ValueError, match="'scaled_add' is already registered"):
+            register_fusion("scaled_add")(type("Other", (Base,), {}))
+        cfg = tiny_cfg(bpe_folder)
+        cfg.MODEL.LAYOUTLMV3.FUSION.TYPE = "scaled_add"
+        model = build_model(cfg)
+        assert all(isinstance(f, ScaledAdd) for f in model.backbone.bottom_up.fusions.values())
+        assert len(model.backbone.bottom_up.fusions) == 1
+    finally:
+        FUSIONS.pop("scaled_add")

@@ -8,12 +8,12 @@ from .backbone import (
     build_layoutlmv3_config,
     build_layoutlmv3_fpn_backbone,
 )
-from .fusion import FUSION_TYPES, TextFusion, scatter_text_to_grid
+from .fusion import FUSIONS, TextFusion, build_text_fusion, register_fusion, scatter_text_to_grid
 from .rcnn import VLGeneralizedRCNN
 from .roi_heads import LayoutCascadeROIHeads
 
 __all__ = [
-    "FUSION_TYPES",
+    "FUSIONS",
     "LAYOUTLMV3_SIZES",
     "LayoutCascadeROIHeads",
     "LayoutLMv3Backbone",
@@ -22,5 +22,7 @@ __all__ = [
     "VLGeneralizedRCNN",
     "build_layoutlmv3_config",
     "build_layoutlmv3_fpn_backbone",
+    "build_text_fusion",
+    "register_fusion",
     "scatter_text_to_grid",
 ]

@@ -16,8 +16,8 @@ from layoutlmv3.modeling import PYRAMID_STRIDES
 
 from .fusion import (
     FUSION_REDUCTIONS,
-    FUSION_TYPES,
-    TextFusion,
+    FUSIONS,
+    build_text_fusion,
     pool_segments,
     scatter_text_to_grid,
 )
@@ -135,15 +135,15 @@ class LayoutLMv3Backbone(Backbone):
 
     Args:
         model: a ``LayoutLMv3DetectionModel`` in detection mode.
-        fusion_type: "" (no fusion into the maps), "add", "gated", "gated_add" or "concat"
-            (see :class:`TextFusion`).
+        fusion_type: "" (no fusion into the maps) or a registered fusion: "add", "gated",
+            "gated_add", "concat" (see :mod:`.fusion`) or one of the user's.
         fusion_layers: names among the model's ``out_features`` whose text is used.
         fusion_reduce: "sum" or "mean" of the tokens covering a cell.
         fusion_segments: one feature per OCR segment (its tokens' mean; "SE") instead of one
             per token.
         box_head_text: also hand the first fusion layer's text map to the box head (it is
             left on the :class:`PageBatch` as ``text_map``).
-        gate_bias: initial bias of the gated fusions' gate (see :class:`TextFusion`).
+        gate_bias: initial bias of the gated fusions' gate.
     """
 
     def __init__(
@@ -168,10 +168,10 @@ class LayoutLMv3Backbone(Backbone):
         self._out_feature_channels = {name: config.hidden_size for name in model.out_features}
         special = [config.bos_token_id, config.eos_token_id, config.pad_token_id]
         self.register_buffer("special_token_ids", torch.tensor(special), persistent=False)
-        if fusion_type and fusion_type not in FUSION_TYPES:
+        if fusion_type and fusion_type not in FUSIONS:
             raise ValueError(
                 f"MODEL.LAYOUTLMV3.FUSION.TYPE '{fusion_type}' is not one of "
-                f"{FUSION_TYPES} (or empty for no fusion)"
+                f"{sorted(FUSIONS)} (or empty for no fusion)"
             )
         if fusion_reduce not in FUSION_REDUCTIONS:
             raise ValueError(
@@ -190,7 +190,10 @@ class LayoutLMv3Backbone(Backbone):
                     f"out features {self._out_features}"
                 )
         self.fusions = torch.nn.ModuleDict(
-            {name: TextFusion(fusion_type, config.hidden_size, gate_bias) for name in fusion_layers}
+            {
+                name: build_text_fusion(fusion_type, config.hidden_size, gate_bias)
+                for name in fusion_layers
+            }
             if fusion_type
             else {}
         )

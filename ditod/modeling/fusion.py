@@ -12,16 +12,17 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
+    "FUSIONS",
     "FUSION_REDUCTIONS",
-    "FUSION_TYPES",
     "TextFusion",
     "box_cells",
+    "build_text_fusion",
     "dense_text_grid",
     "pool_segments",
+    "register_fusion",
     "scatter_text_to_grid",
 ]
 
-FUSION_TYPES = ("add", "gated", "gated_add", "concat")
 # How a cell combines the tokens covering it. "sum" grows with the text a cell holds: at stride
 # 32 a cell holds 5–6 text lines, ~20 tokens, and the text map outweighs the image map ~20×.
 FUSION_REDUCTIONS = ("sum", "mean")
@@ -145,45 +146,99 @@ def pool_segments(token_feats, token_boxes, token_mask):
     return means, starts
 
 
-class TextFusion(nn.Module):
-    """Fuse a text map (:func:`scatter_text_to_grid`) into a feature map of the same shape.
+FUSIONS: dict[str, type] = {}
 
-    - ``add``: ``map + text_map``.
-    - ``gated``: ``g = sigmoid(conv3x3([map; text_map]))`` per cell and
-      channel; ``g * map + (1 - g) * text_map``: text *replaces* part of the image. ``gate_bias``
-      is the conv's initial bias: 0 starts at g ≈ 0.5 (half the image everywhere), 2 at
-      g ≈ 0.88 (mostly the image).
-    - ``gated_add``: the same gate on the text only, ``map + g * text_map``: the image passes
-      whole and the gate decides, per cell and channel, how much text to add (0: g ≈ 0.5).
-    - ``concat``: ``conv1x1([map; text_map])`` back to ``channels``; initialised to pass ``map``
-      through unchanged, so fine-tuning starts from the image-only features.
+
+def register_fusion(name: str):
+    """Class decorator: make a :class:`TextFusion` subclass the ``MODEL.LAYOUTLMV3.FUSION.TYPE``
+    ``name`` (a new kind of fusion is one class in the user's code, imported before the model is
+    built)."""
+
+    def register(cls):
+        if FUSIONS.get(name, cls) is not cls:
+            raise ValueError(f"a fusion type '{name}' is already registered")
+        cls.fusion_type = name
+        FUSIONS[name] = cls
+        return cls
+
+    return register
+
+
+def build_text_fusion(fusion_type: str, channels: int, gate_bias: float = 0.0) -> "TextFusion":
+    """The registered fusion ``fusion_type`` for maps of ``channels`` channels."""
+    if fusion_type not in FUSIONS:
+        raise ValueError(f"fusion type '{fusion_type}' is not one of {sorted(FUSIONS)}")
+    return FUSIONS[fusion_type](channels, gate_bias=gate_bias)
+
+
+class TextFusion(nn.Module):
+    """Fuses a text map (:func:`scatter_text_to_grid`) into a feature map of the same shape;
+    subclasses are registered by name (:func:`register_fusion`).
+
+    Args:
+        channels: C of the maps.
+        gate_bias: for gated fusions, the gate's initial bias.
     """
 
-    def __init__(self, fusion_type: str, channels: int, gate_bias: float = 0.0):
+    fusion_type = ""
+
+    def __init__(self, channels: int, gate_bias: float = 0.0):
         super().__init__()
-        if fusion_type not in FUSION_TYPES:
-            raise ValueError(f"fusion type '{fusion_type}' is not one of {FUSION_TYPES}")
-        self.fusion_type = fusion_type
-        if fusion_type in ("gated", "gated_add"):
-            self.gate = nn.Conv2d(2 * channels, channels, kernel_size=3, padding=1)
-            if gate_bias:
-                with torch.no_grad():
-                    self.gate.bias.fill_(gate_bias)
-        elif fusion_type == "concat":
-            self.project = nn.Conv2d(2 * channels, channels, kernel_size=1)
-            with torch.no_grad():
-                self.project.weight.zero_()
-                self.project.weight[:, :channels, 0, 0].copy_(torch.eye(channels))
-                self.project.bias.zero_()
+        self.channels = channels
 
     def forward(self, feature_map, text_map):
         """(B, C, H, W) map and (B, C, H, W) text map → (B, C, H, W)."""
-        if self.fusion_type == "add":
-            return feature_map + text_map
-        both = torch.cat([feature_map, text_map], dim=1)
-        if self.fusion_type == "gated":
-            gate = torch.sigmoid(self.gate(both))
-            return gate * feature_map + (1 - gate) * text_map
-        if self.fusion_type == "gated_add":
-            return feature_map + torch.sigmoid(self.gate(both)) * text_map
-        return self.project(both)
+        raise NotImplementedError
+
+
+@register_fusion("add")
+class AddFusion(TextFusion):
+    """``map + text_map``."""
+
+    def forward(self, feature_map, text_map):
+        return feature_map + text_map
+
+
+@register_fusion("gated")
+class GatedFusion(TextFusion):
+    """``g = sigmoid(conv3x3([map; text_map]))`` per cell and channel; ``g * map + (1 - g) *
+    text_map``: text *replaces* part of the image. ``gate_bias`` is the conv's initial bias: 0
+    starts at g ≈ 0.5 (half the image everywhere), 2 at g ≈ 0.88 (mostly the image)."""
+
+    def __init__(self, channels: int, gate_bias: float = 0.0):
+        super().__init__(channels)
+        self.gate = nn.Conv2d(2 * channels, channels, kernel_size=3, padding=1)
+        if gate_bias:
+            with torch.no_grad():
+                self.gate.bias.fill_(gate_bias)
+
+    def forward(self, feature_map, text_map):
+        gate = torch.sigmoid(self.gate(torch.cat([feature_map, text_map], dim=1)))
+        return gate * feature_map + (1 - gate) * text_map
+
+
+@register_fusion("gated_add")
+class GatedAddFusion(GatedFusion):
+    """The same gate on the text only, ``map + g * text_map``: the image passes whole and the
+    gate decides, per cell and channel, how much text to add (``gate_bias`` 0: g ≈ 0.5)."""
+
+    def forward(self, feature_map, text_map):
+        gate = torch.sigmoid(self.gate(torch.cat([feature_map, text_map], dim=1)))
+        return feature_map + gate * text_map
+
+
+@register_fusion("concat")
+class ConcatFusion(TextFusion):
+    """``conv1x1([map; text_map])`` back to C channels; initialised to pass ``map`` through
+    unchanged, so fine-tuning starts from the image-only features."""
+
+    def __init__(self, channels: int, gate_bias: float = 0.0):
+        super().__init__(channels)
+        self.project = nn.Conv2d(2 * channels, channels, kernel_size=1)
+        with torch.no_grad():
+            self.project.weight.zero_()
+            self.project.weight[:, :channels, 0, 0].copy_(torch.eye(channels))
+            self.project.bias.zero_()
+
+    def forward(self, feature_map, text_map):
+        return self.project(torch.cat([feature_map, text_map], dim=1))
