@@ -4,7 +4,7 @@
   detectron2 when imported; ``add_layoutlmv3_config`` imports it);
 - ``ditod.data``: COCO layout datasets and their rules, class sets, the OCR-aware mapper, checks;
 - ``ditod.engine``: trainer, optimizer, checkpointer, evaluator, multi-process launch;
-- ``ditod.deploy``: predictor, inference over pages, TorchScript export, drawing;
+- ``ditod.deploy``: predictor, inference over pages, ONNX export, drawing;
 - ``ditod.pages``: page images, PDFs and OCR, without torch or detectron2;
 - ``ditod.config``, ``ditod.cli``, ``ditod.plots``, ``ditod.compat`` (the detectron2 shims).
 

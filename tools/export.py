@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Export a trained detector, image-only or text-fused, to ONNX or TorchScript.
+"""Export a trained detector, image-only or text-fused, to ONNX.
 
     python tools/export.py --config-file configs/publaynet/cascade_layoutlmv3_image.yaml \
         --sample-image page.png --output model.onnx MODEL.WEIGHTS output/model_final.pth
@@ -27,7 +27,7 @@ from ditod import LayoutCheckpointer
 from ditod.cli import add_debug_flag, run_tool
 from ditod.config import load_config
 from ditod.data.mapper import LayoutDatasetMapper
-from ditod.deploy.export import EXPORT_FORMATS, export_model
+from ditod.deploy.export import export_model
 
 
 def main(argv=None) -> int:
@@ -35,12 +35,7 @@ def main(argv=None) -> int:
     parser.add_argument("--config-file", required=True)
     parser.add_argument("--sample-image", required=True, help="a page to trace the model on")
     parser.add_argument("--sample-ocr", help="its OCR JSON (needed for a text-fused model)")
-    parser.add_argument("--output", required=True, help="file to write (.onnx, .ts)")
-    parser.add_argument(
-        "--format",
-        choices=EXPORT_FORMATS,
-        help="default: from --output's suffix (.onnx: onnx, else torchscript)",
-    )
+    parser.add_argument("--output", required=True, help="the .onnx file to write")
     parser.add_argument("--quantize", choices=["int8"], help="int8 weights of the linear layers")
     add_debug_flag(parser)
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE …")
@@ -49,7 +44,6 @@ def main(argv=None) -> int:
     cfg = load_config(args.config_file, args.opts)
     cfg.MODEL.DEVICE = "cpu"
     cfg.freeze()
-    export_format = args.format or ("onnx" if args.output.endswith(".onnx") else "torchscript")
     model = build_model(cfg).eval()
     checkpoint = LayoutCheckpointer(model, complete=not cfg.MODEL.LAYOUTLMV3.ALLOW_RANDOM_INIT)
     class_names = checkpoint.load(cfg.MODEL.WEIGHTS).get("class_names") or ()
@@ -68,12 +62,11 @@ def main(argv=None) -> int:
         model,
         page,
         args.output,
-        export_format,
         config=cfg.dump(),
         class_names=class_names,
         quantize=args.quantize,
     )
-    print(f"{export_format} model written to {args.output}")
+    print(f"ONNX model written to {args.output}")
     return 0
 
 

@@ -1,5 +1,5 @@
 """A trained detector at work: the predictor, inference over page images and PDFs, export to
-ONNX / TorchScript and drawing."""
+ONNX and drawing."""
 
 from .export import export_model
 from .inference import run_inference

@@ -1,9 +1,10 @@
-"""Export of a detector, image-only or text-fused, to ONNX or TorchScript, traced through
-detectron2's tracing path, optionally with int8 weights.
+"""Export of a detector, image-only or text-fused, to ONNX, traced through detectron2's
+tracing path, optionally with int8 weights.
 
 The exported graph is :class:`PageDetector`: one page's tensors in, its raw detections out. The
-file also carries the config it was built with and the class names (ONNX metadata, TorchScript
-extra files), so inference needs only the file (:mod:`ditod.deploy.onnx_predictor`).
+file also carries the config it was built with and the class names (ONNX metadata), so inference
+needs only the file (:mod:`ditod.deploy.onnx_predictor`, ``tools/infer.py --backend
+onnxruntime``). ONNX is the one export format: it is what a backend here runs.
 """
 
 import json
@@ -17,18 +18,14 @@ from detectron2.modeling.roi_heads import cascade_rcnn
 from torch import nn
 
 from ..extras import import_extra
-from ..file_io import atomic_path
-from ..modeling.precision import quantize_dynamic_int8
 
 __all__ = [
-    "EXPORT_FORMATS",
     "OUTPUT_NAMES",
     "PageDetector",
     "export_model",
     "quantize_onnx_int8",
 ]
 
-EXPORT_FORMATS = ("onnx", "torchscript")
 OUTPUT_NAMES = ("boxes", "classes", "scores")
 ONNX_OPSET = 17
 # What int8 replaces: detectron2's conv layers and the transformer's linears (MatMul/Gemm).
@@ -139,18 +136,10 @@ def _write_onnx(detector: PageDetector, inputs, path: Path, metadata: dict, quan
         int8.unlink(missing_ok=True)
 
 
-def _write_torchscript(detector: PageDetector, inputs, path: Path, metadata: dict) -> None:
-    traced = torch.jit.trace(detector, inputs, check_trace=False)
-    extra = {f"{key}.txt": value for key, value in metadata.items()}
-    with atomic_path(path) as tmp:
-        torch.jit.save(traced, str(tmp), _extra_files=extra)
-
-
 def export_model(
     model: nn.Module,
     page: dict,
     path,
-    export_format: str = "onnx",
     *,
     config: str = "",
     class_names=(),
@@ -161,21 +150,18 @@ def export_model(
     Args:
         page: ``LayoutDatasetMapper(cfg, is_train=False)`` output (with text for a text model);
             the trace holds for pages of any size and token count.
-        export_format: "onnx" (opset 17, dynamic page size and token count) or "torchscript".
         config: the config as YAML (``cfg.dump()``), stored in the file.
         class_names: the model's class names, stored in the file.
         quantize: None, or "int8": the linear layers' weights in int8 (ONNX Runtime's dynamic
-            quantization of MatMul/Gemm for ONNX, PyTorch's of ``nn.Linear`` for TorchScript).
+            quantization of MatMul/Gemm).
+
+    The graph is ONNX opset 17 with dynamic page size and token count.
 
     Returns:
         ``path``, written atomically.
     """
-    if export_format not in EXPORT_FORMATS:
-        raise ValueError(f"export format '{export_format}' is not one of {EXPORT_FORMATS}")
     if quantize not in (None, "int8"):
         raise ValueError(f"quantize '{quantize}' is not one of None, 'int8'")
-    if export_format == "torchscript" and quantize:
-        model = quantize_dynamic_int8(model)
     detector = PageDetector(model)
     inputs = detector.example_inputs(page)
     metadata = {
@@ -191,8 +177,5 @@ def export_model(
         # detectron2's asserts and shape checks, each reported while tracing; what the trace
         # keeps is checked against eager on other page sizes by the tests
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        if export_format == "onnx":
-            _write_onnx(detector, inputs, path, metadata, quantize)
-        else:
-            _write_torchscript(detector, inputs, path, metadata)
+        _write_onnx(detector, inputs, path, metadata, quantize)
     return path

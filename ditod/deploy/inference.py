@@ -19,7 +19,7 @@ from ..pages.image_io import read_page_image
 from ..pages.ocr_json import read_ocr_json
 from ..pages.ocr_runner import PAGE_TIMEOUT, PageJob, run_ocr_jobs
 from ..pages.page_inputs import PageInput
-from .predictor import LayoutPredictor
+from .predictor import LayoutPredictor, Predictor
 from .regions import merge_captions, page_markdown, page_regions
 from .visualization import draw_detections
 
@@ -301,7 +301,7 @@ def _earlier_categories(path: Path) -> list:
 
 
 def run_inference(
-    predictor: LayoutPredictor,
+    predictor: Predictor,
     pages: list[PageInput],
     out_dir,
     *,

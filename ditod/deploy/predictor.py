@@ -1,6 +1,7 @@
 """A trained detector applied to page images, the text read exactly as training read it."""
 
 import logging
+from typing import Protocol, runtime_checkable
 
 import torch
 from detectron2.modeling import build_model
@@ -10,9 +11,32 @@ from ..data.mapper import LayoutDatasetMapper
 from ..engine.checkpoint import LayoutCheckpointer
 from ..modeling.precision import apply_inference_precision, choose_precision
 
-__all__ = ["LayoutPredictor"]
+__all__ = ["LayoutPredictor", "Predictor"]
 
 logger = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class Predictor(Protocol):
+    """What an inference run (:func:`~ditod.deploy.inference.run_inference`, a Ray actor, the
+    benchmarks) calls, whatever the backend: :class:`LayoutPredictor` (PyTorch) and
+    :class:`~ditod.deploy.onnx_predictor.OnnxLayoutPredictor` (ONNX Runtime).
+
+    Attributes:
+        class_names: the model's classes, in model order.
+        uses_text: whether pages need their OCR text.
+    """
+
+    class_names: list[str]
+    uses_text: bool
+
+    def map_page(self, image, ocr=None) -> dict:
+        """One page's model input from an image (path or binary file) and its OCR."""
+        ...
+
+    def __call__(self, inputs: list[dict]) -> list[Instances]:
+        """Detections of a batch of :meth:`map_page` outputs, on the CPU."""
+        ...
 
 
 class LayoutPredictor:
