@@ -26,6 +26,9 @@ imported when the hook is installed is shimmed on the spot:
   restarted on resume. The hook saves every ``LRScheduler``.
 - ``detectron2.modeling.anchor_generator``: ``torch.meshgrid`` without ``indexing=`` warns on
   every run; its grid is made with ``indexing="ij"`` (the old default: the same anchors).
+- ``detectron2.engine.defaults._highlight`` colours the config it logs with ANSI codes even
+  when the log is a file (a training run's ``log.txt``, a redirected stdout); it colours only
+  when stdout is a terminal.
 - ``torch.jit.script`` at import time (fvcore's focal loss, detectron2's box regression) raises a
   FutureWarning on torch 2.14 that says nothing actionable to a user of this project; those two
   modules are imported once with exactly that warning filtered. Any other warning still shows.
@@ -34,6 +37,7 @@ Every shim only adds what is missing, stands in for the missing compiled ops or 
 that is broken on this stack, and each of the last kind checks first that it is broken here.
 """
 
+import functools
 import importlib
 import importlib.abc
 import importlib.machinery
@@ -296,12 +300,26 @@ def _after_anchor_generator(module) -> None:
         module._create_grid_offsets = _create_grid_offsets
 
 
+def _highlight_on_a_terminal(highlight):
+    @functools.wraps(highlight)
+    def highlighted(code, filename):
+        return highlight(code, filename) if sys.stdout.isatty() else code
+
+    return highlighted
+
+
+def _after_defaults(module) -> None:
+    if "\x1b[" in module._highlight("a: 1\n", "config.yaml"):  # pygments: colours always
+        module._highlight = _highlight_on_a_terminal(module._highlight)
+
+
 # module → (run before its code, run after it with the module); before returns a context to exit.
 _HOOKS = {
     "detectron2": (_old_names, _after_detectron2),
     "detectron2.evaluation.coco_evaluation": (None, _after_coco_evaluation),
     "detectron2.data.common": (None, _after_data_common),
     "detectron2.engine.hooks": (None, _after_hooks),
+    "detectron2.engine.defaults": (None, _after_defaults),
     "detectron2.modeling.anchor_generator": (None, _after_anchor_generator),
     **{name: (_quiet_jit_script, None) for name in _JIT_SCRIPT_AT_IMPORT},
 }

@@ -370,3 +370,12 @@ def test_cascade_heads_of_the_tiny_detector_give_boxes_scores_and_classes_in_ran
     assert boxes[:, 1::2].min() >= 0 and boxes[:, 1::2].max() <= 320
     assert instances.scores.min() >= 0 and instances.scores.max() <= 1
     assert instances.pred_classes.min() >= 0 and instances.pred_classes.max() < 3
+
+
+def test_the_logged_config_is_coloured_only_on_a_terminal():
+    """detectron2 colours the config it logs (pygments) even into log files; the shim keeps the
+    colours for a terminal only. Under pytest stdout is captured: not a terminal."""
+    from detectron2.engine import defaults
+
+    assert "\x1b[" in defaults._highlight.__wrapped__("a: 1\n", "config.yaml")  # the bug
+    assert defaults._highlight("a: 1\n", "config.yaml") == "a: 1\n"

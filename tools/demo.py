@@ -15,7 +15,8 @@
    ``matched_fraction`` of the blocks found, ``false_fraction`` of the boxes shown, ``minutes``);
 6. plots the loss curve and the per-class AP (``tools/plot_metrics.py``).
 
-Each step runs the command a user would run, printed before it runs.
+Each step runs the command a user would run, printed before it runs; the terminal shows the
+steps, progress bars and results, the commands' full logs go to ``<output-dir>/demo.log``.
 """
 
 import argparse
@@ -39,13 +40,30 @@ CONFIG = ROOT / "configs" / "demo" / "cascade_layoutlmv3_tiny_synthetic.yaml"
 SHOWN_SCORE = 0.5  # the overlays' threshold: what a user sees
 
 
-def run(step: str, command: list) -> None:
-    """Run one pipeline command from the repository root; stop the demo if it fails."""
+def run(step: str, command: list, log: Path) -> None:
+    """Run one pipeline command from the repository root: its log (stdout, the detectron2 log
+    with the model dump) goes to ``log``, its progress bars and warnings (stderr) to the terminal
+    and to ``log``; stop the demo, with the log's last lines, if it fails."""
     print(f"\n== {step}\n$ {shlex.join(map(str, command))}", flush=True)
     start = time.perf_counter()
-    result = subprocess.run([str(c) for c in command], cwd=ROOT)
-    if result.returncode != 0:
-        raise SystemExit(f"demo: '{step}' failed (exit status {result.returncode})")
+    with open(log, "ab") as out:
+        out.write(f"\n== {step}\n$ {shlex.join(map(str, command))}\n".encode())
+        out.flush()
+        env = {**os.environ, "NO_COLOR": "1"}  # plain text in the log file
+        process = subprocess.Popen(
+            [str(c) for c in command], cwd=ROOT, stdout=out, stderr=subprocess.PIPE, env=env
+        )
+        for chunk in iter(lambda: os.read(process.stderr.fileno(), 4096), b""):
+            sys.stderr.buffer.write(chunk)
+            sys.stderr.flush()
+            out.write(chunk)
+        process.wait()
+    if process.returncode != 0:
+        tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-30:]
+        print("\n".join(tail), file=sys.stderr)
+        raise SystemExit(
+            f"demo: '{step}' failed (exit status {process.returncode}); its log: {log}"
+        )
     print(f"== {step}: {time.perf_counter() - start:.0f} s", flush=True)
 
 
@@ -85,6 +103,9 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     python = sys.executable
+    log = out / "demo.log"
+    log.unlink(missing_ok=True)
+    print(f"the commands' full logs: {log}")
 
     print(f"== synthetic pages: {args.pages} for training/validation, {args.held_out} held out")
     data = out / "data"
@@ -97,6 +118,7 @@ def main(argv=None) -> int:
     run(
         "OCR of the held-out pages",
         [python, "tools/ocr_pages.py", held_out / "images", "--out", held_out / "OCR"],
+        log,
     )
 
     print("\n== tokenizer: byte-level BPE on the training pages' text", flush=True)
@@ -122,6 +144,7 @@ def main(argv=None) -> int:
             train_dir,
             *(["SOLVER.MAX_ITER", args.iterations] if args.iterations else []),
         ],
+        log,
     )
     run(
         "inference on the held-out pages",
@@ -142,10 +165,12 @@ def main(argv=None) -> int:
             "MODEL.WEIGHTS",
             train_dir / "model_final.pth",
         ],
+        log,
     )
     run(
         "plots",
         [python, "tools/plot_metrics.py", train_dir / "metrics.json", "--out", out / "plots"],
+        log,
     )
 
     match = match_predictions(
@@ -184,6 +209,7 @@ def main(argv=None) -> int:
         "inference/overlays",
         "inference/coco_instances_results.json",
         "train/metrics.json",
+        "demo.log",
     ):
         print(f"  {out / name}")
     return 0
