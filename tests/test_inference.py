@@ -94,6 +94,8 @@ def test_infer_cli_writes_json_overlays_and_coco_and_skips_a_broken_page(
         2,
         "--score-threshold",
         0.0,
+        "--precision",  # not auto: its speed probe may choose otherwise in the rerun below
+        "fp32",
         "--markdown",
         "MODEL.WEIGHTS",
         weights,

@@ -26,6 +26,7 @@ from .visualization import draw_detections
 __all__ = [
     "InferenceSummary",
     "PageOutputs",
+    "PageText",
     "page_detections",
     "run_inference",
     "run_inference_on_ray",
@@ -97,35 +98,41 @@ def _save_png_atomic(image, path: Path) -> None:
         Image.fromarray(image).save(tmp, format="PNG")
 
 
-def _ocr_files(
-    needs_text: bool,
-    pages,
-    out_dir: Path,
-    ocr_root,
-    engine: str,
-    workers,
-    page_timeout,
-    text_layer: bool,
-    ray_address,
-) -> dict:
-    """Page name → its OCR JSON: under ``ocr_root`` when given, else written into ``out/ocr``
-    (a PDF page's from its text layer when usable, else by OCR) when ``needs_text``."""
-    if not needs_text and not ocr_root:
-        return {}
-    root = Path(ocr_root) if ocr_root else out_dir / "ocr"
-    files = {page.name: root / f"{page.name}.json" for page in pages}
-    if not ocr_root:
-        jobs = [PageJob(page.image, files[page.name], page.pdf, page.page_index) for page in pages]
-        run_ocr_jobs(
-            jobs,
-            out_dir / "ocr_failed.txt",
-            engine,
-            workers,
-            page_timeout,
-            text_layer=text_layer,
-            ray_address=ray_address,
-        )
-    return files
+@dataclass
+class PageText:
+    """Where an inference run's page text comes from: the OCR JSON under ``ocr_root`` when
+    given, else written into ``<out>/ocr`` from each PDF page's text layer (``text_layer``) or
+    by OCR (``engine``, ``workers`` processes, ``page_timeout`` s a page; on the Ray cluster at
+    ``ray_address`` when given)."""
+
+    ocr_root: str | None = None
+    engine: str = "rapidocr"
+    workers: int | None = None
+    page_timeout: float | None = PAGE_TIMEOUT
+    text_layer: bool = True
+    ray_address: str | None = None
+
+    def files(self, pages, out_dir: Path, needed: bool) -> dict:
+        """Page name → its OCR JSON (written first where this run makes it); {} when no text
+        is ``needed`` and no ``ocr_root`` given."""
+        if not needed and not self.ocr_root:
+            return {}
+        root = Path(self.ocr_root) if self.ocr_root else out_dir / "ocr"
+        files = {page.name: root / f"{page.name}.json" for page in pages}
+        if not self.ocr_root:
+            jobs = [
+                PageJob(page.image, files[page.name], page.pdf, page.page_index) for page in pages
+            ]
+            run_ocr_jobs(
+                jobs,
+                out_dir / "ocr_failed.txt",
+                self.engine,
+                self.workers,
+                self.page_timeout,
+                text_layer=self.text_layer,
+                ray_address=self.ray_address,
+            )
+        return files
 
 
 def _finished(out_dir: Path, page: PageInput) -> dict | None:
@@ -197,6 +204,15 @@ class _RunWriter:
             )
         self.pages = pages
         self.progress = tqdm(total=len(self.pending), unit="page", desc="detect")
+
+    @classmethod
+    def start(cls, out_dir, pages, class_names, outputs, text: PageText, uses_text: bool):
+        """The writer of a run into ``out_dir``, with the text of its pending pages ready
+        (what both the local and the Ray run set up)."""
+        outputs = outputs or PageOutputs()
+        writer = cls(Path(out_dir), pages, class_names, outputs)
+        writer.ocr_files = text.files(writer.pending, Path(out_dir), uses_text or outputs.markdown)
+        return writer
 
     def page_done(
         self,
@@ -326,22 +342,10 @@ def run_inference(
     files cover them). A page that cannot be read (image, OCR JSON) is logged, counted and
     skipped.
     """
-    out_dir = Path(out_dir)
-    outputs = outputs or PageOutputs()
-    writer = _RunWriter(out_dir, pages, predictor.class_names, outputs)
-    ocr_files = _ocr_files(
-        predictor.uses_text or outputs.markdown,
-        writer.pending,
-        out_dir,
-        ocr_root,
-        ocr_engine,
-        ocr_workers,
-        ocr_page_timeout,
-        text_layer,
-        None,
-    )
-    writer.ocr_files = ocr_files
-    todo = writer.pending
+    text = PageText(ocr_root, ocr_engine, ocr_workers, ocr_page_timeout, text_layer)
+    writer = _RunWriter.start(out_dir, pages, predictor.class_names, outputs, text,
+                              predictor.uses_text)  # fmt: skip
+    ocr_files, todo = writer.ocr_files, writer.pending
     try:
         for start in range(0, len(todo), batch_size):
             batch, inputs = [], []
@@ -419,22 +423,10 @@ def run_inference_on_ray(
     default a :class:`LayoutPredictor` of ``cfg``) on one GPU when ``MODEL.DEVICE`` is CUDA,
     else on ``threads`` CPUs. Outputs are written here, per page."""
 
-    out_dir = Path(out_dir)
-    outputs = outputs or PageOutputs()
-    writer = _RunWriter(out_dir, pages, None, outputs)
     uses_text = not cfg.MODEL.LAYOUTLMV3.IMAGE_ONLY
-    ocr_files = _ocr_files(
-        uses_text or outputs.markdown,
-        writer.pending,
-        out_dir,
-        ocr_root,
-        ocr_engine,
-        None,
-        ocr_page_timeout,
-        text_layer,
-        address,
-    )
-    writer.ocr_files = ocr_files
+    text = PageText(ocr_root, ocr_engine, None, ocr_page_timeout, text_layer, address)
+    writer = _RunWriter.start(out_dir, pages, None, outputs, text, uses_text)
+    ocr_files = writer.ocr_files
     todo = []
     for page in writer.pending:
         ocr_file = ocr_files.get(page.name) if uses_text else None
