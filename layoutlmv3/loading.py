@@ -9,7 +9,6 @@ to this model's ``fpn1/2`` (the only difference in their key layout). Files are 
 ``torch.load(weights_only=True)`` or safetensors.
 """
 
-import json
 import logging
 from collections import Counter
 from dataclasses import dataclass
@@ -73,16 +72,37 @@ def load_checkpoint(path: str | Path):
         ) from error
 
 
-def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Tensors of a ``.safetensors`` file, or of a torch pickle loaded with ``weights_only=True``
-    (the weights may sit under a ``model`` or ``state_dict`` key, as detectron2 and others save)."""
+def read_checkpoint(path: str | Path) -> dict:
+    """A weights file as ``{"model": tensors, ...}``: a ``.safetensors`` file's tensors, or a
+    torch pickle loaded with ``weights_only=True`` (its tensors may sit under a ``model``,
+    ``state_dict`` or ``module`` key; a detectron2 checkpoint's other entries, ``iteration``,
+    ``class_names`` …, are kept)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: weights file not found")
     if path.suffix == ".safetensors":
-        return load_safetensors(str(path))
-    checkpoint = load_checkpoint(path)
-    return tensors_of(checkpoint, path)
+        return {"model": load_safetensors(str(path))}
+    loaded = load_checkpoint(path)
+    if isinstance(loaded, dict) and isinstance(loaded.get("model"), dict):
+        return {**loaded, "model": tensors_of(loaded["model"], path)}
+    return {"model": tensors_of(loaded, path)}
+
+
+def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a weights file (see :func:`read_checkpoint`)."""
+    return read_checkpoint(path)["model"]
+
+
+def read_config(path: str | Path) -> LayoutLMv3Config:
+    """The ``LayoutLMv3Config`` of a ``config.json``, or of the one in a checkpoint folder."""
+    path = Path(path)
+    path = path / "config.json" if path.is_dir() else path
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: no LayoutLMv3 config.json here (give a config.json or the folder of a "
+            "downloaded LayoutLMv3 checkpoint)"
+        )
+    return LayoutLMv3Config.from_json_file(str(path))
 
 
 def tensors_of(checkpoint, source) -> dict[str, torch.Tensor]:
@@ -237,16 +257,12 @@ def load_into(model: torch.nn.Module, checkpoint: dict, source: str, strict: boo
 def _read_config(config, weights_path: Path) -> LayoutLMv3Config:
     if isinstance(config, LayoutLMv3Config):
         return config
-    config_path = Path(config) if config is not None else weights_path.parent / "config.json"
-    if config_path.is_dir():
-        config_path = config_path / "config.json"
-    if not config_path.is_file():
+    if config is None and not (weights_path.parent / "config.json").is_file():
         raise FileNotFoundError(
-            f"{weights_path}: no config given and no {config_path.name} beside it; pass "
+            f"{weights_path}: no config given and no config.json beside it; pass "
             "config=LayoutLMv3Config(...) or the path of the checkpoint's config.json"
         )
-    with open(config_path) as f:
-        return LayoutLMv3Config(**json.load(f))
+    return read_config(config if config is not None else weights_path.parent)
 
 
 def load_pretrained(cls, path, config=None, strict: bool = False, **model_kwargs):

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
-from safetensors.torch import load_file as load_safetensors
 
 from layoutlmv3.loading import (
     DERIVED_BUFFERS,
@@ -16,10 +15,9 @@ from layoutlmv3.loading import (
     StateMatch,
     find_weights_file,
     format_report,
-    load_checkpoint,
     match_state_dict,
+    read_checkpoint,
     rename_unilm_keys,
-    tensors_of,
 )
 
 from ..data.class_sets import ClassSetMismatch, map_checkpoint_classes, remap_class_rows
@@ -142,12 +140,7 @@ class LayoutCheckpointer(DetectionCheckpointer):
 
     def _load_file(self, filename):
         path = Path(filename)
-        if path.suffix == ".safetensors":
-            loaded = {"model": load_safetensors(str(path))}
-        else:
-            loaded = load_checkpoint(path)
-            if not isinstance(loaded, dict) or not isinstance(loaded.get("model"), dict):
-                loaded = {"model": tensors_of(loaded, path)}
+        loaded = read_checkpoint(path)
         state = loaded["model"]
         if state and all(key.startswith("module.") for key in state):  # saved from a DDP wrapper
             state = {key[len("module.") :]: value for key, value in state.items()}

@@ -1,9 +1,7 @@
 """LayoutLMv3 as a detectron2 backbone: the transformer's 4-level pyramid, optional text fusion,
 then detectron2's FPN (p2..p6)."""
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from detectron2.layers import ShapeSpec
@@ -12,6 +10,7 @@ from detectron2.modeling.backbone.fpn import LastLevelMaxPool
 from transformers import LayoutLMv3Config
 
 from layoutlmv3 import LayoutLMv3DetectionModel
+from layoutlmv3.loading import read_config
 from layoutlmv3.modeling import PYRAMID_STRIDES
 
 from .fusion import (
@@ -103,31 +102,24 @@ def build_layoutlmv3_config(cfg) -> LayoutLMv3Config:
     >= 0) from the YAML."""
     node = cfg.MODEL.LAYOUTLMV3
     if node.CONFIG:
-        path = Path(node.CONFIG)
-        path = path / "config.json" if path.is_dir() else path
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"MODEL.LAYOUTLMV3.CONFIG: {path} does not exist (give a config.json or the "
-                "folder of a downloaded LayoutLMv3 checkpoint)"
-            )
-        with open(path) as f:
-            values = json.load(f)
+        try:
+            config = read_config(node.CONFIG)
+        except FileNotFoundError as error:
+            raise FileNotFoundError(f"MODEL.LAYOUTLMV3.CONFIG: {error}") from None
     elif node.SIZE in LAYOUTLMV3_SIZES:
-        values = dict(LAYOUTLMV3_SIZES[node.SIZE])
+        config = LayoutLMv3Config(**LAYOUTLMV3_SIZES[node.SIZE])
     else:
         raise ValueError(
             f"MODEL.LAYOUTLMV3.SIZE '{node.SIZE}' is not one of {sorted(LAYOUTLMV3_SIZES)}; "
             "or set MODEL.LAYOUTLMV3.CONFIG to a config.json"
         )
     if node.ATTENTION_DROPOUT >= 0:
-        values["attention_probs_dropout_prob"] = node.ATTENTION_DROPOUT
-    values.update(
-        has_relative_attention_bias=node.RELATIVE_ATTENTION_BIAS,
-        has_spatial_attention_bias=node.SPATIAL_ATTENTION_BIAS,
-        visual_embed=True,
-        text_embed=not node.IMAGE_ONLY,
-    )
-    return LayoutLMv3Config(**values)
+        config.attention_probs_dropout_prob = node.ATTENTION_DROPOUT
+    config.has_relative_attention_bias = node.RELATIVE_ATTENTION_BIAS
+    config.has_spatial_attention_bias = node.SPATIAL_ATTENTION_BIAS
+    config.visual_embed = True
+    config.text_embed = not node.IMAGE_ONLY
+    return config
 
 
 class LayoutLMv3Backbone(Backbone):
