@@ -21,7 +21,8 @@ from transformers import LayoutLMv3Config
 
 from ditod.config import load_config
 from ditod.engine import trainer as trainer_module
-from ditod.engine.trainer import LayoutTrainStep, restore_rank_rng, rng_state
+from ditod.engine.rng import restore_rank_rng, rng_state
+from ditod.engine.trainer import LayoutTrainStep
 from layoutlmv3 import LayoutLMv3DetectionModel
 
 ROOT = Path(__file__).resolve().parents[1]
