@@ -34,8 +34,8 @@ from PIL import Image
 
 from ditod.config import load_config
 from ditod.data.mapper import LayoutDatasetMapper
-from ditod.deploy.inference import page_detections
 from ditod.deploy.predictor import LayoutPredictor
+from ditod.deploy.run_outputs import page_detections
 
 PAGES = {"page_176mp": (11000, 16000), "a4_600dpi": (4960, 7016)}
 TARGET_GB = {"page_176mp": 3.0, "a4_600dpi": 1.5}

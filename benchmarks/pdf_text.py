@@ -28,8 +28,8 @@ from _results import write_result
 
 from ditod.data import pdf_cases, synthetic
 from ditod.pages.engines import build_engine
-from ditod.pages.ocr_runner import ocr_page
 from ditod.pages.page_inputs import render_pdf
+from ditod.pages.page_ocr import ocr_page
 from ditod.pages.pdf_text import PdfTextLayer
 
 DPI = 150

@@ -167,8 +167,8 @@ def test_pdf_segments_and_ocr_lines_agree_on_born_digital_pages(tmp_path):
     """Item by item, the text layer's segments are the default OCR engine's lines (IoU >= 0.5
     both ways on >= 90% of them): a model trained on OCR sees the same inputs on PDF pages."""
     from ditod.pages.engines import build_engine
-    from ditod.pages.ocr_runner import ocr_page
     from ditod.pages.page_inputs import render_pdf
+    from ditod.pages.page_ocr import ocr_page
 
     synthetic.generate(tmp_path, pages=2, seed=11, split_val=0.0, pdf=True)
     engine = build_engine("rapidocr", threads=2)

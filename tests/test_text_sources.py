@@ -18,8 +18,9 @@ from ditod.data.mapper import LayoutDatasetMapper
 from ditod.pages.engines import ENGINES, build_engine
 from ditod.pages.first_tokens import first_words, prefix_widths, word_gaps
 from ditod.pages.ocr_json import is_valid_ocr_json
-from ditod.pages.ocr_runner import PageJob, default_layout, ocr_page, run_ocr_jobs
+from ditod.pages.ocr_runner import PageJob, default_layout, run_ocr_jobs
 from ditod.pages.page_inputs import collect_pages
+from ditod.pages.page_ocr import ocr_page
 from ditod.pages.pdf_text import TEXT_LAYER_ENGINE, PdfTextLayer
 from layoutlmv3.tokenization import FirstTokensMismatch, OCRPageTokenizer
 

@@ -29,14 +29,10 @@ from detectron2.utils.logger import setup_logger
 
 from ditod.cli import add_debug_flag, run_tool
 from ditod.config import load_config
-from ditod.deploy.inference import (
-    OVERLAY_MAX_SIDE,
-    PageOutputs,
-    run_inference,
-    run_inference_on_ray,
-)
+from ditod.deploy.inference import run_inference, run_inference_on_ray
 from ditod.deploy.onnx_predictor import OnnxLayoutPredictor, read_exported_config
 from ditod.deploy.predictor import LayoutPredictor
+from ditod.deploy.run_outputs import OVERLAY_MAX_SIDE, PageOutputs
 from ditod.file_io import prepare_output_dir
 from ditod.modeling.precision import PRECISIONS
 from ditod.pages.engines import ENGINES, EngineUnavailable

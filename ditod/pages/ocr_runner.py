@@ -10,7 +10,6 @@ failed.
 """
 
 import ctypes
-import io
 import logging
 import multiprocessing
 import os
@@ -29,17 +28,16 @@ from tqdm import tqdm
 from ..cli import RunInterrupted
 from ..file_io import printable, write_text_atomic
 from .engines import EngineUnavailable, build_engine, engine_class
-from .image_io import degenerate_page, page_size, read_page_image
-from .ocr_json import engine_record, is_valid_ocr_json, page_text, write_ocr_json
+from .image_io import degenerate_page
+from .ocr_json import is_valid_ocr_json, write_ocr_json
+from .page_ocr import OCRActor, ocr_page
 from .pdf_text import PdfTextLayer
 
 __all__ = [
-    "OCRActor",
     "OCRSummary",
     "PageJob",
     "available_cores",
     "default_layout",
-    "ocr_page",
     "run_ocr",
     "run_ocr_jobs",
     "write_failure_list",
@@ -54,33 +52,6 @@ THREADS_PER_WORKER = 1
 # Seconds a worker process may take to start and load its engine.
 WORKER_START_TIMEOUT = 600.0
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
-# Longest side a page is OCR'd at (A4 at ~340 dpi): larger scans cost memory, not accuracy.
-OCR_MAX_SIDE = 4000
-
-
-def ocr_page(engine, image_path, max_side: int = OCR_MAX_SIDE) -> dict:
-    """OCR one page image into its JSON dict; W and H are the upright (EXIF-applied) size.
-    A page whose longer side is over ``max_side`` is OCR'd at that size (boxes in the pixels
-    of the full page)."""
-    width, height = page_size(image_path)
-    image = read_page_image(
-        image_path, max_side=max_side if max(width, height) > max_side else None
-    )
-    scale = width / image.shape[1]
-    lines = engine(image)
-    if scale != 1:
-        lines = [_scaled_line(line, scale) for line in lines]
-    return page_text(lines, width, height, engine_record(engine))
-
-
-def _scaled_line(line, scale: float):
-    box, text, score, poly = line
-    return (
-        [round(v * scale, 1) for v in box],
-        text,
-        score,
-        [[round(x * scale, 1), round(y * scale, 1)] for x, y in poly],
-    )
 
 
 def write_failure_list(path, failed) -> None:
@@ -319,16 +290,6 @@ def _read_text_layers(jobs, summary: OCRSummary) -> list:
             len(jobs),
         )
     return needs_ocr
-
-
-class OCRActor:
-    """One engine on a Ray worker: page image bytes in, the page's OCR JSON dict out."""
-
-    def __init__(self, engine, options):
-        self.engine = build_engine(engine, **options)
-
-    def ocr(self, data: bytes) -> dict:
-        return ocr_page(self.engine, io.BytesIO(data))
 
 
 def _run_on_ray(pending, summary, progress, engine, options, workers, page_timeout, address):
