@@ -67,6 +67,19 @@ def assert_same_detections(got, expected):
     match_detections(as_detections(*got), want, cap=CAP)
 
 
+def assert_onnx_equals_eager(model, page, path):
+    """Export ``model`` traced on ``page`` to ``path``, run the file with ONNX Runtime on the
+    same page and compare with eager (:func:`assert_same_detections`)."""
+    export_model(model, page, path)
+    detector = PageDetector(model)
+    inputs = detector.example_inputs(page)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {n: x.numpy() for n, x in zip(detector.input_names, inputs)})
+    with torch.no_grad():
+        expected = detector(*inputs)
+    assert_same_detections(got, expected)
+
+
 @pytest.mark.parametrize("text", [False, True], ids=["image_only", "text_fused"])
 def test_export_equals_eager_on_pages_of_other_sizes(text, two_sizes, bpe_folder, tmp_path):
     cfg = tiny_cfg(bpe_folder if text else None)

@@ -2,7 +2,6 @@
 the order of the boxes, a detector with it starts as the plain cascade, learns jointly, and
 exports."""
 
-import onnxruntime
 import pytest
 import torch
 from detection_match import assert_same_detections as match_detections
@@ -10,11 +9,10 @@ from detection_match import detections_of
 from detectron2.modeling import build_model
 from detectron2.structures import Boxes
 from detectron2.utils.events import EventStorage
-from test_export import assert_same_detections
+from test_export import assert_onnx_equals_eager
 from test_text_variants import build, text_cfg
 
 from ditod.data.mapper import LayoutDatasetMapper
-from ditod.deploy.export import PageDetector, export_model
 from ditod.modeling.relation import BoxRelation
 
 
@@ -110,11 +108,4 @@ def test_detector_with_relation_exports_to_onnx(bpe_folder, text_pages, tmp_path
     cfg = relation_cfg(bpe_folder)
     model = build(cfg).eval()
     page = LayoutDatasetMapper(cfg, is_train=False)(text_pages[0])
-    path = export_model(model, page, tmp_path / "m.onnx")
-    detector = PageDetector(model)
-    inputs = detector.example_inputs(page)
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = session.run(None, {n: x.numpy() for n, x in zip(detector.input_names, inputs)})
-    with torch.no_grad():
-        expected = detector(*inputs)
-    assert_same_detections(got, expected)
+    assert_onnx_equals_eager(model, page, tmp_path / "m.onnx")

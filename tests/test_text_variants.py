@@ -5,7 +5,6 @@ ONNX export."""
 
 import json
 
-import onnxruntime
 import pytest
 import torch
 import torchvision
@@ -16,11 +15,10 @@ from detectron2.modeling import build_model
 from detectron2.modeling.poolers import ROIPooler
 from detectron2.structures import Boxes
 from detectron2.utils.events import EventStorage
-from test_export import assert_same_detections
+from test_export import assert_onnx_equals_eager
 
 from ditod import add_layoutlmv3_config
 from ditod.data.mapper import LayoutDatasetMapper
-from ditod.deploy.export import PageDetector, export_model
 from ditod.modeling.roi_heads import LayoutCascadeROIHeads, TextBoxPooler
 
 CONFIG = "configs/tiny/cascade_layoutlmv3_tiny.yaml"
@@ -137,14 +135,7 @@ def test_variants_export_to_onnx_equal_to_eager(fusion, bpe_folder, text_pages, 
     if fusion.get("BOX_HEAD"):
         torch.nn.init.normal_(model.roi_heads.box_pooler.project.weight, std=0.05)
     page = LayoutDatasetMapper(cfg, is_train=False)(text_pages[0])
-    path = export_model(model, page, tmp_path / "m.onnx")
-    detector = PageDetector(model)
-    inputs = detector.example_inputs(page)
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = session.run(None, {n: x.numpy() for n, x in zip(detector.input_names, inputs)})
-    with torch.no_grad():
-        expected = detector(*inputs)
-    assert_same_detections(got, expected)
+    assert_onnx_equals_eager(model, page, tmp_path / "m.onnx")
 
 
 def test_every_shipped_ablation_variant_is_a_valid_config():
