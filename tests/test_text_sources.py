@@ -332,3 +332,43 @@ def test_checker_refuses_first_token_ocr_for_a_model_that_keeps_more(tmp_path):
         "OCR read only the first 3 tokens of each line (--first-tokens) but "
         "TOKENS_PER_SEGMENT is 5" in report.errors[0]
     )
+
+
+def test_cjk_line_starts_are_cut_by_glyph_count_and_read_as_characters():
+    from ditod.pages.first_tokens import (
+        CHARACTERS_PER_TOKEN,
+        cjk_prefix_width,
+        first_characters,
+        looks_cjk,
+    )
+
+    height, line = 20, np.full((24, 1200, 3), 255, np.uint8)
+    for x in range(2, 1180, 26):  # glyph-like blocks, each with a gap inside (a radical)
+        line[2:22, x : x + 4] = 0
+        line[2:22, x + 13 : x + 17] = 0
+    assert looks_cjk(line)
+    assert cjk_prefix_width(line, 3) == (CHARACTERS_PER_TOKEN * 3 + 5) * height
+    assert cjk_prefix_width(line[:, :300], 3) is None  # too short to save anything
+    words, _ = line_image(["layout", "detection", "of", "pages", "with", "text", "now", "x"] * 3)
+    assert not looks_cjk(words)
+    assert first_characters("文档版面分析模型页面文本区域", 3) == "文档版面分析模型页面"
+    assert first_characters("文档版面分析模型页面", 3) is None  # the 10th may be cut
+    assert first_characters("layout detection of pages", 3) is None  # Latin: read it whole
+
+
+@pytest.mark.slow
+def test_first_token_ocr_of_chinese_lines_keeps_their_first_characters(tmp_path):
+    try:
+        synthetic.generate(tmp_path, pages=1, language="zh", seed=2, split_val=0.0, columns=(1,))
+    except FileNotFoundError as error:
+        pytest.skip(str(error))
+    image = next((tmp_path / "images").glob("*.png"))
+    full = ocr_page(build_engine("rapidocr", threads=2), image)
+    start = ocr_page(build_engine("rapidocr", threads=2, first_tokens=3), image)
+    lines = {tuple(box): text for box, text in zip(full["bbox"], full["words"])}
+    starts = {tuple(box): text for box, text in zip(start["bbox"], start["words"])}
+    boxes = lines.keys() | starts.keys()
+    same = sum((lines.get(b) or "")[:10] == (starts.get(b) or "")[:10] for b in boxes)
+    assert same >= 0.9 * len(boxes)
+    long = [b for b in lines if len(lines[b]) > 20 and b in starts]
+    assert long and sum(len(starts[b]) == 10 for b in long) >= 0.8 * len(long)  # cut, not whole

@@ -8,17 +8,55 @@ recogniser reads more than k words there (so the k-th word is whole), and the li
 then its first k words: with a tokenizer that splits on whitespace before sub-word splitting
 (RoBERTa BPE, XLM-R sentencepiece), the first k tokens lie within the first k words. A gap
 inside a word (low resolution, wide kerning) cuts too early and is retried a little wider; a
-line that never shows k+1 words (short lines, scripts without spaces) is recognised whole.
+line that never shows k+1 words (a short line) is recognised whole.
+
+Scripts without spaces (Chinese, Japanese) have no word gaps to cut at, but a CJK glyph is about
+one ink height wide and a tokenizer's piece of such text holds 1 to 3 characters (XLM-R's on
+Chinese): k tokens lie within the first ``3 k`` characters. Such a line is cut at that many ink
+heights plus a margin (first, when its glyph gaps are as dense as CJK's; after a read of its
+start shows CJK otherwise); the read is kept when it shows more than ``3 k`` characters and is
+mostly CJK, and the line's text is then its first ``3 k + 1`` characters. A line that reads as
+Latin there, or shows too few characters, is recognised whole.
 """
 
 import cv2
 import numpy as np
 
-__all__ = ["first_words", "prefix_widths", "word_gaps"]
+__all__ = [
+    "CHARACTERS_PER_TOKEN",
+    "cjk_prefix_width",
+    "first_characters",
+    "first_words",
+    "is_cjk_text",
+    "looks_cjk",
+    "prefix_widths",
+    "word_gaps",
+]
 
 # A run of at least this many ink-free columns times the ink's height (and of at least 2) is a
 # word gap (a space is ~0.25 em; gaps between letters are under 0.1 em).
 WORD_GAP = 0.2
+# The most characters of CJK text one token covers (XLM-R sentencepiece pieces on Chinese), and
+# the glyphs read past them before the cut, in ink heights (a full-width glyph is ~1 wide).
+CHARACTERS_PER_TOKEN = 3
+CJK_MARGIN = 5
+# A CJK line start is only cut when that saves at least this many glyph widths.
+CJK_MIN_SAVING = 4
+# Gaps per ink height along a line: Latin words give 0.1-0.53 (PubLayNet), CJK glyphs (their
+# own gaps and those inside left-right radicals) 0.63-0.86 (synthetic Chinese pages).
+CJK_GAP_DENSITY = 0.58
+
+
+def _is_cjk(char: str) -> bool:
+    code = ord(char)
+    return (
+        0x3400 <= code <= 0x9FFF  # CJK ideographs (with extension A)
+        or 0x3040 <= code <= 0x30FF  # kana
+        or 0xAC00 <= code <= 0xD7AF  # hangul
+        or 0xF900 <= code <= 0xFAFF
+        or 0x3000 <= code <= 0x303F  # CJK punctuation
+        or 0xFF00 <= code <= 0xFFEF  # full-width forms
+    )
 
 
 def word_gaps(crop: np.ndarray) -> tuple[list[tuple[int, int]], int]:
@@ -62,3 +100,38 @@ def first_words(text: str, words: int) -> str | None:
     if len(parts) <= words:
         return None
     return " ".join(parts[:words])
+
+
+def cjk_prefix_width(crop: np.ndarray, tokens: int) -> int | None:
+    """Width of the line start to read for the first ``tokens`` tokens of a CJK line image
+    ``crop`` (h, w[, 3]): ``CHARACTERS_PER_TOKEN * tokens + CJK_MARGIN`` ink heights; None when
+    the line is too short for the cut to save anything."""
+    _, height = word_gaps(crop)
+    if not height:
+        return None
+    width = (CHARACTERS_PER_TOKEN * tokens + CJK_MARGIN) * height
+    if width + CJK_MIN_SAVING * height > crop.shape[1]:
+        return None
+    return int(width)
+
+
+def is_cjk_text(text: str) -> bool:
+    """Whether most of ``text``'s glyphs (spaces aside) are CJK."""
+    glyphs = [c for c in text if not c.isspace()]
+    return bool(glyphs) and sum(map(_is_cjk, glyphs)) >= 0.5 * len(glyphs)
+
+
+def looks_cjk(crop: np.ndarray) -> bool:
+    """Whether the line image ``crop`` has the dense glyph gaps of CJK text (before reading)."""
+    gaps, height = word_gaps(crop)
+    return bool(height) and len(gaps) / (crop.shape[1] / height) > CJK_GAP_DENSITY
+
+
+def first_characters(text: str, tokens: int) -> str | None:
+    """``text`` read from a CJK line start → its first ``CHARACTERS_PER_TOKEN * tokens + 1``
+    characters, or None when it shows no more than that many or is not mostly CJK (a Latin line
+    cut where its words were not: read it whole)."""
+    keep = CHARACTERS_PER_TOKEN * tokens + 1
+    if len(text.rstrip()) <= keep or not is_cjk_text(text):
+        return None
+    return text[:keep]

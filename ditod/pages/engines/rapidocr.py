@@ -5,7 +5,14 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from ..first_tokens import first_words, prefix_widths
+from ..first_tokens import (
+    cjk_prefix_width,
+    first_characters,
+    first_words,
+    is_cjk_text,
+    looks_cjk,
+    prefix_widths,
+)
 from .base import EngineUnavailable, package_version, register_engine, text_line
 
 __all__ = ["RapidOCREngine"]
@@ -15,6 +22,17 @@ __all__ = ["RapidOCREngine"]
 PREFIX_MIN_WIDTH = 64
 LINE_MIN_WIDTH = 192
 _NO_TEXT = SimpleNamespace(txts=(), scores=())
+
+
+def _line_start_cuts(crop: np.ndarray, k: int) -> list:
+    """``(width, reader)`` of the line starts to try, in order: at word gaps (``first_words``),
+    then, for a long line, at the width of k CJK tokens (``first_characters``; the only cut
+    tried once a read shows CJK text)."""
+    cuts = [(width, first_words) for width in prefix_widths(crop, k)]
+    width = cjk_prefix_width(crop, k)
+    if width is None:
+        return cuts
+    return [(width, first_characters)] if looks_cjk(crop) else [*cuts, (width, first_characters)]
 
 
 @register_engine
@@ -70,13 +88,19 @@ class RapidOCREngine:
         except RapidOCRError:
             return []
         texts, scores = [None] * len(crops), [0.0] * len(crops)
-        widths = [prefix_widths(crop, k) for crop in crops]
-        for attempt in range(max(map(len, widths), default=0)):
-            lines = [i for i, text in enumerate(texts) if text is None and attempt < len(widths[i])]
-            prefixes = [crops[i][:, : widths[i][attempt]] for i in lines]
+        cuts = [_line_start_cuts(crop, k) for crop in crops]
+        tried = [0] * len(crops)  # each line's next cut
+        while lines := [
+            i for i, text in enumerate(texts) if text is None and tried[i] < len(cuts[i])
+        ]:
+            prefixes = [crops[i][:, : cuts[i][tried[i]][0]] for i in lines]
             starts = self._recognize(prefixes, PREFIX_MIN_WIDTH)
             for i, text, score in zip(lines, starts.txts, starts.scores):
-                texts[i], scores[i] = first_words(text, k), score
+                reader = cuts[i][tried[i]][1]
+                texts[i], scores[i] = reader(text, k), score
+                tried[i] += 1
+                if reader is first_words and is_cjk_text(text):  # its glyph gaps are no word
+                    tried[i] = max(tried[i], len(cuts[i]) - 1)  # gaps: on to the CJK cut
         whole = [i for i, text in enumerate(texts) if text is None]
         if whole:
             lines = self._recognize([crops[i] for i in whole], LINE_MIN_WIDTH)
