@@ -4,7 +4,7 @@
 # packaged), then this project with its extras. Idempotent: a finished install leaves a stamp keyed
 # by this script and setup.py, and a rerun with the same stamp only re-verifies.
 #
-#   scripts/install.sh            # .venv with extras ocr,dev
+#   scripts/install.sh            # .venv with extras all (ocr, onnx, ray, dev)
 #   VENV=/path EXTRAS=all,tesseract PYTHON=python3.11 scripts/install.sh
 set -euo pipefail
 
