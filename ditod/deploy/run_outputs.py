@@ -7,8 +7,6 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-from detectron2.structures import Boxes, Instances
 from PIL import Image
 from tqdm import tqdm
 
@@ -146,17 +144,6 @@ def _finished(out_dir: Path, page: PageInput) -> dict | None:
     return record if isinstance(record, dict) and "detections" in record else None
 
 
-def _instances(detections: list[dict], width: int, height: int) -> Instances:
-    """:func:`page_detections` entries back as ``Instances`` (for drawing)."""
-    instances = Instances((height, width))
-    instances.pred_boxes = Boxes(
-        torch.tensor([d["bbox"] for d in detections], dtype=torch.float32).reshape(-1, 4)
-    )
-    instances.scores = torch.tensor([d["score"] for d in detections], dtype=torch.float32)
-    instances.pred_classes = torch.tensor([d["category_id"] for d in detections], dtype=torch.int64)
-    return instances
-
-
 @dataclass
 class PageOutputs:
     """What :func:`run_inference` writes per page beyond detections, predictions JSON and
@@ -254,10 +241,7 @@ class RunWriter:
             write_text_atomic(self.out_dir / "markdown" / f"{page.name}.md", page_markdown(regions))
         page_image = read_page_image(page.image, max_side=self.outputs.overlay_max_side or None)
         scale = page_image.shape[1] / width
-        shown = [{**d, "bbox": [v * scale for v in d["bbox"]]} for d in detections]
-        overlay = draw_detections(
-            page_image, _instances(shown, *page_image.shape[1::-1]), self.class_names
-        )
+        overlay = draw_detections(page_image, detections, self.class_names, scale)
         write_json_atomic(self.out_dir / "predictions" / f"{page.name}.json", record)
         _save_png_atomic(overlay, self.out_dir / "overlays" / f"{page.name}.png")
         self.records[page.name] = record

@@ -1,9 +1,9 @@
-"""Detections drawn on their page with detectron2's ``Visualizer``, one colour per class."""
+"""Detections drawn on their page with detectron2's ``Visualizer``, one colour per class (no
+per-box jitter: the same page always gives the same overlay)."""
 
 import numpy as np
 from detectron2.data import Metadata
-from detectron2.structures import Instances
-from detectron2.utils.visualizer import ColorMode, Visualizer
+from detectron2.utils.visualizer import Visualizer
 from matplotlib import colormaps
 
 __all__ = ["class_colors", "draw_detections"]
@@ -15,11 +15,21 @@ def class_colors(num_classes: int) -> list[tuple[int, int, int]]:
     return [tuple(int(255 * c) for c in palette(i % palette.N)[:3]) for i in range(num_classes)]
 
 
-def draw_detections(image: np.ndarray, instances: Instances, class_names) -> np.ndarray:
+def draw_detections(
+    image: np.ndarray, detections: list[dict], class_names, scale=1.0
+) -> np.ndarray:
     """(H, W, 3) uint8 RGB page → the same page with each detection's box and a
-    ``"<class> <score>%"`` label in its class colour."""
-    metadata = Metadata(
-        thing_classes=list(class_names), thing_colors=class_colors(len(class_names))
+    ``"<class> <score>%"`` label in its class's colour (the same colour for every box of a
+    class). ``detections``: :func:`~ditod.deploy.run_outputs.page_detections` entries, their
+    boxes in pixels of the full page; ``scale``: the image's size over the full page's."""
+    visualizer = Visualizer(image, Metadata())
+    if not detections:
+        return visualizer.output.get_image()
+    colors = class_colors(len(class_names))
+    boxes = np.array([d["bbox"] for d in detections], dtype=np.float64) * scale
+    labels = [f"{class_names[d['category_id']]} {100 * d['score']:.0f}%" for d in detections]
+    assigned = [tuple(v / 255 for v in colors[d["category_id"]]) for d in detections]
+    drawn = visualizer.overlay_instances(
+        boxes=boxes, labels=labels, assigned_colors=assigned, alpha=0.8
     )
-    visualizer = Visualizer(image, metadata, instance_mode=ColorMode.SEGMENTATION)
-    return visualizer.draw_instance_predictions(instances).get_image()
+    return drawn.get_image()
