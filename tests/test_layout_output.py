@@ -292,3 +292,19 @@ def test_held_out_matching_counts_found_blocks_and_false_boxes(tmp_path):
     assert (result["matched"], result["gt"], result["false"], result["shown"]) == (2, 3, 2, 4)
     assert result["per_class"]["Title"] == {"gt": 1, "matched": 0, "shown": 1, "false": 1}
     assert abs(result["matched_fraction"] - 2 / 3) < 1e-9 and result["false_fraction"] == 0.5
+
+
+def test_chinese_lines_join_without_spaces_and_latin_words_keep_theirs():
+    """A Chinese paragraph broken across lines reads as one sentence in the regions and the
+    Markdown; a space stays wherever Latin text meets a line break."""
+    from ditod.pages.cjk import join_lines
+
+    assert join_lines(["文档版面分析是", "一项重要任务。", "LayoutLMv3 模型", "works well"]) == (
+        "文档版面分析是一项重要任务。 LayoutLMv3 模型 works well"
+    )
+    lines = {"文档版面分析是": (25, 110, 250, 15), "一项重要任务。": (25, 130, 250, 15)}
+    page = {"words": list(lines), "bbox": [list(b) for b in lines.values()], "W": 600, "H": 1000}
+    detections = [{"category": "Text", "category_id": 0, "score": 0.9, "bbox": [20, 100, 290, 150]}]
+    (region,) = page_regions(detections, 600, page)
+    assert region["text"] == "文档版面分析是一项重要任务。"
+    assert page_markdown([region]) == "文档版面分析是一项重要任务。\n"

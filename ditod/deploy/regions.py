@@ -14,6 +14,8 @@ import numpy as np
 from layoutlmv3.reading_order import column_reading_order
 from layoutlmv3.segments import usable_segments
 
+from ..pages.cjk import join_lines
+
 __all__ = ["merge_captions", "page_markdown", "page_regions", "region_role"]
 
 # Regions that may span a two-column page's gutter (title, wide figures, footer) before it is
@@ -75,7 +77,7 @@ def page_regions(detections: list[dict], width: float, ocr_page: dict | None = N
     else:
         texts = [[] for _ in regions]
     for region, text in zip(regions, texts):
-        region["text"] = " ".join(text)
+        region["text"] = join_lines(text)
     return regions
 
 

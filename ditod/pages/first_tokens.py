@@ -22,12 +22,13 @@ Latin there, or shows too few characters, is recognised whole.
 import cv2
 import numpy as np
 
+from .cjk import is_cjk_text
+
 __all__ = [
     "CHARACTERS_PER_TOKEN",
     "cjk_prefix_width",
     "first_characters",
     "first_words",
-    "is_cjk_text",
     "looks_cjk",
     "prefix_widths",
     "word_gaps",
@@ -45,18 +46,6 @@ CJK_MIN_SAVING = 4
 # Gaps per ink height along a line: Latin words give 0.1-0.53 (PubLayNet), CJK glyphs (their
 # own gaps and those inside left-right radicals) 0.63-0.86 (synthetic Chinese pages).
 CJK_GAP_DENSITY = 0.58
-
-
-def _is_cjk(char: str) -> bool:
-    code = ord(char)
-    return (
-        0x3400 <= code <= 0x9FFF  # CJK ideographs (with extension A)
-        or 0x3040 <= code <= 0x30FF  # kana
-        or 0xAC00 <= code <= 0xD7AF  # hangul
-        or 0xF900 <= code <= 0xFAFF
-        or 0x3000 <= code <= 0x303F  # CJK punctuation
-        or 0xFF00 <= code <= 0xFFEF  # full-width forms
-    )
 
 
 def word_gaps(crop: np.ndarray) -> tuple[list[tuple[int, int]], int]:
@@ -113,12 +102,6 @@ def cjk_prefix_width(crop: np.ndarray, tokens: int) -> int | None:
     if width + CJK_MIN_SAVING * height > crop.shape[1]:
         return None
     return int(width)
-
-
-def is_cjk_text(text: str) -> bool:
-    """Whether most of ``text``'s glyphs (spaces aside) are CJK."""
-    glyphs = [c for c in text if not c.isspace()]
-    return bool(glyphs) and sum(map(_is_cjk, glyphs)) >= 0.5 * len(glyphs)
 
 
 def looks_cjk(crop: np.ndarray) -> bool:

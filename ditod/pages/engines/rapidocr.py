@@ -5,11 +5,11 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from ..cjk import is_cjk_text
 from ..first_tokens import (
     cjk_prefix_width,
     first_characters,
     first_words,
-    is_cjk_text,
     looks_cjk,
     prefix_widths,
 )
