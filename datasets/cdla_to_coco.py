@@ -17,21 +17,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ditod.data.class_sets import CDLA_CLASSES
 from ditod.file_io import write_json_atomic
-
-CDLA_CLASSES = (
-    "Text",
-    "Title",
-    "Figure",
-    "Figure caption",
-    "Table",
-    "Table caption",
-    "Header",
-    "Footer",
-    "Reference",
-    "Equation",
-)
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
+from ditod.pages.image_io import IMAGE_SUFFIXES
 
 logger = logging.getLogger("cdla_to_coco")
 

@@ -14,6 +14,7 @@ import pytest
 import sentencepiece as spm
 from PIL import Image
 
+from ditod.data.class_sets import PUBLAYNET_CLASSES
 from layoutlmv3.tokenization import train_bpe_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,7 +121,6 @@ PUBLAYNET_SAMPLES = Path(
         Path(__file__).resolve().parents[2] / "shared" / "data" / "publaynet-samples",
     )
 )
-PUBLAYNET_CLASSES = ("text", "title", "list", "table", "figure")
 
 
 def write_block_pages(root: Path, num_images: int = 20, size=(596, 794), seed: int = 0) -> Path:

@@ -13,12 +13,29 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from .datasets import layout_categories, read_categories
 
 __all__ = [
+    "CDLA_CLASSES",
+    "PUBLAYNET_CLASSES",
     "ClassSetMismatch",
     "check_class_sets",
     "dataset_class_names",
     "map_checkpoint_classes",
     "remap_class_rows",
 ]
+
+# The released datasets' classes, in their category-id order.
+CDLA_CLASSES = (
+    "Text",
+    "Title",
+    "Figure",
+    "Figure caption",
+    "Table",
+    "Table caption",
+    "Header",
+    "Footer",
+    "Reference",
+    "Equation",
+)
+PUBLAYNET_CLASSES = ("text", "title", "list", "table", "figure")
 
 
 class ClassSetMismatch(ValueError):

@@ -18,21 +18,9 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from ditod.data.class_sets import CDLA_CLASSES, PUBLAYNET_CLASSES
 from ditod.file_io import atomic_path, write_json_atomic
 
-CDLA_CLASSES = (
-    "Text",
-    "Title",
-    "Figure",
-    "Figure caption",
-    "Table",
-    "Table caption",
-    "Header",
-    "Footer",
-    "Reference",
-    "Equation",
-)
-PUBLAYNET_CLASSES = ("text", "title", "list", "table", "figure")
 CJK_FONTS = (
     "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
     "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
