@@ -34,6 +34,17 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT.parent / "shared" / "data" / "publaynet-samples"
 
 
+def read_with_both(*engines, image_path) -> list[tuple[dict, float]]:
+    """Each engine's lines of the page (box → text) and the seconds it took, in turn."""
+    image = read_page_image(image_path)
+    results = []
+    for engine in engines:
+        begin = time.perf_counter()
+        lines = {tuple(box): text for box, text, _, _ in engine(image)}
+        results.append((lines, time.perf_counter() - begin))
+    return results
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", default=str(SAMPLES), help="folder of page images")
@@ -52,13 +63,10 @@ def main():
     full_time = start_time = 0.0
     same = lines = cut = long = 0
     for image_path in images:
-        image = read_page_image(image_path)
-        begin = time.perf_counter()
-        full = {tuple(box): text for box, text, _, _ in full_engine(image)}
-        full_time += time.perf_counter() - begin
-        begin = time.perf_counter()
-        start = {tuple(box): text for box, text, _, _ in start_engine(image)}
-        start_time += time.perf_counter() - begin
+        (full, seconds_full), (start, seconds_start) = read_with_both(
+            full_engine, start_engine, image_path=image_path
+        )
+        full_time, start_time = full_time + seconds_full, start_time + seconds_start
         for box in full.keys() | start.keys():
             a, b = (full.get(box) or "").split(), (start.get(box) or "").split()
             lines += 1
@@ -119,13 +127,10 @@ def chinese(args) -> None:
         full_time = start_time = 0.0
         same_chars = same_tokens = lines = cut = long = 0
         for image_path in find_images(scratch / "images"):
-            image = read_page_image(image_path)
-            begin = time.perf_counter()
-            full = {tuple(box): text for box, text, _, _ in full_engine(image)}
-            full_time += time.perf_counter() - begin
-            begin = time.perf_counter()
-            start = {tuple(box): text for box, text, _, _ in start_engine(image)}
-            start_time += time.perf_counter() - begin
+            (full, seconds_full), (start, seconds_start) = read_with_both(
+                full_engine, start_engine, image_path=image_path
+            )
+            full_time, start_time = full_time + seconds_full, start_time + seconds_start
             for box in full.keys() | start.keys():
                 a, b = full.get(box) or "", start.get(box) or ""
                 lines += 1

@@ -5,7 +5,14 @@ through with its traceback. Programming errors (assertions, type errors) always 
 import os
 import sys
 
-__all__ = ["RunInterrupted", "add_debug_flag", "debug_requested", "is_user_error", "run_tool"]
+__all__ = [
+    "RunInterrupted",
+    "add_debug_flag",
+    "debug_requested",
+    "error_line",
+    "is_user_error",
+    "run_tool",
+]
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
 
@@ -29,6 +36,14 @@ def is_user_error(error: BaseException) -> bool:
     kinds = (OSError, ValueError, KeyError, MissingExtra)
     kinds += (loading.IncompatibleWeights,) if loading else ()
     return isinstance(error, kinds)
+
+
+def error_line(error: BaseException) -> str:
+    """One printable line for a failed page or input: the message of an error that names its
+    input (:func:`is_user_error`), else the exception's type and message."""
+    from .file_io import printable
+
+    return printable(error if is_user_error(error) else f"{type(error).__name__}: {error}")
 
 
 def debug_requested(argv=None) -> bool:

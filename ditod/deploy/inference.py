@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from ..cli import RunInterrupted
+from ..cli import RunInterrupted, error_line
 from ..pages.ocr_runner import PAGE_TIMEOUT
 from ..pages.page_inputs import PageInput
 from .predictor import LayoutPredictor, Predictor
@@ -19,7 +19,6 @@ from .run_outputs import (
     PageText,
     RunWriter,
     page_detections,
-    page_error,
 )
 
 __all__ = ["DetectorActor", "run_inference", "run_inference_on_ray"]
@@ -64,7 +63,7 @@ def run_inference(
                     inputs.append(predictor.map_page(page.image, ocr_file))
                     batch.append(page)
                 except Exception as error:
-                    writer.page_failed(page, page_error(error))
+                    writer.page_failed(page, error_line(error))
             for page, mapped, instances in _detect(predictor, batch, inputs, writer):
                 detections = page_detections(instances, predictor.class_names)
                 status = mapped.get("text_status")
@@ -84,7 +83,7 @@ def _detect(predictor, pages, inputs, writer):
         return list(zip(pages, inputs, predictor(inputs)))
     except Exception as error:
         if len(inputs) == 1:
-            writer.page_failed(pages[0], page_error(error))
+            writer.page_failed(pages[0], error_line(error))
             return []
     found = []
     for page, mapped in zip(pages, inputs):

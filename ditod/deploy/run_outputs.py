@@ -10,6 +10,7 @@ from pathlib import Path
 from PIL import Image
 from tqdm import tqdm
 
+from ..cli import error_line
 from ..file_io import atomic_path, printable, write_json_atomic, write_text_atomic
 from ..pages.image_io import read_page_image
 from ..pages.ocr_json import read_ocr_json
@@ -25,7 +26,6 @@ __all__ = [
     "PageText",
     "RunWriter",
     "page_detections",
-    "page_error",
     "page_notes",
 ]
 
@@ -46,14 +46,6 @@ class InferenceSummary:
     skipped: int = 0
     failed: list = field(default_factory=list)
     notes: dict = field(default_factory=dict)
-
-
-def page_error(error: Exception) -> str:
-    """One line for a page's failure: the message of an error that names its input (a file, a
-    value), else the exception's type and message."""
-    if isinstance(error, OSError | ValueError | KeyError):
-        return printable(error)
-    return printable(f"{type(error).__name__}: {error}")
 
 
 def page_notes(detections: list, text_status: dict | None) -> list[tuple[str, str]]:
@@ -213,7 +205,7 @@ class RunWriter:
         try:
             self._write_page(page, width, height, detections, class_names, text_status)
         except Exception as error:
-            self.page_failed(page, page_error(error))
+            self.page_failed(page, error_line(error))
             return
         for kind, detail in page_notes(detections, text_status):
             self.summary.notes.setdefault(kind, []).append((page.source, detail))

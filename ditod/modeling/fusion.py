@@ -184,7 +184,6 @@ class TextFusion(nn.Module):
 
     def __init__(self, channels: int, gate_bias: float = 0.0):
         super().__init__()
-        self.channels = channels
 
     def forward(self, feature_map, text_map):
         """(B, C, H, W) map and (B, C, H, W) text map → (B, C, H, W)."""

@@ -25,7 +25,7 @@ from typing import NamedTuple
 from PIL import Image
 from tqdm import tqdm
 
-from ..cli import RunInterrupted
+from ..cli import RunInterrupted, error_line
 from ..file_io import printable, write_text_atomic
 from .engines import EngineUnavailable, build_engine, engine_class
 from .image_io import degenerate_page
@@ -269,7 +269,7 @@ def _read_text_layers(jobs, summary: OCRSummary) -> list:
                     width, height = image.size
                 result = layer.read(job.page_index, width, height)
             except Exception as error:  # a bad page or PDF costs that page, not the run
-                message = str(error) if isinstance(error, OSError | ValueError) else repr(error)
+                message = error_line(error)
                 summary.failed.append((source, message))
                 logger.error("no text for %s: %s", source, error)
                 continue

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..file_io import atomic_path, printable
-from .image_io import IMAGE_SUFFIXES, degenerate_page, open_page
+from .image_io import IMAGE_SUFFIXES, degenerate_page, open_page, page_size
 from .pdf_text import pdf_problem
 
 __all__ = ["PageInput", "collect_pages", "render_pdf", "split_tiff", "tiff_frames"]
@@ -37,8 +37,7 @@ class PageInput:
 
 def _image_size(path: Path):
     try:
-        with open_page(path) as image:
-            return image.size
+        return page_size(path)
     except (OSError, ValueError):
         return None
 
@@ -143,36 +142,21 @@ def collect_pages(inputs, render_dir, dpi: float = 150) -> tuple[list[PageInput]
             continue
         for path, name in named:
             suffix = path.suffix.lower()
-            if suffix == ".pdf":
+            multi_page = suffix == ".pdf" or (suffix in (".tif", ".tiff") and tiff_frames(path) > 1)
+            if multi_page:  # each page written into render_dir as an image of its own
                 name = _unique(name, used)
                 try:
-                    rendered = render_pdf(path, render_dir / name, dpi)
+                    if suffix == ".pdf":
+                        images = render_pdf(path, render_dir / name, dpi)
+                    else:
+                        images = split_tiff(path, render_dir / name)
                 except ValueError as error:
                     failures.append((printable(path), printable(error)))
                     continue
-                for index, image in enumerate(rendered):
-                    pages.append(
-                        PageInput(
-                            f"{name}/{image.stem}",
-                            image,
-                            f"{printable(path)}#page={index + 1}",
-                            path,
-                            index,
-                        )
-                    )
-            elif suffix in (".tif", ".tiff") and tiff_frames(path) > 1:
-                name = _unique(name, used)
-                try:
-                    frames = split_tiff(path, render_dir / name)
-                except ValueError as error:
-                    failures.append((printable(path), printable(error)))
-                    continue
-                for index, image in enumerate(frames):
-                    pages.append(
-                        PageInput(
-                            f"{name}/{image.stem}", image, f"{printable(path)}#page={index + 1}"
-                        )
-                    )
+                pdf = path if suffix == ".pdf" else None
+                for index, image in enumerate(images):
+                    source = f"{printable(path)}#page={index + 1}"
+                    pages.append(PageInput(f"{name}/{image.stem}", image, source, pdf, index))
             elif suffix in IMAGE_SUFFIXES:
                 if problem := degenerate_page(path):
                     failures.append((printable(path), printable(problem)))
