@@ -54,6 +54,9 @@ class SkipSampler(Sampler):
 class LayoutTrainStep(SimpleTrainer):
     """``run_step`` = one optimizer step over ``accumulation_steps`` micro-batches.
 
+    detectron2 0.6's ``AMPTrainer`` is float16 on CUDA only, one batch a step; this step also
+    runs bfloat16 (CPU or CUDA) and accumulates, with torch's ``GradScaler`` enabled for float16.
+
     Args:
         model, optimizer: as for ``SimpleTrainer``; ``data_loader`` may be set after
             construction (the iterator is created at the first step).
@@ -80,7 +83,10 @@ class LayoutTrainStep(SimpleTrainer):
                 "(or turn SOLVER.AMP.ENABLED off)"
             )
         self.amp_dtype = amp_dtype
-        self.grad_scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+        # Disabled (a pass-through) unless float16: one code path for every precision.
+        self.grad_scaler = torch.amp.GradScaler(
+            self.device_type, enabled=amp_dtype == torch.float16
+        )
         self.clip_norm = clip_norm
 
     def _micro_step(self, data, scale: float):
@@ -99,7 +105,7 @@ class LayoutTrainStep(SimpleTrainer):
                 "Lower SOLVER.BASE_LR, enable SOLVER.CLIP_GRADIENTS, or check the data."
             )
         loss = sum(loss_dict.values()) * scale
-        (self.grad_scaler.scale(loss) if self.grad_scaler else loss).backward()
+        self.grad_scaler.scale(loss).backward()
         return {k: v.detach() for k, v in loss_dict.items()}
 
     def run_step(self):
@@ -118,26 +124,19 @@ class LayoutTrainStep(SimpleTrainer):
                 losses = self._micro_step(data, 1.0 / steps)
             for name, value in losses.items():
                 totals[name] = totals.get(name, 0.0) + value / steps
-        if self.grad_scaler:
-            self.grad_scaler.unscale_(self.optimizer)
         if self.clip_norm:
+            self.grad_scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_norm)
-        if self.grad_scaler:
-            self.grad_scaler.step(self.optimizer)
-            self.grad_scaler.update()
-        else:
-            self.optimizer.step()
+        self.grad_scaler.step(self.optimizer)  # skipped when float16 gradients overflowed
+        self.grad_scaler.update()
         self._write_metrics(totals, data_time)
 
     def state_dict(self):
-        state = super().state_dict()
-        if self.grad_scaler:
-            state["grad_scaler"] = self.grad_scaler.state_dict()
-        return state
+        return {**super().state_dict(), "grad_scaler": self.grad_scaler.state_dict()}
 
     def load_state_dict(self, state_dict):
         super().load_state_dict(state_dict)
-        if self.grad_scaler and "grad_scaler" in state_dict:
+        if state_dict.get("grad_scaler"):  # empty from a run without float16
             self.grad_scaler.load_state_dict(state_dict["grad_scaler"])
 
 
@@ -155,6 +154,10 @@ class LayoutTrainer(DefaultTrainer):
     """
 
     def __init__(self, cfg):
+        # DefaultTrainer.__init__'s steps, with three changed: the train loader is built in
+        # train(), once a resume has said where the data stream starts; DDP runs without CUDA
+        # device ids on CPU ranks, and with unused parameters allowed for text fusion; the step,
+        # checkpointer and hooks are this project's.
         TrainerBase.__init__(self)
         if not logging.getLogger("detectron2").isEnabledFor(logging.INFO):
             setup_logger()
