@@ -32,7 +32,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from _results import ROOT, write_result
+from _harness import ROOT, write_result
 
 from ditod.data import synthetic
 from ditod.engine.ablation import (

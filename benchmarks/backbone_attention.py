@@ -5,7 +5,7 @@ gradient checkpointing, dropout off. Both variants share the same weights; each 
 subprocess so that peak memory (CUDA: max allocated; CPU: peak RSS growth) is measured
 separately, in one run.
 
-    python benchmarks/backbone_attention.py [--device cuda] [--repeats 3] [--out results.json]
+    python benchmarks/backbone_attention.py [--device cuda] [--min-run-time 10] [--out results.json]
 """
 
 import argparse
@@ -13,14 +13,12 @@ import json
 import math
 import os
 import resource
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
-from _results import write_result
+from _harness import measure, write_result
 from transformers import LayoutLMv3Config
 
 from layoutlmv3 import LayoutLMv3DetectionModel
@@ -69,12 +67,11 @@ def build_model(device):
     return LayoutLMv3DetectionModel(config, detection=True).to(device)
 
 
-def run_variant(variant, device, repeats):
+def run_variant(variant, device, min_run_time):
     if variant == "plain":
         LayoutLMv3SelfAttention.forward = plain_attention
     model = build_model(device).train()
     inputs = build_inputs(device)
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
     def step():
         out = model(**inputs)
@@ -86,14 +83,7 @@ def run_variant(variant, device, repeats):
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
-    step()  # warm-up
-    sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        sync()
-        times.append(time.perf_counter() - start)
+    timing = measure(step, min_run_time)
     if device == "cuda":
         peak_mb = (torch.cuda.max_memory_allocated() - base) / 2**20
     else:
@@ -102,8 +92,8 @@ def run_variant(variant, device, repeats):
     with torch.no_grad():
         features = model(**inputs).feature_maps["layer11"].float().cpu()
     return {
-        "median_s": statistics.median(times),
-        "times_s": times,
+        "median_s": timing.median,
+        "iqr_s": timing.iqr,
         "peak_mb": peak_mb,
         "features": features,
     }
@@ -112,14 +102,14 @@ def run_variant(variant, device, repeats):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--min-run-time", type=float, default=10.0, help="seconds timed a variant")
     parser.add_argument("--out", default="benchmarks/results/backbone_attention.json")
     parser.add_argument("--variant", choices=["sdpa", "plain"], help=argparse.SUPPRESS)
     parser.add_argument("--features", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.variant:  # child process: one variant
-        result = run_variant(args.variant, args.device, args.repeats)
+        result = run_variant(args.variant, args.device, args.min_run_time)
         torch.save(result.pop("features"), args.features)
         print(json.dumps(result))
         return
@@ -135,8 +125,8 @@ def main():
             variant,
             "--device",
             args.device,
-            "--repeats",
-            str(args.repeats),
+            "--min-run-time",
+            str(args.min_run_time),
             "--features",
             str(feature_file),
         ]

@@ -1,6 +1,7 @@
 """COCO bbox evaluation, 500 images × 10 classes: the evaluator this project runs (detectron2's
 ``COCOEvaluator`` fast path, faster-coco-eval's ``COCOeval_faster`` here) vs pycocotools'
-``COCOeval``, same ground truth and detections, in one process; medians of several repeats.
+``COCOeval``, same ground truth and detections, in one process; median seconds of each (timed
+by ``torch.utils.benchmark``).
 
     python benchmarks/coco_eval.py [--images 500] [--out results.json]
 """
@@ -9,14 +10,12 @@ import argparse
 import contextlib
 import io
 import os
-import statistics
-import time
 
 import ditod  # noqa: F401  (puts faster-coco-eval behind detectron2's fast path)
 
 # isort: split
 import numpy as np
-from _results import write_result
+from _harness import measure, write_result
 from detectron2.evaluation import coco_evaluation
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
@@ -76,42 +75,37 @@ def synthetic_coco(num_images: int, num_classes: int, seed: int = 0):
     return gt, detections
 
 
-def evaluate(evaluator_class, gt, detections):
-    """(seconds, stats) of loadRes + evaluate + accumulate + summarize."""
+def evaluate(evaluator_class, gt, detections) -> np.ndarray:
+    """loadRes + evaluate + accumulate + summarize: the 12 COCO stats."""
     with contextlib.redirect_stdout(io.StringIO()):
-        start = time.perf_counter()
         evaluation = evaluator_class(gt, gt.loadRes(detections), "bbox")
         evaluation.evaluate()
         evaluation.accumulate()
         evaluation.summarize()
-        elapsed = time.perf_counter() - start
-    return elapsed, np.asarray(evaluation.stats)
+    return np.asarray(evaluation.stats)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=500)
     parser.add_argument("--classes", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--min-run-time", type=float, default=5.0, help="seconds timed each")
     parser.add_argument("--out", default="benchmarks/results/coco_eval.json")
     args = parser.parse_args()
     gt, detections = synthetic_coco(args.images, args.classes)
     ours_class = coco_evaluation.COCOeval_opt
-    evaluate(ours_class, gt, detections)  # warm-up
-    ours, theirs = [], []
-    for _ in range(args.repeats):
-        seconds, ours_stats = evaluate(ours_class, gt, detections)
-        ours.append(seconds)
-        seconds, reference_stats = evaluate(COCOeval, gt, detections)
-        theirs.append(seconds)
+    ours = measure(lambda: evaluate(ours_class, gt, detections), args.min_run_time).median
+    theirs = measure(lambda: evaluate(COCOeval, gt, detections), args.min_run_time).median
+    ours_stats = evaluate(ours_class, gt, detections)
+    reference_stats = evaluate(COCOeval, gt, detections)
     summary = {
         "benchmark": f"COCO bbox evaluation, {args.images} images × {args.classes} classes, "
         f"{len(detections)} detections, {ours_class.__module__}.{ours_class.__name__} vs "
         "pycocotools COCOeval",
         "device": f"cpu ({os.cpu_count()} cores)",
-        "speedup": statistics.median(theirs) / statistics.median(ours),
-        "seconds": statistics.median(ours),
-        "seconds_baseline": statistics.median(theirs),
+        "speedup": theirs / ours,
+        "seconds": ours,
+        "seconds_baseline": theirs,
         "max_stats_diff": float(np.abs(ours_stats - reference_stats).max()),
         "stats": ours_stats.round(6).tolist(),
         "targets": {"speedup": ">= 5", "max_stats_diff": "== 0"},

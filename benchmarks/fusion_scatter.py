@@ -1,6 +1,6 @@
 """Text→grid fusion: ditod.modeling.fusion.scatter_text_to_grid vs a per-box Python loop (the
-seed's way,
-with its axes fixed), B=2, N=300, C=768, 25×19 map, in one process; medians after a warm-up.
+original experiments' way, with its axes fixed), B=2, N=300, C=768, 25×19 map, in one process;
+median times by ``torch.utils.benchmark``.
 
     python benchmarks/fusion_scatter.py [--device cuda] [--out results.json]
 """
@@ -8,11 +8,9 @@ with its axes fixed), B=2, N=300, C=768, 25×19 map, in one process; medians aft
 import argparse
 import math
 import os
-import statistics
-import time
 
 import torch
-from _results import write_result
+from _harness import measure, write_result
 
 from ditod.modeling.fusion import scatter_text_to_grid
 
@@ -51,24 +49,11 @@ def inputs(device, batch=2, tokens=300, channels=768, seed=0):
     return feats.to(device), boxes.to(device), mask.to(device), [(800, 608), (704, 544)]
 
 
-def median_time(function, repeats, sync):
-    function()
-    sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", default="benchmarks/results/fusion_scatter.json")
     args = parser.parse_args()
-    sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
     feats, boxes, mask, sizes = inputs(args.device)
     grid_hw, stride = (25, 19), 32
 
@@ -78,8 +63,8 @@ def main():
     def loop():
         return per_box_loop(feats, boxes, mask, sizes, grid_hw, stride)
 
-    loop_s = median_time(loop, 5, sync)
-    ours_s = median_time(ours, 51, sync)
+    loop_s = measure(loop, 2.0).median
+    ours_s = measure(ours, 2.0).median
     summary = {
         "benchmark": "text→grid fusion, B=2 N=300 C=768 25x19, vs per-box loop",
         "device": torch.cuda.get_device_name()

@@ -20,17 +20,15 @@ Published reference: LayoutLMv3-B Cascade R-CNN at 9 pages/s (DocLayout-YOLO pap
 import argparse
 import gc
 import itertools
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import ditod  # noqa: F401  (its shims must apply before detectron2 is imported)
 
 # isort: split
 import torch
-from _results import ROOT, write_result
+from _harness import ROOT, measure, write_result
 from detectron2.config import get_cfg
 from detectron2.modeling import build_model
 from detectron2.structures import Boxes, Instances
@@ -51,13 +49,8 @@ SMOKE_CONFIGS = {
     "text_gated": (ROOT / "configs" / "tiny" / "cascade_layoutlmv3_tiny.yaml", []),
 }
 HEIGHT, WIDTH, TOKENS = 800, 608, (150, 450)
-WARMUP_STEPS, TIMED_STEPS = 10, 10
+WARMUP_STEPS, TIMED_SECONDS = 10, 5.0
 DEVICE = "cuda"
-
-
-def sync() -> None:
-    if DEVICE == "cuda":
-        torch.cuda.synchronize()
 
 
 def fresh_memory() -> None:
@@ -99,9 +92,10 @@ def page(with_text: bool, training: bool, generator) -> dict:
     return data
 
 
-def training_step(amp_dtype, checkpointing: bool, warmup: int, steps: int) -> dict:
-    """Median seconds and peak GPU memory of base text-fused training steps (batch 2), after
-    ``warmup`` steps; with fp16, how many timed steps the GradScaler skipped."""
+def training_step(amp_dtype, checkpointing: bool, warmup: int, min_run_time: float) -> dict:
+    """Median seconds and peak GPU memory of base text-fused training steps (batch 2), timed
+    for ``min_run_time`` seconds after ``warmup`` steps; with fp16, how many timed steps the
+    GradScaler skipped."""
     fresh_memory()
     cfg = base_cfg("text_gated", **{"MODEL.LAYOUTLMV3.GRADIENT_CHECKPOINTING": checkpointing})
     torch.manual_seed(0)
@@ -112,48 +106,43 @@ def training_step(amp_dtype, checkpointing: bool, warmup: int, steps: int) -> di
     step = LayoutTrainStep(
         model, itertools.repeat(batch), optimizer, amp_dtype=amp_dtype, clip_norm=1.0
     )
-    times, skipped = [], 0
+    counts = {"steps": 0, "skipped": 0}  # steps run, steps whose update the scaler skipped
+
+    def one_step():
+        storage.iter = step.iter = counts["steps"]
+        scale = step.grad_scaler.get_scale()  # 1.0, unchanged, when the scaler is disabled
+        step.run_step()
+        counts["steps"] += 1
+        counts["skipped"] += step.grad_scaler.get_scale() < scale
+
     with EventStorage(0) as storage:
-        for i in range(warmup + steps):
-            storage.iter = step.iter = i
-            scale = step.grad_scaler.get_scale() if step.grad_scaler else None
-            sync()
-            start = time.perf_counter()
-            step.run_step()
-            sync()
-            if i >= warmup:
-                times.append(time.perf_counter() - start)
-                skipped += bool(scale and step.grad_scaler.get_scale() < scale)
+        for _ in range(warmup):
+            one_step()
+        counts["skipped"] = 0
+        timing = measure(one_step, min_run_time)
     peak = torch.cuda.max_memory_allocated() / 2**20 if DEVICE == "cuda" else None
-    del model, optimizer, step
     return {
-        "s_per_step": statistics.median(times),
+        "s_per_step": timing.median,
         "peak_mb": peak,
-        "timed_steps": steps,
-        "scaler_skipped_steps": skipped,
+        "timed_steps": len(timing.raw_times) * timing.number_per_run,
+        "scaler_skipped_steps": counts["skipped"],  # of all the steps after the warm-up
     }
 
 
-def inference_throughput(kind: str, batch_size: int, amp_dtype, batches: int = 5) -> float:
-    """Pages/s of batched inference (AMP ``amp_dtype``; None = fp32), after a warm-up batch."""
+def inference_throughput(kind: str, batch_size: int, amp_dtype, min_run_time: float) -> float:
+    """Pages/s of batched inference (AMP ``amp_dtype``; None = fp32), from the median time of a
+    batch."""
     fresh_memory()
     cfg = base_cfg(kind)
     torch.manual_seed(0)
     model = build_model(cfg).eval()
     generator = torch.Generator().manual_seed(0)
     batch = [page(kind != "image_only", False, generator) for _ in range(batch_size)]
-    times = []
     with (
         torch.inference_mode(),
         torch.autocast(DEVICE, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None),
     ):
-        for _ in range(batches + 1):
-            sync()
-            start = time.perf_counter()
-            model(batch)
-            sync()
-            times.append(time.perf_counter() - start)
-    return batch_size / statistics.median(times[1:])
+        return batch_size / measure(lambda: model(batch), min_run_time).median
 
 
 def main():
@@ -207,11 +196,11 @@ def main():
             out,
         )
 
-    warmup, steps = (1, 1) if args.smoke else (WARMUP_STEPS, TIMED_STEPS)
+    warmup, seconds = (1, 0.1) if args.smoke else (WARMUP_STEPS, TIMED_SECONDS)
     for dtype_name, dtype in amp:
         for checkpointing in (False, True):
             key = f"train_{dtype_name}_checkpointing_{'on' if checkpointing else 'off'}"
-            record(key, training_step(dtype, checkpointing, warmup, steps))
+            record(key, training_step(dtype, checkpointing, warmup, seconds))
     configurations = [
         (kind, batch_size, dtype_name, dtype)
         for kind in CONFIGS
@@ -222,7 +211,7 @@ def main():
         key = f"infer_{kind}_batch{batch_size}_{dtype_name}_pages_per_s"
         record(
             key,
-            inference_throughput(kind, batch_size, dtype),
+            inference_throughput(kind, batch_size, dtype, seconds),
             complete=index == len(configurations) - 1,
         )
 

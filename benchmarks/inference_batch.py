@@ -5,23 +5,23 @@
 
 The base-size image-only PubLayNet detector (random weights: speed does not depend on them) on
 synthetic pages, each mapped as inference maps it (``INPUT.MIN_SIZE_TEST`` 800); every batch
-size runs the same pages, after one warm-up page, under ``torch.inference_mode``.
+size runs the same pages under ``torch.inference_mode``, timed by ``torch.utils.benchmark``.
 """
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 import ditod  # noqa: F401  (its shims must apply before detectron2 is imported)
 
 # isort: split
 import torch
-from _results import ROOT, load_script, write_result
+from _harness import ROOT, load_script, measure, write_result
 from detectron2.modeling import build_model
 
 from ditod.config import load_config
 from ditod.data.mapper import LayoutDatasetMapper
+from ditod.data.synthetic import generate as generate_synthetic_pages
 from ditod.pages.image_io import find_images
 from ditod.pages.ocr_runner import available_cores
 
@@ -46,18 +46,17 @@ def main():
         .batch_size
     )
     with tempfile.TemporaryDirectory() as scratch:
-        load_script("datasets/synthetic_pages.py").generate(
-            scratch, pages=args.pages, seed=2, split_val=0.0
-        )
+        generate_synthetic_pages(scratch, pages=args.pages, seed=2, split_val=0.0)
         inputs = [mapper({"file_name": str(p)}) for p in find_images(Path(scratch) / "images")]
     speeds = {}
     with torch.inference_mode():
-        model(inputs[:1])  # warm-up
         for batch in BATCHES:
-            start = time.perf_counter()
-            for first in range(0, len(inputs), batch):
-                model(inputs[first : first + batch])
-            speeds[batch] = len(inputs) / (time.perf_counter() - start)
+
+            def run_all(batch=batch):
+                for first in range(0, len(inputs), batch):
+                    model(inputs[first : first + batch])
+
+            speeds[batch] = len(inputs) / measure(run_all, 0.0).median
             print(f"batch {batch}: {speeds[batch]:.3f} pages/s")
     fastest = max(speeds, key=speeds.get)
     height, width = inputs[0]["image"].shape[1:]

@@ -1,6 +1,7 @@
 """Dataset mapper with OCR text, pages/s: ``LayoutDatasetMapper`` (one tokenizer per process, each
-page tokenized once) vs the seed's way (``AutoTokenizer.from_pretrained`` for every page, then
-token by token), same image pipeline, same pages, in one process; medians of several passes.
+page tokenized once) vs the original experiments' way (``AutoTokenizer.from_pretrained`` for
+every page, then token by token), same image pipeline, same pages, in one process; median time of
+a pass over the pages (``torch.utils.benchmark``).
 
     python benchmarks/mapper_throughput.py [--pages 40] [--out results.json]
 
@@ -13,20 +14,19 @@ import argparse
 import json
 import os
 import random
-import statistics
 import string
 import tempfile
-import time
 from pathlib import Path
 
 import torch
-from _results import load_script, write_result
+from _harness import measure, write_result
 from detectron2.config import get_cfg
 from transformers import AutoTokenizer
 
 from ditod import add_layoutlmv3_config
 from ditod.data.datasets import load_layout_coco_json
 from ditod.data.mapper import LayoutDatasetMapper
+from ditod.data.synthetic import generate as generate_synthetic_pages
 from ditod.pages.ocr_json import read_ocr_json
 from layoutlmv3.tokenization import normalize_box, train_bpe_tokenizer
 
@@ -69,28 +69,29 @@ def roberta_sized_tokenizer(ocr_folder: Path, out: Path, vocab_size: int = 50265
     return train_bpe_tokenizer(lines + filler, out, vocab_size=vocab_size, min_frequency=1)
 
 
-def pages_per_second(mapper, records, passes: int) -> float:
-    times = []
-    for _ in range(passes):
-        mapper._segments_cache.clear()  # every pass tokenizes every page again (a cold cache)
-        start = time.perf_counter()
+def pages_per_second(mapper, records, min_run_time: float, cold: bool = True) -> float:
+    """Pages/s of mapping ``records``; ``cold``: every pass tokenizes every page again (the
+    tokens cache is emptied first), else later passes take the tokens from the cache."""
+
+    def one_pass():
+        if cold:
+            mapper._segments_cache.clear()
         for record in records:
             mapper(record)
-        times.append(time.perf_counter() - start)
-    return len(records) / statistics.median(times)
+
+    return len(records) / measure(one_pass, min_run_time).median
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=40)
-    parser.add_argument("--passes", type=int, default=2)
+    parser.add_argument("--min-run-time", type=float, default=10.0, help="seconds timed each")
     parser.add_argument("--out", default="benchmarks/results/mapper_throughput.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
-        synthetic_pages = load_script("datasets/synthetic_pages.py")
-        paths = synthetic_pages.generate(scratch, pages=args.pages, seed=3, split_val=0)
+        paths = generate_synthetic_pages(scratch, pages=args.pages, seed=3, split_val=0)
         tokenizer = roberta_sized_tokenizer(scratch / "OCR", scratch / "tokenizer")
         records = load_layout_coco_json(paths["train"], scratch / "images", scratch / "OCR")
         cfg = get_cfg()
@@ -99,17 +100,9 @@ def main():
         cfg.MODEL.LAYOUTLMV3.TEXT.TOKENIZER = str(tokenizer)
         ours = LayoutDatasetMapper(cfg, is_train=True)
         seed = SeedMapper(cfg, is_train=True, tokenizer_folder=str(tokenizer))
-        pages_per_second(ours, records[:4], 1)  # warm-up
-        pages_per_second(seed, records[:4], 1)
-        ours_rate = pages_per_second(ours, records, args.passes)
-        seed_rate = pages_per_second(seed, records, args.passes)
-        ours._segments_cache.clear()
-        for record in records:
-            ours(record)
-        start = time.perf_counter()
-        for record in records:  # later epochs: tokens come from the per-worker cache
-            ours(record)
-        cached_rate = len(records) / (time.perf_counter() - start)
+        ours_rate = pages_per_second(ours, records, args.min_run_time)
+        seed_rate = pages_per_second(seed, records, args.min_run_time)
+        cached_rate = pages_per_second(ours, records, args.min_run_time, cold=False)
         lines = sum(len(json.loads(Path(r["ocr_file"]).read_text())["words"]) for r in records)
     summary = {
         "benchmark": f"dataset mapper with OCR text, {len(records)} synthetic pages "

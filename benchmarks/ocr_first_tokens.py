@@ -20,10 +20,9 @@ are, and, reported beside it, when its first k tokens are under an XLM-R-style s
 import argparse
 import json
 import tempfile
-import time
 from pathlib import Path
 
-from _results import write_result
+from _harness import stopwatch, write_result
 
 from ditod.pages.engines import build_engine
 from ditod.pages.first_tokens import CHARACTERS_PER_TOKEN
@@ -39,9 +38,9 @@ def read_with_both(*engines, image_path) -> list[tuple[dict, float]]:
     image = read_page_image(image_path)
     results = []
     for engine in engines:
-        begin = time.perf_counter()
-        lines = {tuple(box): text for box, text, _, _ in engine(image)}
-        results.append((lines, time.perf_counter() - begin))
+        with stopwatch() as elapsed:
+            lines = {tuple(box): text for box, text, _, _ in engine(image)}
+        results.append((lines, elapsed.seconds))
     return results
 
 

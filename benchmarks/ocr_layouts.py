@@ -11,11 +11,11 @@ present, else synthetic pages.
 import argparse
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
-from _results import load_script, write_result
+from _harness import stopwatch, write_result
 
+from ditod.data.synthetic import generate as generate_synthetic_pages
 from ditod.pages.image_io import find_images
 from ditod.pages.ocr_runner import available_cores, default_layout, run_ocr
 
@@ -32,12 +32,11 @@ def layouts(cores: int) -> list[tuple[int, int]]:
 def pages_per_second(images, image_root, workers, threads, scratch: Path) -> float:
     out = scratch / f"ocr_{workers}x{threads}"
     shutil.rmtree(out, ignore_errors=True)
-    start = time.perf_counter()
-    summary = run_ocr(images, image_root, out, workers=workers, threads=threads)
-    elapsed = time.perf_counter() - start
+    with stopwatch() as elapsed:  # a cold start of the pool is part of what a run costs
+        summary = run_ocr(images, image_root, out, workers=workers, threads=threads)
     if summary.failed:
         raise RuntimeError(f"OCR failed on {summary.failed}")
-    return len(images) / elapsed
+    return len(images) / elapsed.seconds
 
 
 def main():
@@ -55,9 +54,7 @@ def main():
             image_root = SAMPLES
         else:
             image_root = scratch / "pages" / "images"
-            load_script("datasets/synthetic_pages.py").generate(
-                scratch / "pages", pages=args.pages, seed=1
-            )
+            generate_synthetic_pages(scratch / "pages", pages=args.pages, seed=1)
         images = find_images(image_root)[: args.pages]
         speeds = {}
         for workers, threads in layouts(cores):

@@ -21,14 +21,13 @@ import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import ditod  # noqa: F401  (its shims must apply before detectron2 is imported)
 
 # isort: split
 import torch
-from _results import ROOT, write_result
+from _harness import ROOT, stopwatch, write_result
 from detectron2.structures import Boxes, pairwise_iou
 from PIL import Image
 
@@ -130,9 +129,8 @@ def main():
                 *(sys.executable, __file__, "--measure", "--config-file", str(config)),
                 *("--input", str(image), "--output", str(out), "MODEL.WEIGHTS", str(weights)),
             ]
-            start = time.perf_counter()
-            run = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
-            seconds = time.perf_counter() - start
+            with stopwatch() as elapsed:
+                run = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
             if run.returncode != 0:
                 sys.exit(f"{name}: tools/infer.py failed\n{run.stderr[-3000:]}")
             peak = json.loads(run.stdout.strip().splitlines()[-1])
@@ -145,7 +143,7 @@ def main():
             summary |= {
                 f"peak_gb_{name}": round(peak["peak_gb"], 2),
                 f"ocr_workers_peak_gb_{name}": round(peak["children_peak_gb"], 2),
-                f"seconds_{name}": round(seconds, 1),
+                f"seconds_{name}": round(elapsed.seconds, 1),
                 f"detections_{name}": len(record["detections"]),
                 f"matched_full_resolution_{name}": round(
                     matched(record["detections"], reference), 3

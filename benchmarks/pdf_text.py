@@ -1,7 +1,7 @@
 """The PDF text-layer reader beside pdfplumber, and its segments beside the default OCR's lines,
 in one run.
 
-    python benchmarks/pdf_text.py [--synthetic-pages 6] [--ocr-pages 3] [--rounds 3] [--out F]
+    python benchmarks/pdf_text.py [--synthetic-pages 6] [--ocr-pages 3] [--min-run-time 3] [--out F]
 
 Pages: the cases of ``datasets/pdf_cases.py`` (rotated pages, hyphenated justified text, ruled
 and unruled tables, mirrored and turned text, Chinese) and born-digital synthetic pages
@@ -14,17 +14,16 @@ and unruled tables, mirrored and turned text, Chinese) and born-digital syntheti
 - agreement with pdfplumber on the pages it reads upright (no ``/Rotate``, no mirrored text):
   its words found with the same string in a segment holding >= 50% of the word's box;
 - speed: ms per page of each (pdfplumber opening the PDF and extracting words; this reader
-  opening it and reading the page for a 150-dpi image), best of ``--rounds``;
+  opening it and reading the page for a 150-dpi image), median of passes (torch.utils.benchmark);
 - segments vs the default OCR engine's lines on the synthetic pages rendered at 150 dpi: the
   share of OCR lines with a PDF segment at IoU >= 0.5, and of PDF segments with an OCR line.
 """
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
-from _results import write_result
+from _harness import measure, write_result
 
 from ditod.data import pdf_cases, synthetic
 from ditod.pages.engines import build_engine
@@ -48,14 +47,14 @@ def pdfplumber_words(pdf: Path) -> list[dict]:
         return document.pages[0].extract_words()
 
 
-def best_ms(function, pdfs, rounds: int) -> float:
-    best = float("inf")
-    for _ in range(rounds):
-        start = time.perf_counter()
+def ms_per_pdf(function, pdfs, min_run_time: float) -> float:
+    """Median milliseconds ``function`` takes a PDF, over passes through ``pdfs``."""
+
+    def one_pass():
         for pdf in pdfs:
             function(pdf)
-        best = min(best, (time.perf_counter() - start) / len(pdfs) * 1000)
-    return best
+
+    return measure(one_pass, min_run_time).median / len(pdfs) * 1000
 
 
 def segments_of(page: dict) -> list[tuple[str, tuple]]:
@@ -115,7 +114,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--synthetic-pages", type=int, default=6)
     parser.add_argument("--ocr-pages", type=int, default=3)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--min-run-time", type=float, default=3.0, help="seconds timed each")
     parser.add_argument("--out", default="benchmarks/results/pdf_text.json")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
@@ -145,8 +144,8 @@ def main():
             agree, total_words = agree + hits, total_words + count
 
         every = [*cases.values(), *synthetic_pdfs]
-        ours_ms = best_ms(ours, every, args.rounds)
-        plumber_ms = best_ms(pdfplumber_words, every, args.rounds)
+        ours_ms = ms_per_pdf(ours, every, args.min_run_time)
+        plumber_ms = ms_per_pdf(pdfplumber_words, every, args.min_run_time)
 
         engine = build_engine("rapidocr")
         ocr_matched, pdf_matched = [], []

@@ -18,7 +18,7 @@ import ditod  # noqa: F401  (its shims must apply before detectron2 is imported)
 
 # isort: split
 import torch
-from _results import ROOT, write_result
+from _harness import ROOT, write_result
 from detectron2.config import get_cfg
 from detectron2.structures import pairwise_iou
 from faster_coco_eval import COCO

@@ -18,20 +18,20 @@ import contextlib
 import json
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import ditod  # noqa: F401  (its shims must apply before detectron2 is imported)
 
 # isort: split
 import torch
-from _results import ROOT, load_script, write_result
+from _harness import ROOT, stopwatch, write_result
 from detectron2.modeling import build_model
 from faster_coco_eval import COCO, COCOeval_faster
 
 from ditod import LayoutCheckpointer
 from ditod.config import load_config, merge_options
 from ditod.data.mapper import LayoutDatasetMapper
+from ditod.data.synthetic import generate as generate_synthetic_pages
 from ditod.deploy.export import export_model
 from ditod.deploy.onnx_predictor import OnnxLayoutPredictor
 from ditod.deploy.predictor import LayoutPredictor
@@ -59,9 +59,9 @@ def pages_per_second(variants: dict, inputs: list, rounds: int) -> dict:
     for _ in range(rounds):
         for page in inputs:
             for name, predictor in variants.items():
-                start = time.perf_counter()
-                predictor([page])
-                times[name].append(time.perf_counter() - start)
+                with stopwatch() as elapsed:
+                    predictor([page])
+                times[name].append(elapsed.seconds)
     return {name: 1 / statistics.median(seconds) for name, seconds in times.items()}
 
 
@@ -161,9 +161,7 @@ def random_base_detector(config: str, num_pages: int):
         torch.manual_seed(0)
         LayoutCheckpointer(build_model(cfg), str(scratch)).save("random")
         cfg.MODEL.WEIGHTS = str(scratch / "random.pth")
-        load_script("datasets/synthetic_pages.py").generate(
-            scratch / "pages", pages=num_pages, seed=2, split_val=0.0
-        )
+        generate_synthetic_pages(scratch / "pages", pages=num_pages, seed=2, split_val=0.0)
         yield cfg, find_images(scratch / "pages" / "images"), scratch
 
 

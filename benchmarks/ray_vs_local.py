@@ -11,11 +11,10 @@ included, as the local pool's is).
 import argparse
 import logging
 import tempfile
-import time
 from pathlib import Path
 
 import ray
-from _results import write_result
+from _harness import stopwatch, write_result
 
 from ditod.pages.image_io import find_images
 from ditod.pages.ocr_runner import available_cores, default_layout, run_ocr
@@ -42,15 +41,14 @@ def main():
     threads = default_layout()[1]
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
-        start = time.perf_counter()
-        run_ocr(images, root, scratch / "local", threads=threads)
-        local_rate = len(images) / (time.perf_counter() - start)
-        start = time.perf_counter()
-        ray.init(num_cpus=cores, log_to_driver=False, logging_level=logging.WARNING)
-        init_s = time.perf_counter() - start
-        start = time.perf_counter()
-        run_ocr(images, root, scratch / "ray", threads=threads, ray_address="local")
-        ray_rate = len(images) / (time.perf_counter() - start)
+        with stopwatch() as local_run:
+            run_ocr(images, root, scratch / "local", threads=threads)
+        with stopwatch() as init:
+            ray.init(num_cpus=cores, log_to_driver=False, logging_level=logging.WARNING)
+        with stopwatch() as ray_run:
+            run_ocr(images, root, scratch / "ray", threads=threads, ray_address="local")
+        local_rate, init_s = len(images) / local_run.seconds, init.seconds
+        ray_rate = len(images) / ray_run.seconds
         ray.shutdown()
         local, remote = tree(scratch / "local"), tree(scratch / "ray")
     summary = {

@@ -14,11 +14,11 @@ page's text.
 import argparse
 import json
 import tempfile
-import time
 from pathlib import Path
 
-from _results import load_script, write_result
+from _harness import stopwatch, write_result
 
+from ditod.data.synthetic import generate as generate_synthetic_pages
 from ditod.pages.ocr_runner import PageJob, available_cores, default_layout, run_ocr_jobs
 from ditod.pages.page_inputs import collect_pages
 
@@ -34,13 +34,12 @@ def recall(found_lines, truth_lines) -> tuple[int, int]:
 
 
 def pages_per_second(jobs, out: Path, text_layer: bool) -> tuple[float, dict]:
-    start = time.perf_counter()
-    summary = run_ocr_jobs(jobs, out / "failed.txt", text_layer=text_layer)
-    elapsed = time.perf_counter() - start
+    with stopwatch() as elapsed:
+        summary = run_ocr_jobs(jobs, out / "failed.txt", text_layer=text_layer)
     if summary.failed or (summary.text_layer if text_layer else summary.done) != len(jobs):
         raise RuntimeError(f"not every page read: {summary}")
     texts = {job.pdf.stem: json.loads(job.target.read_text())["words"] for job in jobs}
-    return len(jobs) / elapsed, texts
+    return len(jobs) / elapsed.seconds, texts
 
 
 def main():
@@ -52,9 +51,7 @@ def main():
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
-        load_script("datasets/synthetic_pages.py").generate(
-            root, pages=args.pages, seed=7, split_val=0.0, pdf=True
-        )
+        generate_synthetic_pages(root, pages=args.pages, seed=7, split_val=0.0, pdf=True)
         truth = {p.stem: json.loads(p.read_text())["words"] for p in (root / "OCR").glob("*.json")}
         pages, failed = collect_pages([root / "pdf"], root / "rendered", dpi=args.dpi)
         assert not failed, failed

@@ -2,31 +2,31 @@
 bf16 autocast (``SOLVER.AMP``), each with the attention dropout of the hub's config (0.1) and
 without it (``MODEL.LAYOUTLMV3.ATTENTION_DROPOUT 0``).
 
-    python benchmarks/training_precision.py [--steps 2] [--out F]
+    python benchmarks/training_precision.py [--min-run-time 10] [--out F]
 
 One step = forward, backward and the fused AdamW update on one synthetic page at the short side
-608 (as ``benchmarks/training_step.py`` measures the GPU); median of ``--steps`` after a
-warm-up step. With attention dropout PyTorch's CPU attention falls back to its unfused path
+608 (as ``benchmarks/training_step.py`` measures the GPU); the median step of those timed in
+``--min-run-time`` seconds after a warm-up step (``torch.utils.benchmark``). With attention
+dropout PyTorch's CPU attention falls back to its unfused path
 (matmuls in fp32 whatever the autocast, an N x N dropout mask): that is where bf16 loses.
 """
 
 import argparse
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import ditod  # noqa: F401  (its shims must apply before detectron2 is imported)
 
 # isort: split
 import torch
-from _results import ROOT, load_script, write_result
+from _harness import ROOT, measure, write_result
 from detectron2.modeling import build_model
 from detectron2.utils.events import EventStorage
 
 from ditod.config import load_config
 from ditod.data.datasets import load_layout_coco_json
 from ditod.data.mapper import LayoutDatasetMapper
+from ditod.data.synthetic import generate as generate_synthetic_pages
 
 CONFIG = "configs/publaynet/cascade_layoutlmv3_image.yaml"
 # variant → (autocast dtype or None, attention dropout: -1 = the preset's 0.1)
@@ -38,7 +38,7 @@ VARIANTS = {
 }
 
 
-def step_seconds(record: dict, dtype, attention_dropout: float, steps: int) -> float:
+def step_seconds(record: dict, dtype, attention_dropout: float, min_run_time: float) -> float:
     cfg = load_config(
         str(ROOT / CONFIG),
         [
@@ -66,37 +66,34 @@ def step_seconds(record: dict, dtype, attention_dropout: float, steps: int) -> f
     model = build_model(cfg).train()
     batch = [LayoutDatasetMapper(cfg, is_train=True)(record)]
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
-    times = []
+
+    def step():
+        with torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
+            losses = model(batch)
+        sum(losses.values()).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
     with EventStorage(0):
-        for _ in range(steps + 1):
-            start = time.perf_counter()
-            with torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
-                losses = model(batch)
-            sum(losses.values()).backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            times.append(time.perf_counter() - start)
-    return statistics.median(times[1:])
+        return measure(step, min_run_time).median
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--min-run-time", type=float, default=10.0, help="seconds timed each")
     parser.add_argument("--out", default="benchmarks/results/training_precision.json")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
-        paths = load_script("datasets/synthetic_pages.py").generate(
-            scratch, pages=1, seed=2, split_val=0.0
-        )
+        paths = generate_synthetic_pages(scratch, pages=1, seed=2, split_val=0.0)
         (record,) = load_layout_coco_json(paths["train"], scratch / "images", scratch / "OCR")
         seconds = {}
         for name, (dtype, dropout) in VARIANTS.items():
-            seconds[name] = round(step_seconds(record, dtype, dropout, args.steps), 2)
+            seconds[name] = round(step_seconds(record, dtype, dropout, args.min_run_time), 2)
             print(f"{name}: {seconds[name]} s/step", flush=True)
     summary = {
         "benchmark": "training step (fwd+bwd+AdamW) of the base image-only detector on CPU, "
-        f"one page at 608 short side, median of {args.steps} after a warm-up",
+        "one page at 608 short side, median step after a warm-up",
         "device": f"cpu, {torch.get_num_threads()} threads",
         **{f"s_per_step_{name}": value for name, value in seconds.items()},
         "speedup_bf16": round(seconds["fp32"] / seconds["bf16"], 3),

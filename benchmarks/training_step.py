@@ -10,18 +10,16 @@ import argparse
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import ditod  # noqa: F401  (its shims must apply before detectron2 is imported)
 
 # isort: split
 import torch
-from _results import ROOT, load_script, write_result
+from _harness import ROOT, load_script, measure, write_result
 from detectron2.config import get_cfg
 from detectron2.modeling import build_model
 from detectron2.utils.events import EventStorage
@@ -29,6 +27,7 @@ from detectron2.utils.events import EventStorage
 from ditod import add_layoutlmv3_config
 from ditod.data.datasets import load_layout_coco_json
 from ditod.data.mapper import LayoutDatasetMapper
+from ditod.data.synthetic import generate as generate_synthetic_pages
 from ditod.file_io import atomic_path
 from layoutlmv3.tokenization import train_bpe_tokenizer
 
@@ -39,9 +38,7 @@ TOKENS = (0, 100, 300, 510)  # 510 + <s> + </s> = the 512 text positions of Layo
 
 def pages(scratch: Path, count: int = 8):
     """Synthetic pages (exact OCR) and a BPE tokenizer trained on their text."""
-    paths = load_script("datasets/synthetic_pages.py").generate(
-        scratch, pages=count, seed=9, split_val=0
-    )
+    paths = generate_synthetic_pages(scratch, pages=count, seed=9, split_val=0)
     demo = load_script("tools/demo.py")
     tokenizer = train_bpe_tokenizer(demo.ocr_lines(scratch / "OCR"), scratch / "tok", 2000)
     records = load_layout_coco_json(paths["train"], scratch / "images", scratch / "OCR")
@@ -61,34 +58,33 @@ def config(path: Path, tokenizer: Path, device: str, **overrides):
     return cfg
 
 
-def train_steps(cfg, batch, steps: int) -> list[float]:
-    """Seconds of each of ``steps`` optimizer steps (forward, backward, AdamW) on ``batch``."""
+def train_step(cfg, batch):
+    """A new model of ``cfg`` and a function that runs one optimizer step (forward, backward,
+    AdamW) of it on ``batch``; call it inside an ``EventStorage``."""
     torch.manual_seed(0)
     model = build_model(cfg).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    times = []
-    with EventStorage(0):
-        for _ in range(steps):
-            start = time.perf_counter()
-            losses = model(batch)
-            sum(losses.values()).backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            if cfg.MODEL.DEVICE.startswith("cuda"):
-                torch.cuda.synchronize()
-            times.append(time.perf_counter() - start)
-    return times
+
+    def step():
+        losses = model(batch)
+        sum(losses.values()).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return step
 
 
-def iterations_per_second(records, tokenizer, device, sizes=(512, 768, 1024), steps=4) -> dict:
+def iterations_per_second(
+    records, tokenizer, device, sizes=(512, 768, 1024), min_run_time=10.0
+) -> dict:
     rates = {}
     for size in sizes:
         sizes = {"INPUT.MIN_SIZE_TRAIN": f"({size},)", "INPUT.MAX_SIZE_TRAIN": int(size * 4 / 3)}
         cfg = config(TINY, tokenizer, device, **sizes)
         mapper = LayoutDatasetMapper(cfg, is_train=True)
         batch = [mapper(r) for r in records[:2]]
-        times = train_steps(cfg, batch, steps + 1)[1:]  # the first step warms up
-        rates[size] = 1 / statistics.median(times)
+        with EventStorage(0):
+            rates[size] = 1 / measure(train_step(cfg, batch), min_run_time).median
     return rates
 
 
@@ -114,7 +110,8 @@ def memory_child(tokens: int, device: str, tokenizer: str, record_file: str) -> 
     mapped["bbox"] = torch.cat([boxes, boxes + 20], dim=1)
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    train_steps(cfg, [mapped], 1)
+    with EventStorage(0):
+        train_step(cfg, [mapped])()
     if device.startswith("cuda"):
         peak = torch.cuda.max_memory_allocated() / 2**20
     else:

@@ -1,5 +1,6 @@
-"""Shared by the benchmarks: the result JSON (written atomically, with the machine it was
-measured on) that ``run_all.py`` tabulates, and loading the repository's scripts
+"""The benchmarks' one harness: timing (``torch.utils.benchmark`` for a call that can be
+repeated, a stopwatch for a whole run done once), the result JSON (written atomically, with the
+machine it was measured on) that ``run_all.py`` tabulates, and loading the repository's scripts
 (``datasets/…``, ``tools/…``; not packages)."""
 
 import contextlib
@@ -7,6 +8,9 @@ import importlib.metadata
 import importlib.util
 import json
 import os
+import timeit
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from ditod.file_io import write_json_atomic
@@ -21,6 +25,42 @@ def load_script(relative: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def measure(function: Callable[[], object], min_run_time: float = 1.0):
+    """Seconds per call of ``function()``: ``torch.utils.benchmark.Timer.blocked_autorange`` —
+    a warm-up call, then blocks of calls until ``min_run_time`` seconds have been timed — at
+    torch's current thread count, CUDA synchronised. Returns the ``Measurement`` (``.median``,
+    ``.iqr``, ``.times``: seconds per call)."""
+    import torch
+    from torch.utils import benchmark
+
+    timer = benchmark.Timer(
+        stmt="function()", globals={"function": function}, num_threads=torch.get_num_threads()
+    )
+    return timer.blocked_autorange(min_run_time=min_run_time)
+
+
+@dataclass
+class Elapsed:
+    """Seconds a :func:`stopwatch` block took (set when the block ends)."""
+
+    seconds: float = 0.0
+
+
+@contextlib.contextmanager
+def stopwatch() -> Iterator[Elapsed]:
+    """Time one run of a block that is not repeated (a process pool over a dataset, a cold
+    start, a subprocess): ``with stopwatch() as elapsed: …; elapsed.seconds``. CUDA work the
+    block queued is waited for."""
+    import torch
+
+    elapsed = Elapsed()
+    start = timeit.default_timer()
+    yield elapsed
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    elapsed.seconds = timeit.default_timer() - start
 
 
 def machine() -> dict:
