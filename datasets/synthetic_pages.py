@@ -3,7 +3,7 @@
 
     python datasets/synthetic_pages.py --out data/synthetic --pages 60 [--classes cdla|publaynet]
         [--language en|zh] [--columns 1 2] [--seed 0] [--split-val 0.2] [--captions below|apart]
-        [--pdf] [--font FONT]
+        [--pdf] [--font FONT] [--style simple|document]
 
 What is written, and how: :mod:`ditod.data.synthetic`.
 """
@@ -12,7 +12,7 @@ import argparse
 import json
 import sys
 
-from ditod.data.synthetic import CAPTION_PLACEMENTS, generate
+from ditod.data.synthetic import CAPTION_PLACEMENTS, STYLES, generate
 
 
 def main(argv=None) -> int:
@@ -26,6 +26,12 @@ def main(argv=None) -> int:
     parser.add_argument("--split-val", type=float, default=0.2)
     parser.add_argument("--font", help="a TrueType font to use instead of the default")
     parser.add_argument("--pdf", action="store_true", help="also write each page as a PDF")
+    parser.add_argument(
+        "--style",
+        choices=STYLES,
+        default="simple",
+        help="simple pages, or pages that look like papers (fonts, plots, tables, scans)",
+    )
     parser.add_argument(
         "--captions",
         choices=CAPTION_PLACEMENTS,
@@ -45,6 +51,7 @@ def main(argv=None) -> int:
             args.font,
             args.pdf,
             args.captions,
+            args.style,
         )
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -385,7 +385,8 @@ def test_a_folder_of_messy_pages_gives_every_good_page_and_names_every_bad_one(
     cafe_json = os.fsdecode(os.fsencode(out / "predictions") + b"/caf\xe9.json")
     cafe = json.loads(Path(cafe_json).read_text())
     assert cafe["source"] == f"{pages}/caf\\xe9.png"
-    assert "5 pages with no detection" in run.stdout  # a threshold nothing passes is said
+    assert "5 of 5 pages with no detection" in run.stdout  # a threshold nothing passes is said
+    assert "Check the score threshold (--score-threshold" in run.stdout  # and what to check
 
 
 def wait_for(condition, timeout: float, what: str) -> None:

@@ -10,7 +10,7 @@ import torch
 from detectron2.structures import Boxes, Instances
 
 from ditod.deploy.regions import merge_captions, page_markdown, page_regions, region_role
-from ditod.engine.page_match import match_page, match_predictions
+from ditod.engine.page_match import PageMatch, match_page, match_predictions
 from ditod.modeling.layout_postprocess import LayoutPostprocess
 
 TEXT, TITLE, TABLE = 0, 1, 2
@@ -267,8 +267,14 @@ def test_held_out_matching_counts_found_blocks_and_false_boxes(tmp_path):
         ("Title", 0.7, [0, 60, 100, 110]),  # a paragraph called a title: false
         ("Text", 0.6, [0, 70, 100, 120]),  # IoU 0.67 with the second paragraph: found
     ]
-    assert match_page(gt, shown) == (2, 2)
-    assert match_page(gt, []) == (0, 0) and match_page([], shown) == (0, 4)
+    assert match_page(gt, shown) == PageMatch(found=[0, 1], false=[1, 2])
+    assert match_page(gt, []) == PageMatch([], []) and match_page([], shown).false == [0, 1, 2, 3]
+    # Another label set: "Paragraph" counts as Text or List, a "Header" is not counted at all.
+    relabelled = [("Paragraph" if c == "Text" else c, s, b) for c, s, b in shown]
+    relabelled.append(("Header", 0.95, [0, 150, 100, 160]))
+    class_map = {"Paragraph": ("Text", "List"), "Title": ("Title",), "Header": ()}
+    assert match_page(gt, relabelled, class_map=class_map) == PageMatch([0, 1], [1, 2])
+    assert match_page(gt, relabelled) == PageMatch([], [4, 0, 1, 2, 3])  # no map: names differ
 
     coco = {
         "images": [{"id": 1, "file_name": "p.png", "width": 200, "height": 200}],
@@ -292,6 +298,7 @@ def test_held_out_matching_counts_found_blocks_and_false_boxes(tmp_path):
     assert (result["matched"], result["gt"], result["false"], result["shown"]) == (2, 3, 2, 4)
     assert result["per_class"]["Title"] == {"gt": 1, "matched": 0, "shown": 1, "false": 1}
     assert abs(result["matched_fraction"] - 2 / 3) < 1e-9 and result["false_fraction"] == 0.5
+    assert result["pages_without_detection"] == 0
 
 
 def test_chinese_lines_join_without_spaces_and_latin_words_keep_theirs():

@@ -3,9 +3,10 @@
 
     python tools/demo.py --output-dir output/demo [--pages 160] [--iterations N] [KEY VALUE ...]
 
-1. renders synthetic pages with known layout and text (the 10 CDLA classes; figure and table
-   captions that look alike: their text, and for most their place under a figure or table,
-   tell them apart) and a few held-out pages;
+1. renders synthetic pages with known layout and text, the 10 CDLA classes (``--style
+   document``, the default: pages that look like papers, :mod:`ditod.data.document_pages`;
+   ``simple``: the look-alike captions pages of the fusion ablation), and a few held-out pages;
+   pages are rendered in parallel and kept for the next run with the same settings;
 2. OCRs the held-out pages with the default engine (``tools/ocr_pages.py``);
 3. trains a byte-level BPE tokenizer on the training pages' text;
 4. trains the tiny text-fused detector (``tools/train_net.py``) and evaluates it on the
@@ -13,7 +14,11 @@
 5. detects on the held-out pages from their OCR (``tools/infer.py``): overlays, JSON, COCO;
    and counts what the overlays show against the pages' truth (``heldout_match.json``:
    ``matched_fraction`` of the blocks found, ``false_fraction`` of the boxes shown, ``minutes``);
-6. plots the loss curve and the per-class AP (``tools/plot_metrics.py``).
+6. detects on real pages (``--real-pages``: a folder of page images and one COCO JSON of their
+   blocks, by default the 20 PubLayNet pages of ``../shared/data/publaynet-samples`` where
+   present) with OCR on the fly, and counts the same way (``real_match.json``; CDLA classes
+   counted as PubLayNet's, headers and footers not counted: ``CDLA_AS_PUBLAYNET``);
+7. plots the loss curve and the per-class AP (``tools/plot_metrics.py``).
 
 Each step runs the command a user would run, printed before it runs; the terminal shows the
 steps, progress bars and results, the commands' full logs go to ``<output-dir>/demo.log``.
@@ -30,13 +35,16 @@ import time
 from pathlib import Path
 
 from ditod.data import synthetic
+from ditod.data.class_sets import CDLA_AS_PUBLAYNET
 from ditod.engine.page_match import match_predictions
 from ditod.file_io import write_json_atomic
+from ditod.pages.ocr_json import ocr_folder_lines
 from ditod.plots import read_metrics
 from layoutlmv3.tokenization import train_bpe_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "demo" / "cascade_layoutlmv3_tiny_synthetic.yaml"
+REAL_PAGES = ROOT.parent / "shared" / "data" / "publaynet-samples"
 SHOWN_SCORE = 0.5  # the overlays' threshold: what a user sees
 
 
@@ -67,13 +75,26 @@ def run(step: str, command: list, log: Path) -> None:
     print(f"== {step}: {time.perf_counter() - start:.0f} s", flush=True)
 
 
-def ocr_lines(ocr_folder: Path) -> list[str]:
-    """Every text line of the OCR JSON files in ``ocr_folder``."""
-    return [
-        line
-        for path in sorted(ocr_folder.glob("*.json"))
-        for line in json.loads(path.read_text(encoding="utf-8"))["words"]
-    ]
+def rendered_with(data: Path) -> dict | None:
+    """The settings the pages in ``data`` were rendered with (None if there are none)."""
+    try:
+        return json.loads((data / "settings.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def real_pages(folder: str) -> tuple[Path, list[Path]] | None:
+    """``(COCO JSON, page images)`` of the real pages in ``folder``; None (said) when there is
+    no such folder or it holds no COCO JSON."""
+    if not folder:
+        return None
+    root = Path(folder)
+    annotations = sorted(root.glob("*.json")) if root.is_dir() else []
+    if not annotations:
+        print(f"== no real pages: {root} is not a folder with a COCO JSON; skipped")
+        return None
+    coco = json.loads(annotations[0].read_text(encoding="utf-8"))
+    return annotations[0], [root / image["file_name"] for image in coco["images"]]
 
 
 def final_ap(metrics_file: Path) -> dict:
@@ -91,6 +112,12 @@ def main(argv=None) -> int:
     parser.add_argument("--held-out", type=int, default=8, help="pages OCR'd and detected on")
     parser.add_argument("--iterations", type=int, help="default: the config's SOLVER.MAX_ITER")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--style", choices=synthetic.STYLES, default="document")
+    parser.add_argument(
+        "--real-pages",
+        default=str(REAL_PAGES),
+        help="folder of real page images with one COCO JSON of their blocks ('' to skip)",
+    )
     parser.add_argument(
         "opts",
         nargs=argparse.REMAINDER,
@@ -98,8 +125,13 @@ def main(argv=None) -> int:
     )
     args = parser.parse_args(argv)
     out = Path(args.output_dir).resolve()
-    for previous in ("data", "held_out", "tokenizer", "train", "inference", "plots"):
-        shutil.rmtree(out / previous, ignore_errors=True)  # a rerun starts clean
+    data = out / "data"
+    settings = {"pages": args.pages, "seed": args.seed, "style": args.style}
+    reuse = rendered_with(data) == settings  # the training pages of an earlier run
+    kept = ("data",) if reuse else ()
+    for previous in ("data", "held_out", "tokenizer", "train", "inference", "real", "plots"):
+        if previous not in kept:
+            shutil.rmtree(out / previous, ignore_errors=True)  # a rerun starts clean
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     python = sys.executable
@@ -107,11 +139,20 @@ def main(argv=None) -> int:
     log.unlink(missing_ok=True)
     print(f"the commands' full logs: {log}")
 
-    print(f"== synthetic pages: {args.pages} for training/validation, {args.held_out} held out")
-    data = out / "data"
-    splits = synthetic.generate(data, pages=args.pages, seed=args.seed, split_val=0.2)
+    print(
+        f"== synthetic pages ({args.style}): {args.pages} for training/validation"
+        f"{' (rendered by an earlier run)' if reuse else ''}, {args.held_out} held out",
+        flush=True,
+    )
+    if reuse:
+        splits = {split: data / f"{split}.json" for split in ("train", "val")}
+    else:
+        splits = synthetic.generate(data, args.pages, seed=args.seed, style=args.style)
+        write_json_atomic(data / "settings.json", settings)
     held_out = out / "held_out"
-    held_out_truth = synthetic.generate(held_out, pages=args.held_out, seed=args.seed + 1000)
+    held_out_truth = synthetic.generate(
+        held_out, args.held_out, seed=args.seed + 1000, style=args.style
+    )
     exact_text = held_out / "OCR"
     exact_text.rename(held_out / "OCR_exact")  # the OCR step below has to read the pages itself
 
@@ -122,7 +163,9 @@ def main(argv=None) -> int:
     )
 
     print("\n== tokenizer: byte-level BPE on the training pages' text", flush=True)
-    tokenizer = train_bpe_tokenizer(ocr_lines(data / "OCR"), out / "tokenizer", vocab_size=2000)
+    tokenizer = train_bpe_tokenizer(
+        ocr_folder_lines(data / "OCR"), out / "tokenizer", vocab_size=2000
+    )
 
     datasets = [
         ["synthetic_train", str(splits["train"]), str(data / "images"), str(data / "OCR")],
@@ -167,6 +210,17 @@ def main(argv=None) -> int:
         ],
         log,
     )
+    real = real_pages(args.real_pages)
+    if real:
+        run(
+            f"inference on {len(real[1])} real pages, OCR on the fly",
+            [
+                *(python, "tools/infer.py", "--config-file", CONFIG, "--input", *real[1]),
+                *("--output", out / "real", "--score-threshold", SHOWN_SCORE, *common),
+                *("MODEL.WEIGHTS", train_dir / "model_final.pth"),
+            ],
+            log,
+        )
     run(
         "plots",
         [python, "tools/plot_metrics.py", train_dir / "metrics.json", "--out", out / "plots"],
@@ -202,8 +256,32 @@ def main(argv=None) -> int:
         f"{match['shown']} shown boxes false ({100 * match['false_fraction']:.0f}%, target "
         f"at most 10%): {out / 'heldout_match.json'}"
     )
+    if real:
+        real_match = match_predictions(
+            [real[0]], out / "real" / "predictions", SHOWN_SCORE, class_map=CDLA_AS_PUBLAYNET
+        )
+        classes_found = sorted(k for k, v in real_match["per_class"].items() if v["matched"])
+        real_match = {
+            "benchmark": f"make demo: what the overlays show (score >= {SHOWN_SCORE}) on "
+            f"{len(real[1])} real pages ({real[0]}), OCR on the fly, CDLA classes counted as "
+            "PubLayNet's",
+            "device": f"cpu ({len(os.sched_getaffinity(0))} cores)",
+            **real_match,
+            "classes_found": classes_found,
+            "targets": {"matched_fraction": ">= 0.5", "false_fraction": "<= 0.25"},
+        }
+        write_json_atomic(out / "real_match.json", real_match)
+        print(
+            f"real pages: {real_match['matched']} of {real_match['gt']} blocks found "
+            f"({100 * real_match['matched_fraction']:.0f}%, target 50%), {real_match['false']} "
+            f"of {real_match['shown']} shown boxes false "
+            f"({100 * real_match['false_fraction']:.0f}%, target at most 25%), "
+            f"{real_match['pages_without_detection']} pages with no box; classes found: "
+            f"{', '.join(classes_found) or 'none'}: {out / 'real_match.json'}"
+        )
     print(f"demo finished in {(time.perf_counter() - start) / 60:.1f} min; outputs in {out}:")
     for name in (
+        *(("real/overlays",) if real else ()),
         "plots/loss.png",
         "plots/ap_per_class.png",
         "inference/overlays",

@@ -29,7 +29,7 @@ from detectron2.utils.logger import setup_logger
 
 from ditod.cli import add_debug_flag, run_tool
 from ditod.config import load_config
-from ditod.deploy.inference import run_inference, run_inference_on_ray
+from ditod.deploy.inference import DEFAULT_BATCH_SIZE, run_inference, run_inference_on_ray
 from ditod.deploy.onnx_predictor import OnnxLayoutPredictor, read_exported_config
 from ditod.deploy.predictor import LayoutPredictor
 from ditod.deploy.run_outputs import OVERLAY_MAX_SIDE, PageOutputs
@@ -62,7 +62,7 @@ def parse_args(argv=None):
     parser.add_argument("--input", nargs="+", required=True, help="images, PDFs, folders")
     parser.add_argument("--output", required=True, help="output folder")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 … (default: MODEL.DEVICE)")
-    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     parser.add_argument(
         "--score-threshold",
         type=float,

@@ -14,6 +14,7 @@ from .datasets import layout_categories, read_categories
 
 __all__ = [
     "CDLA_CLASSES",
+    "CDLA_AS_PUBLAYNET",
     "PUBLAYNET_CLASSES",
     "ClassSetMismatch",
     "check_class_sets",
@@ -36,6 +37,20 @@ CDLA_CLASSES = (
     "Equation",
 )
 PUBLAYNET_CLASSES = ("text", "title", "list", "table", "figure")
+# What a CDLA-class detection counts as on PubLayNet ground truth (PubLayNet marks captions,
+# equations and references as text or list, and no page headers or footers).
+CDLA_AS_PUBLAYNET = {
+    "Text": ("text", "list"),
+    "Title": ("title",),
+    "Figure": ("figure",),
+    "Figure caption": ("text",),
+    "Table": ("table",),
+    "Table caption": ("text",),
+    "Header": (),
+    "Footer": (),
+    "Reference": ("text", "list"),
+    "Equation": ("text",),
+}
 
 
 class ClassSetMismatch(ValueError):

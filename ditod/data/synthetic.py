@@ -13,7 +13,10 @@ tables have none, so nothing but the text says which kind a caption is. English 
 or ``--font``).
 """
 
+import multiprocessing
+import os
 import random
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
@@ -74,7 +77,7 @@ class PageWriter:
         self.image = Image.new("RGB", PAGE_SIZE, "white")
         self.draw = ImageDraw.Draw(self.image)
         self.boxes, self.ocr_boxes, self.ocr_words = [], [], []
-        self.texts = []  # (x, baseline y, text, font size) of every line drawn
+        self.texts = []  # (x, baseline y, text, font size, font path) of every line drawn
 
     def font(self, size):
         return ImageFont.truetype(self.font_path, size)
@@ -89,7 +92,7 @@ class PageWriter:
         while width and self.draw.textlength(text, font=font) > width and len(text) > 1:
             text = text[:-1].rstrip()
         self.draw.text((x, y), text, fill="black", font=font)
-        self.texts.append((x, y + font.getmetrics()[0], text, size))
+        self.texts.append((x, y + font.getmetrics()[0], text, size, self.font_path))
         x0, y0, x1, y1 = self.draw.textbbox((x, y), text, font=font)
         self.ocr_boxes.append([x0, y0, x1 - x0, y1 - y0])
         self.ocr_words.append(text)
@@ -204,9 +207,10 @@ class PageWriter:
         self.add("Footer", x0, y0, x1, y1)
 
 
-def write_pdf(page: PageWriter, path: Path) -> None:
-    """``page`` as a one-page PDF of its size in points: the image with its text erased as the
-    background, and each text line as real text in the page's font at its place."""
+def write_pdf(page, path: Path) -> None:
+    """``page`` (a :class:`PageWriter` or a :class:`~.document_pages.DocumentPage`) as a
+    one-page PDF of its size in points: the image with its text erased as the background, and
+    each text run it drew as real text in its font at its place."""
     import ctypes
 
     import pypdfium2
@@ -223,12 +227,16 @@ def write_pdf(page: PageWriter, path: Path) -> None:
     image.set_bitmap(pypdfium2.PdfBitmap.from_pil(background))
     image.set_matrix(pypdfium2.PdfMatrix().scale(width, height))
     pdf_page.insert_obj(image)
-    data = Path(page.font_path).read_bytes()
-    buffer = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
-    font = pdfium_c.FPDFText_LoadFont(document, buffer, len(data), pdfium_c.FPDF_FONT_TRUETYPE, 1)
-    if not font:
-        raise ValueError(f"{page.font_path}: PDFium cannot embed this font")
-    for x, baseline, text, size in page.texts:
+    fonts = {}
+    for x, baseline, text, size, font_path in page.texts:
+        if font_path not in fonts:
+            data = Path(font_path).read_bytes()
+            buffer = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
+            kind = pdfium_c.FPDF_FONT_TRUETYPE
+            fonts[font_path] = pdfium_c.FPDFText_LoadFont(document, buffer, len(data), kind, 1)
+            if not fonts[font_path]:
+                raise ValueError(f"{font_path}: PDFium cannot embed this font")
+        font = fonts[font_path]
         text_object = pdfium_c.FPDFPageObj_CreateTextObj(document, font, size)
         encoded = ctypes.create_string_buffer((text + "\0").encode("utf-16-le"))
         pdfium_c.FPDFText_SetText(text_object, ctypes.cast(encoded, pdfium_c.FPDF_WIDESTRING))
@@ -242,6 +250,71 @@ def write_pdf(page: PageWriter, path: Path) -> None:
         document.close()
 
 
+STYLES = ("simple", "document")
+
+
+def _save_page(out: Path, name: str, page, pdf: bool) -> tuple:
+    """Write ``page``'s image, OCR JSON and (``pdf``) PDF; return ``(name, (w, h), boxes)``."""
+    page.image.save(out / "images" / f"{name}.png")
+    if pdf:
+        write_pdf(page, out / "pdf" / f"{name}.pdf")
+    width, height = page.image.size
+    text = {"bbox": page.ocr_boxes, "words": page.ocr_words, "W": width, "H": height}
+    write_json_atomic(out / "OCR" / f"{name}.json", text)
+    return name, (width, height), page.boxes
+
+
+def _document_page(job: tuple) -> tuple:
+    """Render and write one document-style page (in a worker process)."""
+    from .document_pages import DocumentPage
+
+    out, name, seed, language, classes, columns, cjk_font, pdf = job
+    page = DocumentPage(
+        random.Random(seed),
+        language,
+        columns,
+        cjk_font=cjk_font,
+        publaynet=classes == "publaynet",
+        scanned=not pdf,
+    )
+    page.render()
+    return _save_page(out, name, page, pdf)
+
+
+def _rendered_pages(out, pages, classes, language, columns, seed, font, pdf, captions, style):
+    """``(name, (width, height), boxes)`` of each page, as it is written."""
+    names = CDLA_CLASSES if classes == "cdla" else PUBLAYNET_CLASSES
+    font_path = find_font(language, font)
+    if style == "simple":
+        rng = random.Random(seed)
+        for index in range(pages):
+            page = PageWriter(rng, font_path, language, names, captions)
+            page.render(rng.choice(list(columns)))
+            yield _save_page(out, f"{language}_{index:05d}", page, pdf)
+        return
+    cjk_font = font_path if language == "zh" else None
+    jobs = [
+        (
+            out,
+            f"{language}_{index:05d}",
+            f"{seed}:{index}",
+            language,
+            classes,
+            columns,
+            cjk_font,
+            pdf,
+        )
+        for index in range(pages)
+    ]
+    workers = min(len(jobs), os.cpu_count() or 1)
+    if workers <= 1:
+        yield from map(_document_page, jobs)
+        return
+    context = multiprocessing.get_context("spawn")  # no state of the caller's (torch) inherited
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        yield from pool.map(_document_page, jobs, chunksize=4)
+
+
 def generate(
     out,
     pages=40,
@@ -253,43 +326,32 @@ def generate(
     font=None,
     pdf=False,
     captions="below",
+    style="simple",
 ) -> dict:
     """Render ``pages`` pages into ``out`` (with ``pdf``, each also as ``pdf/<name>.pdf``;
-    ``captions``: "below" their figure or table, or "apart" from them, see the module's doc);
-    returns ``{"train": json_path, "val": json_path}``."""
+    ``captions``: "below" their figure or table, or "apart" from them, see the module's doc;
+    ``style``: "simple" pages, or "document" pages that look like papers, rendered in parallel:
+    :mod:`ditod.data.document_pages`); returns ``{"train": json_path, "val": json_path}``."""
+    if style not in STYLES:
+        raise ValueError(f"style '{style}' is not one of {STYLES}")
     out = Path(out)
     names = CDLA_CLASSES if classes == "cdla" else PUBLAYNET_CLASSES
-    font_path = find_font(language, font)
-    (out / "images").mkdir(parents=True, exist_ok=True)
-    (out / "OCR").mkdir(parents=True, exist_ok=True)
-    rng = random.Random(seed)
+    for folder in ("images", "OCR", *(("pdf",) if pdf else ())):
+        (out / folder).mkdir(parents=True, exist_ok=True)
     categories = [{"id": i, "name": n} for i, n in enumerate(names, start=1)]
     ids = {n: i for i, n in enumerate(names, start=1)}
     splits = {"train": {"images": [], "annotations": []}, "val": {"images": [], "annotations": []}}
     num_val = round(pages * split_val)
-    for index in range(pages):
-        page = PageWriter(rng, font_path, language, names, captions)
-        page.render(rng.choice(list(columns)))
-        name = f"{language}_{index:05d}"
-        page.image.save(out / "images" / f"{name}.png")
-        if pdf:
-            (out / "pdf").mkdir(exist_ok=True)
-            write_pdf(page, out / "pdf" / f"{name}.pdf")
-        write_json_atomic(
-            out / "OCR" / f"{name}.json",
-            {"bbox": page.ocr_boxes, "words": page.ocr_words, "W": PAGE_SIZE[0], "H": PAGE_SIZE[1]},
-        )
+    rendered = _rendered_pages(
+        out, pages, classes, language, columns, seed, font, pdf, captions, style
+    )
+    for index, (name, (width, height), boxes) in enumerate(rendered):
         split = splits["val" if index >= pages - num_val else "train"]
         image_id = index + 1
         split["images"].append(
-            {
-                "id": image_id,
-                "file_name": f"{name}.png",
-                "width": PAGE_SIZE[0],
-                "height": PAGE_SIZE[1],
-            }
+            {"id": image_id, "file_name": f"{name}.png", "width": width, "height": height}
         )
-        for label, box in page.boxes:
+        for label, box in boxes:
             annotation = {
                 "id": len(split["annotations"]) + 1,
                 "image_id": image_id,

@@ -21,7 +21,9 @@ from .run_outputs import (
     page_detections,
 )
 
-__all__ = ["DetectorActor", "run_inference", "run_inference_on_ray"]
+__all__ = ["DEFAULT_BATCH_SIZE", "DetectorActor", "run_inference", "run_inference_on_ray"]
+
+DEFAULT_BATCH_SIZE = 1  # pages per forward on CPU: the fastest (benchmarks/inference_batch.py)
 
 
 def run_inference(
@@ -29,7 +31,7 @@ def run_inference(
     pages: list[PageInput],
     out_dir,
     *,
-    batch_size: int = 1,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     ocr_root=None,
     ocr_engine: str = "rapidocr",
     ocr_workers=None,

@@ -48,6 +48,18 @@ class InferenceSummary:
     notes: dict = field(default_factory=dict)
 
 
+# What to check, by kind of note, said once per run after the pages it concerns.
+NOTE_ADVICE = {
+    "no detection": "Check the score threshold (--score-threshold, MODEL.ROI_HEADS."
+    "SCORE_THRESH_TEST), that MODEL.WEIGHTS is a trained model, and that it was trained on pages "
+    "like these (a model trained on synthetic pages alone, as the demo's, misses much on real "
+    "scans)",
+    "all OCR text dropped": "Check the OCR JSON's boxes (tools/check_dataset.py names them)",
+    "cut at the token cap": "Raise MODEL.LAYOUTLMV3.TEXT.MAX_TOKENS or lower "
+    "TOKENS_PER_SEGMENT to keep every line's text",
+}
+
+
 def page_notes(detections: list, text_status: dict | None) -> list[tuple[str, str]]:
     """``(kind, detail)`` of what a user should hear about a finished page."""
     notes = []
@@ -248,7 +260,15 @@ class RunWriter:
         for kind, pages in self.summary.notes.items():
             examples = "; ".join(f"{source} ({detail})" for source, detail in pages[:3])
             more = f"; and {len(pages) - 3} more" if len(pages) > 3 else ""
-            logger.warning("%d pages with %s: %s%s", len(pages), kind, examples, more)
+            logger.warning(
+                "%d of %d pages with %s: %s%s. %s",
+                len(pages),
+                self.summary.done,
+                kind,
+                examples,
+                more,
+                NOTE_ADVICE[kind],
+            )
         images, results = [], []
         for page in self.pages:
             record = self.records.get(page.name)

@@ -1,58 +1,93 @@
 """What a user sees, counted: of a page's ground-truth blocks, how many the shown detections
-find (IoU ≥ 0.5, right class), and how many shown boxes find nothing."""
+find (IoU ≥ 0.5, right class), and how many shown boxes find nothing.
+
+A model's classes can differ from the ground truth's (the demo's 10 CDLA classes on PubLayNet's
+5): ``class_map`` names, per predicted class, the ground-truth classes it counts as; a predicted
+class mapped to nothing (a page header where the ground truth does not mark headers) is not
+counted, neither found nor false."""
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from detectron2.structures import Boxes, pairwise_iou
 
-__all__ = ["match_page", "match_predictions"]
+__all__ = ["PageMatch", "match_page", "match_predictions"]
+
+
+@dataclass
+class PageMatch:
+    """Indices of the ground-truth blocks found and of the shown detections that found none."""
+
+    found: list[int]
+    false: list[int]
+
+
+def _counts_as(class_map: dict | None, name: str) -> tuple[str, ...]:
+    return (name,) if class_map is None else tuple(class_map.get(name, ()))
 
 
 def match_page(
-    gt: list[tuple[str, list]], shown: list[tuple[str, float, list]], iou_threshold: float = 0.5
-) -> tuple[int, int]:
+    gt: list[tuple[str, list]],
+    shown: list[tuple[str, float, list]],
+    iou_threshold: float = 0.5,
+    class_map: dict | None = None,
+) -> PageMatch:
     """Greedy one-to-one matching, highest score first, of shown detections to ground truth of
-    the same class with IoU ≥ ``iou_threshold``.
+    the same class (or one ``class_map`` lets it count as) with IoU ≥ ``iou_threshold``.
 
     Args:
         gt: ``(class name, [x0, y0, x1, y1])`` per ground-truth block.
-        shown: ``(class name, score, [x0, y0, x1, y1])`` per shown detection.
-
-    Returns:
-        ``(matched ground-truth blocks, shown detections matching none)``.
+        shown: ``(class name, score, [x0, y0, x1, y1])`` per shown detection; detections of a
+            class that ``class_map`` maps to nothing are skipped.
     """
-    if not gt or not shown:
-        return 0, len(shown)
-    shown = sorted(shown, key=lambda d: -d[1])
+    order = sorted(
+        (i for i, d in enumerate(shown) if _counts_as(class_map, d[0])), key=lambda i: -shown[i][1]
+    )
+    if not gt or not order:
+        return PageMatch([], order)
     ious = pairwise_iou(
-        Boxes(torch.tensor([d[2] for d in shown], dtype=torch.float32)),
+        Boxes(torch.tensor([shown[i][2] for i in order], dtype=torch.float32)),
         Boxes(torch.tensor([g[1] for g in gt], dtype=torch.float32)),
     )
-    taken = set()
-    false = 0
-    for i, (name, _, _) in enumerate(shown):
+    found, false = [], []
+    for row, i in enumerate(order):
+        allowed = _counts_as(class_map, shown[i][0])
         candidates = [
-            (ious[i, j].item(), j)
+            (ious[row, j].item(), j)
             for j, (gt_name, _) in enumerate(gt)
-            if gt_name == name and j not in taken and ious[i, j] >= iou_threshold
+            if gt_name in allowed and j not in found and ious[row, j] >= iou_threshold
         ]
         if candidates:
-            taken.add(max(candidates)[1])
+            found.append(max(candidates)[1])
         else:
-            false += 1
-    return len(taken), false
+            false.append(i)
+    return PageMatch(found, false)
 
 
-def match_predictions(coco_jsons, predictions_dir, score_threshold: float) -> dict:
+def _xyxy(box: list) -> list:
+    return [box[0], box[1], box[0] + box[2], box[1] + box[3]]
+
+
+def match_predictions(
+    coco_jsons, predictions_dir, score_threshold: float, class_map: dict | None = None
+) -> dict:
     """Match ``tools/infer.py``'s ``predictions/<name>.json`` (detections with a score of at
     least ``score_threshold``: the boxes its overlays show) to the COCO ground truth of the same
     images. Returns ``matched_fraction`` (of ground-truth blocks), ``false_fraction`` (of shown
-    boxes), and the counts behind them, per class too."""
+    boxes, of the classes ``class_map`` counts), the counts behind them, ``per_class`` (ground
+    truth found by its class, shown and false by the predicted class) and
+    ``pages_without_detection``."""
     predictions_dir = Path(predictions_dir)
     totals = {"gt": 0, "matched": 0, "shown": 0, "false": 0}
     per_class: dict[str, dict] = {}
+    empty_pages = 0
+
+    def count(name: str, key: str) -> None:
+        per_class.setdefault(name, dict.fromkeys(totals, 0))[key] += 1
+        totals[key] += 1
+
     for coco_json in coco_jsons:
         coco = json.loads(Path(coco_json).read_text(encoding="utf-8"))
         names = {c["id"]: c["name"] for c in coco["categories"]}
@@ -64,38 +99,27 @@ def match_predictions(coco_jsons, predictions_dir, score_threshold: float) -> di
             shown = [
                 (d["category"], d["score"], d["bbox"])
                 for d in detections
-                if d["score"] >= score_threshold
+                if d["score"] >= score_threshold and _counts_as(class_map, d["category"])
             ]
             gt = [
-                (
-                    names[a["category_id"]],
-                    [
-                        a["bbox"][0],
-                        a["bbox"][1],
-                        a["bbox"][0] + a["bbox"][2],
-                        a["bbox"][1] + a["bbox"][3],
-                    ],
-                )
+                (names[a["category_id"]], _xyxy(a["bbox"]))
                 for a in coco["annotations"]
                 if a["image_id"] == image["id"]
             ]
-            for name in {n for n, _ in gt} | {d[0] for d in shown}:
-                matched, false = match_page(
-                    [g for g in gt if g[0] == name], [d for d in shown if d[0] == name]
-                )
-                counts = per_class.setdefault(name, dict.fromkeys(totals, 0))
-                update = {
-                    "gt": sum(g[0] == name for g in gt),
-                    "matched": matched,
-                    "shown": sum(d[0] == name for d in shown),
-                    "false": false,
-                }
-                for key, value in update.items():
-                    counts[key] += value
-                    totals[key] += value
+            empty_pages += not shown
+            result = match_page(gt, shown, class_map=class_map)
+            for name, _ in gt:
+                count(name, "gt")
+            for j in result.found:
+                count(gt[j][0], "matched")
+            for name, _, _ in shown:
+                count(name, "shown")
+            for i in result.false:
+                count(shown[i][0], "false")
     return {
         "matched_fraction": totals["matched"] / max(totals["gt"], 1),
         "false_fraction": totals["false"] / max(totals["shown"], 1),
         **totals,
+        "pages_without_detection": empty_pages,
         "per_class": per_class,
     }

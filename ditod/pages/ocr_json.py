@@ -16,6 +16,7 @@ from ..file_io import write_json_atomic
 __all__ = [
     "engine_record",
     "is_valid_ocr_json",
+    "ocr_folder_lines",
     "ocr_json_problem",
     "page_text",
     "read_ocr_json",
@@ -87,6 +88,16 @@ def read_ocr_json(path) -> dict:
     if problem := ocr_json_problem(page):
         raise ValueError(f"{path}: OCR JSON {problem}")
     return page
+
+
+def ocr_folder_lines(folder) -> list[str]:
+    """Every text line of the page-text JSON files in ``folder``, in file-name order (the text
+    a tokenizer is trained on)."""
+    return [
+        line
+        for path in sorted(Path(folder).glob("*.json"))
+        for line in read_ocr_json(path)["words"]
+    ]
 
 
 def write_ocr_json(path, page: dict) -> None:

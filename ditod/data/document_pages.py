@@ -1,0 +1,534 @@
+"""Synthetic pages that look like documents: the ``"document"`` style of
+:func:`ditod.data.synthetic.generate`.
+
+Each page draws its own style: serif or sans body text (STIX, DejaVu Serif or DejaVu Sans, as
+matplotlib ships them) at 8.5–11 px, bold or italic headings, justified or ragged paragraphs
+wrapped at word boundaries (hyphenated on some pages), first-line indents or gaps between
+paragraphs, one or two columns, page sizes and margins of letter and A4 pages. Pages carry
+running headers, page numbers, titles with authors and affiliations, abstracts, numbered section
+headings, bulleted and numbered lists, figures (matplotlib plots, multi-panel plots, photo-like
+pictures) and ruled tables of numbers with their captions, column-spanning figures and tables on
+two-column pages, display equations (mathtext) and reference lists. A share of pages are
+degraded as scans are (rotated < 1°, blurred, noisy, grey, JPEG-compressed).
+
+Every layout box is the ink of its block, every OCR line the exact text and ink box of a drawn
+line (after the rotation, the box around its rotated corners); figure-internal text (axis
+labels) is part of the picture, not of the OCR truth.
+"""
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+from .document_figures import equation_image, figure_image
+from .document_text import TextSource
+from .page_degrade import degrade
+
+__all__ = ["LABELS", "DocumentPage"]
+
+# Block kind -> (CDLA class, PubLayNet class; None: PubLayNet does not mark it).
+LABELS = {
+    "paragraph": ("Text", "text"),
+    "title": ("Title", "title"),
+    "heading": ("Title", "title"),
+    "list": ("Text", "list"),
+    "figure": ("Figure", "figure"),
+    "figure caption": ("Figure caption", "text"),
+    "table": ("Table", "table"),
+    "table caption": ("Table caption", "text"),
+    "equation": ("Equation", "text"),
+    "reference": ("Reference", "text"),
+    "header": ("Header", None),
+    "footer": ("Footer", None),
+}
+FAMILIES = {
+    "stix": ("STIXGeneral.ttf", "STIXGeneralBol.ttf", "STIXGeneralItalic.ttf"),
+    "dejavu-serif": ("DejaVuSerif.ttf", "DejaVuSerif-Bold.ttf", "DejaVuSerif-Italic.ttf"),
+    "dejavu-sans": ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf"),
+}
+PAGE_SIZES = ((612, 792), (595, 842))
+CAPTION_LINES = 4  # at most
+
+
+def _font_dir() -> Path:
+    import matplotlib
+
+    return Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+
+
+@dataclass
+class Style:
+    """One page's typography and geometry, drawn at random."""
+
+    body: tuple  # (regular, bold, italic) font paths
+    heading: tuple
+    size: float
+    leading: float
+    justify: bool
+    indent: int
+    gap: int
+    hyphenate: bool
+    columns: int
+    gutter: int
+    margins: tuple  # left, top, right, bottom
+    page: tuple  # width, height
+
+    @classmethod
+    def draw(cls, rng: random.Random, columns, cjk_font: str | None):
+        fonts = _font_dir()
+        if cjk_font:
+            body = heading = (cjk_font,) * 3
+        else:
+            family = rng.choices(list(FAMILIES), [5, 2, 2])[0]
+            body = tuple(str(fonts / name) for name in FAMILIES[family])
+            heading_family = family if rng.random() < 0.7 else "dejavu-sans"
+            heading = tuple(str(fonts / name) for name in FAMILIES[heading_family])
+        indent = rng.choice([0, 10, 12, 15, 18])
+        return cls(
+            body=body,
+            heading=heading,
+            size=rng.choice([8.5, 9, 9.5, 10, 10.5, 11]),
+            leading=rng.uniform(1.12, 1.4),
+            justify=rng.random() < 0.8,
+            indent=indent,
+            gap=rng.randint(4, 9) if indent == 0 else rng.choice([0, 0, 2, 4]),
+            hyphenate=rng.random() < 0.4,
+            columns=rng.choice(list(columns)),
+            gutter=rng.randint(14, 28),
+            margins=(rng.randint(40, 80), rng.randint(45, 75), rng.randint(40, 80), 50),
+            page=rng.choice(PAGE_SIZES),
+        )
+
+
+class DocumentPage:
+    """One document page: ``image``, ``boxes`` (``(class, [x, y, w, h])``), ``ocr_boxes`` /
+    ``ocr_words`` (one per drawn line) and ``texts`` (``(x, baseline, text, size, font path)``
+    per drawn word, for the PDF variant)."""
+
+    def __init__(self, rng, language, columns=(1, 2), cjk_font=None, publaynet=False, scanned=True):
+        """``publaynet``: label blocks with PubLayNet's classes, else CDLA's; ``scanned``: let
+        a share of pages be degraded as scans (off for the born-digital PDF variant)."""
+        self.rng, self.language, self.publaynet, self.scanned = rng, language, publaynet, scanned
+        self.text = TextSource(rng, language)
+        self.style = Style.draw(rng, columns, cjk_font)
+        self.image = Image.new("RGB", self.style.page, "white")
+        self.draw = ImageDraw.Draw(self.image)
+        self.boxes, self.ocr_boxes, self.ocr_words, self.texts = [], [], [], []
+        self._fonts = {}
+        self.counters = {"figure": rng.randint(0, 5), "table": rng.randint(0, 4), "eq": 0}
+
+    # ---- drawing primitives
+    def font(self, path: str, size: float):
+        key = (path, round(size * 4))
+        if key not in self._fonts:
+            self._fonts[key] = ImageFont.truetype(path, size)
+        return self._fonts[key]
+
+    def add(self, kind: str, box) -> None:
+        name = LABELS[kind][1 if self.publaynet else 0]
+        x0, y0, x1, y1 = box
+        if name is not None and x1 > x0 and y1 > y0:
+            self.boxes.append((name, [x0, y0, x1 - x0, y1 - y0]))
+
+    def words_line(self, x, y, words, font, width=None, justify=False) -> tuple:
+        """Draw ``words`` from ``(x, y)`` (top of the line), spread to ``width`` when
+        ``justify``; record the line for OCR and its words for the PDF; return its ink box."""
+        joiner = "" if self.language == "zh" else " "
+        lengths = [font.getlength(w) for w in words]
+        space = font.getlength(" ") if joiner else 0.0
+        if justify and width and len(words) > 1:
+            space = (width - sum(lengths)) / (len(words) - 1)
+        ascent = font.getmetrics()[0]
+        ink = None
+        for word, length in zip(words, lengths):
+            self.draw.text((x, y), word, fill="black", font=font)
+            left, top, right, bottom = font.getbbox(word)
+            box = (x + left, y + top, x + right, y + bottom)
+            ink = box if ink is None else _union(ink, box)
+            self.texts.append((x, y + ascent, word, font.size, font.path))
+            x += length + space
+        x0, y0, x1, y1 = (round(v) for v in ink)
+        self.ocr_boxes.append([x0, y0, x1 - x0, y1 - y0])
+        self.ocr_words.append(joiner.join(words))
+        return x0, y0, x1, y1
+
+    def wrap(self, text: str, font, width: float, indent=0.0, hyphenate=None) -> list[list[str]]:
+        """``text`` broken into lines of words no wider than ``width`` (the first ``indent``
+        narrower); English words hyphenated where the style says so; Chinese by character."""
+        hyphenate = self.style.hyphenate if hyphenate is None else hyphenate
+        tokens = list(text) if self.language == "zh" else text.split()
+        space = 0.0 if self.language == "zh" else font.getlength(" ")
+        lines, line, used, room = [], [], 0.0, width - indent
+        while tokens:
+            word = tokens.pop(0)
+            length = font.getlength(word)
+            needed = length + (space if line else 0.0)
+            if used + needed <= room:
+                line.append(word)
+                used += needed
+                continue
+            if hyphenate and line and len(word) >= 7 and word.isalpha():
+                for cut in range(len(word) - 3, 2, -1):
+                    head = word[:cut] + "-"
+                    if used + space + font.getlength(head) <= room:
+                        line.append(head)
+                        word = word[cut:]
+                        break
+            if not line:  # a word wider than the line stands alone
+                line.append(word)
+                word = None
+            lines.append(line)
+            line, used, room = [], 0.0, width
+            if word is not None:
+                tokens.insert(0, word)
+        if line:
+            lines.append(line)
+        return lines
+
+    def merge_last_lines(self) -> None:
+        """The last two OCR lines as one (a list label drawn after its item's first line)."""
+        box, text = self.ocr_boxes.pop(), self.ocr_words.pop()
+        self.ocr_boxes[-1] = _xywh(_union(_xyxy(self.ocr_boxes[-1]), _xyxy(box)))
+        self.ocr_words[-1] = f"{text} {self.ocr_words[-1]}"
+
+    # ---- blocks
+    def lines_block(self, flow, kind, lines, font, indent=0.0, hanging=0.0, justify=None) -> bool:
+        """Place wrapped ``lines`` in the flow, continuing in the next column when one is full
+        (each column's part is its own block); False when the page is full first."""
+        step = font.size * self.style.leading
+        justify = self.style.justify if justify is None else justify
+        box = None
+        for index, words in enumerate(lines):
+            if not flow.fits(step):
+                if box:
+                    self.add(kind, box)
+                    box = None
+                if not flow.next_column():
+                    return False
+            offset = indent if index == 0 else hanging
+            last = index == len(lines) - 1
+            ink = self.words_line(
+                flow.x + offset, flow.y, words, font, flow.width - offset, justify and not last
+            )
+            box = ink if box is None else _union(box, ink)
+            flow.y += step
+        if box:
+            self.add(kind, box)
+        flow.y += self.style.gap
+        return True
+
+    def paragraph(self, flow, sentences=None) -> bool:
+        font = self.font(self.style.body[0], self.style.size)
+        text = self.text.paragraph(sentences or self.rng.randint(2, 7))
+        lines = self.wrap(text, font, flow.width, self.style.indent)
+        return self.lines_block(flow, "paragraph", lines, font, indent=self.style.indent)
+
+    def heading(self, flow, number) -> bool:
+        style = self.style
+        level = self.rng.random()
+        font = self.font(
+            style.heading[1 if level < 0.6 else 2], style.size + (1 if level < 0.6 else 0)
+        )
+        label = f"{number}. " if self.language == "en" else f"{number} "
+        if level >= 0.6:
+            label = f"{number}.{self.rng.randint(1, 4)}. "
+        text = label + self.text.title((2, 7))
+        lines = self.wrap(text, font, flow.width)
+        room = font.size * style.leading * (len(lines) + 2) + 6  # with two lines of text after
+        if not flow.fits(room) and not flow.next_column():
+            return False
+        flow.y += self.rng.randint(3, 8)
+        ok = self.lines_block(flow, "heading", lines, font, justify=False)
+        flow.y += 2
+        return ok
+
+    def bullet_list(self, flow) -> bool:
+        font = self.font(self.style.body[0], self.style.size)
+        marker = self.rng.choice(["•", "–", "number", "paren"])
+        hang = font.getlength("(iv) ") if marker == "paren" else font.getlength("10. ")
+        lines, kind = [], "list"
+        for index in range(self.rng.randint(2, 5)):
+            label = {"number": f"{index + 1}.", "paren": f"({'abcdef'[index]})"}.get(marker, marker)
+            item = self.wrap(self.text.paragraph(self.rng.randint(1, 2)), font, flow.width - hang)
+            lines.append((label, item))
+        step = font.size * self.style.leading
+        needed = sum(len(item) for _, item in lines) * step
+        if not flow.fits(min(needed, 3 * step)) and not flow.next_column():
+            return False
+        box = None
+        for label, item in lines:
+            for index, words in enumerate(item):
+                if not flow.fits(step):
+                    if box:
+                        self.add(kind, box)
+                        box = None
+                    if not flow.next_column():
+                        return False
+                x = flow.x + hang
+                ink = self.words_line(x, flow.y, words, font, flow.width - hang, False)
+                if index == 0:  # the label and the item's first line are one OCR line
+                    label_ink = self.words_line(flow.x, flow.y, [label], font)
+                    ink = _union(ink, label_ink)
+                    self.merge_last_lines()
+                box = ink if box is None else _union(box, ink)
+                flow.y += step
+        if box:
+            self.add(kind, box)
+        flow.y += self.style.gap + 2
+        return True
+
+    def caption(self, flow, kind, width, x) -> tuple:
+        font = self.font(self.style.body[0], self.style.size - 0.5)
+        bold = self.font(self.style.body[1], self.style.size - 0.5)
+        self.counters[kind] += 1
+        if self.language == "zh":
+            label = f"{'图' if kind == 'figure' else '表'}{self.counters[kind]}："
+        else:
+            name = "Table" if kind == "table" else self.rng.choice(["Figure", "Fig."])
+            label = f"{name} {self.counters[kind]}."
+        text = label + " " + self.text.paragraph(self.rng.randint(1, 3))
+        lines = self.wrap(text, bold, width)[:CAPTION_LINES]  # the bold first line fits too
+        step = font.size * self.style.leading
+        top, box = flow.y, None
+        for index, words in enumerate(lines):
+            ink = self.words_line(x, flow.y, words, bold if index == 0 else font, width, False)
+            box = ink if box is None else _union(box, ink)
+            flow.y += step
+        self.add(f"{kind} caption", box)
+        return top, box
+
+    def picture(self, flow, span: bool = False) -> bool:
+        width = flow.full_width if span else flow.width
+        fig_width = int(width * self.rng.uniform(0.55, 1.0))
+        height = int(fig_width * self.rng.uniform(0.45, 0.85))
+        caption_room = CAPTION_LINES * self.style.size * self.style.leading
+        if not flow.fits(height + caption_room + 18):
+            return False
+        x = int((flow.left if span else flow.x) + (width - fig_width) / 2)
+        flow.y += 4
+        self.image.paste(figure_image(fig_width, height, self.rng), (x, int(flow.y)))
+        self.add("figure", (x, int(flow.y), x + fig_width, int(flow.y) + height))
+        flow.y += height + 6
+        self.caption(flow, "figure", width, flow.left if span else flow.x)
+        flow.y += 8
+        return True
+
+    def table(self, flow, span: bool = False) -> bool:
+        width = flow.full_width if span else flow.width
+        x0 = flow.left if span else flow.x
+        size = self.style.size - self.rng.choice([0, 0.5, 1])
+        font, bold = self.font(self.style.body[0], size), self.font(self.style.body[1], size)
+        columns = self.rng.randint(3, 7 if span or self.style.columns == 1 else 4)
+        rows = self.rng.randint(3, 12)
+        step = size * 1.45
+        caption_room = CAPTION_LINES * self.style.size * self.style.leading
+        if not flow.fits((rows + 1) * (step + 2) + caption_room + 20):
+            return False
+        flow.y += 4
+        self.caption(flow, "table", width, x0)
+        flow.y += 3
+        cells = [[self.text.title((1, 2)) for _ in range(columns)]]
+        cells += [[self.text.title((1, 2))] + [self.text.number() for _ in range(columns - 1)]]
+        cells += [
+            [self.text.title((1, 3))] + [self.text.number() for _ in range(columns - 1)]
+            for _ in range(rows - 1)
+        ]
+        cell_width = width / columns
+        top = flow.y
+        self.draw.line([x0, top, x0 + width, top], fill="black", width=self.rng.choice([1, 2]))
+        flow.y += 3
+        grid = self.rng.random() < 0.2
+        for r, row in enumerate(cells):
+            for c, value in enumerate(row):
+                cell_font = bold if r == 0 else font
+                room = cell_width - 6
+                words = self.wrap(value, cell_font, room, hyphenate=False)[0]
+                length = cell_font.getlength(" ".join(words))
+                x = x0 + c * cell_width + (3 if c == 0 else (cell_width - length) / 2)
+                self.words_line(x, flow.y, words, cell_font)
+            flow.y += step
+            if r == 0 or grid:
+                self.draw.line([x0, flow.y, x0 + width, flow.y], fill="black")
+                flow.y += 2
+        bottom = flow.y + 1
+        self.draw.line(
+            [x0, bottom, x0 + width, bottom], fill="black", width=self.rng.choice([1, 2])
+        )
+        if grid:
+            for c in range(columns + 1):
+                x = x0 + c * cell_width
+                self.draw.line([x, top, x, bottom], fill="black")
+        self.add("table", (int(x0), int(top), int(x0 + width) + 1, int(bottom) + 2))
+        flow.y = bottom + 10
+        return True
+
+    def equation(self, flow) -> bool:
+        picture = equation_image(self.rng, self.style.size + 2)
+        if not flow.fits(picture.height + 16) or picture.width > flow.width - 40:
+            return False
+        flow.y += 6
+        x = flow.x + (flow.width - picture.width) // 2
+        self.image.paste(picture, (int(x), int(flow.y)))
+        self.add(
+            "equation", (int(x), int(flow.y), int(x) + picture.width, int(flow.y) + picture.height)
+        )
+        self.counters["eq"] += 1
+        font = self.font(self.style.body[0], self.style.size)
+        label = f"({self.counters['eq']})"
+        middle = flow.y + picture.height / 2 - font.size / 2
+        self.words_line(flow.x + flow.width - font.getlength(label), middle, [label], font)
+        flow.y += picture.height + 10
+        return True
+
+    def references(self, flow) -> None:
+        """A "References" heading and numbered entries in a smaller font, to the page's end."""
+        heading = self.font(self.style.heading[1], self.style.size + 1)
+        label = "References" if self.language == "en" else "参考文献"
+        if not self.lines_block(flow, "heading", [[label]], heading, justify=False):
+            return
+        font = self.font(self.style.body[0], self.style.size - 1)
+        hang = font.getlength("[10] ")
+        number = 1
+        while True:
+            names = ", ".join(self.text.name() for _ in range(self.rng.randint(1, 4)))
+            entry = f"[{number}] {names}. {self.text.title((5, 12))}. {self.text.title((1, 3))} "
+            entry += f"{self.rng.randint(1980, 2024)}; {self.rng.randint(1, 80)}: "
+            entry += f"{self.rng.randint(1, 900)}–{self.rng.randint(901, 999)}."
+            lines = self.wrap(entry, font, flow.width - hang)
+            if not self.lines_block(flow, "reference", lines, font, hanging=hang, justify=False):
+                return
+            number += 1
+
+    # ---- the page
+    def front_matter(self, flow) -> None:
+        style = self.style
+        title_font = self.font(style.heading[1], self.rng.choice([14, 16, 18, 20]))
+        lines = self.wrap(self.text.title((6, 16)), title_font, flow.full_width * 0.9)
+        flow.y += 6
+        self.lines_block(flow, "title", lines, title_font, justify=False)
+        authors = ", ".join(self.text.name() for _ in range(self.rng.randint(2, 6)))
+        font = self.font(style.body[0], style.size + 1)
+        self.lines_block(
+            flow, "paragraph", self.wrap(authors, font, flow.full_width), font, justify=False
+        )
+        small = self.font(style.body[2], style.size - 1)
+        affiliation = self.text.title((5, 10)) + ", " + self.text.name()
+        self.lines_block(
+            flow, "paragraph", self.wrap(affiliation, small, flow.full_width), small, justify=False
+        )
+        flow.y += 6
+        if self.rng.random() < 0.8:
+            font = self.font(style.body[0], style.size - 0.5)
+            label = "Abstract:" if self.language == "en" else "摘要："
+            text = label + " " + self.text.paragraph(self.rng.randint(3, 6))
+            self.lines_block(flow, "paragraph", self.wrap(text, font, flow.full_width), font)
+        flow.y += 8
+
+    def furniture(self) -> None:
+        style, (width, height) = self.style, self.style.page
+        left, top, right, bottom = style.margins
+        font = self.font(style.body[2], style.size - 1.5)
+        number = str(self.rng.randint(1, 2000))
+        if self.rng.random() < 0.8:
+            text = self.text.title((2, 5)) + f" {self.rng.randint(1990, 2024)}"
+            y = top - self.rng.randint(22, 30)
+            self.add("header", self.words_line(left, y, text.split(), font))
+            if self.rng.random() < 0.5:
+                x = width - right - font.getlength(number)
+                self.add("header", self.words_line(x, y, [number], font))
+                return
+        x = (width - font.getlength(number)) / 2
+        self.add("footer", self.words_line(x, height - bottom + 18, [number], font))
+
+    def render(self) -> None:
+        style = self.style
+        flow = Flow(style)
+        self.furniture()
+        if self.rng.random() < 0.25:
+            self.front_matter(flow)
+        if style.columns == 2 and self.rng.random() < 0.3:
+            (self.picture if self.rng.random() < 0.6 else self.table)(flow, span=True)
+        flow.split_columns()
+        section = self.rng.randint(1, 6)
+        blocks = ["paragraph", "heading", "list", "figure", "table", "equation"]
+        weights = [10, 2, 1.2, 1.5, 1.2, 0.8]
+        while True:
+            kind = self.rng.choices(blocks, weights)[0]
+            if kind == "heading":
+                section += 1
+                placed = self.heading(flow, section)
+            elif kind == "list":
+                placed = self.bullet_list(flow)
+            elif kind == "figure":
+                placed = self.picture(flow) or self.paragraph(flow)
+            elif kind == "table":
+                placed = self.table(flow) or self.paragraph(flow)
+            elif kind == "equation":
+                placed = self.equation(flow) or self.paragraph(flow)
+            else:
+                placed = self.paragraph(flow)
+            if not placed or flow.done():
+                break
+            if self.rng.random() < 0.012:  # the article ends on this page
+                self.references(flow)
+                break
+        if self.scanned:
+            self.image, self.boxes, self.ocr_boxes = degrade(
+                self.image, self.boxes, self.ocr_boxes, self.rng
+            )
+
+
+class Flow:
+    """Where the next block goes: a cursor down the body's columns."""
+
+    def __init__(self, style: Style):
+        width, height = style.page
+        left, top, right, bottom = style.margins
+        self.left, self.full_width = left, width - left - right
+        self.top, self.bottom = top, height - bottom
+        self.columns, self.index = [(left, self.full_width)], 0
+        self.style = style
+        self.y = float(top)
+
+    @property
+    def x(self) -> float:
+        return self.columns[self.index][0]
+
+    @property
+    def width(self) -> float:
+        return self.columns[self.index][1]
+
+    def split_columns(self) -> None:
+        if self.style.columns == 2:
+            gutter = self.style.gutter
+            half = (self.full_width - gutter) / 2
+            self.columns = [(self.left, half), (self.left + half + gutter, half)]
+        self.top = self.y
+
+    def fits(self, height: float) -> bool:
+        return self.y + height <= self.bottom
+
+    def next_column(self) -> bool:
+        if self.index + 1 >= len(self.columns):
+            return False
+        self.index += 1
+        self.y = self.top
+        return True
+
+    def done(self) -> bool:
+        return self.index == len(self.columns) - 1 and not self.fits(2 * self.style.size)
+
+
+def _union(a, b) -> tuple:
+    return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+
+
+def _xyxy(box) -> tuple:
+    return (box[0], box[1], box[0] + box[2], box[1] + box[3])
+
+
+def _xywh(box) -> list:
+    x0, y0, x1, y1 = (round(v) for v in box)
+    return [x0, y0, x1 - x0, y1 - y0]

@@ -1,0 +1,115 @@
+"""Synthetic pages in the "document" style (ditod.data.document_pages): every box exact on
+born-digital and on scan-degraded pages, every OCR line the drawn text, reproducible, in
+CDLA's or PubLayNet's classes, and a PDF whose text layer reads the drawn lines."""
+
+import json
+import random
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from ditod.data import synthetic
+from ditod.data.class_sets import CDLA_CLASSES, PUBLAYNET_CLASSES
+from ditod.data.document_pages import DocumentPage
+from ditod.data.page_degrade import rotate_box
+
+DARK = 160  # a pixel darker than this is ink
+
+
+def covered(shape, boxes, margin: int) -> np.ndarray:
+    mask = np.zeros(shape, dtype=bool)
+    for x, y, w, h in boxes:
+        mask[max(0, y - margin) : y + h + margin, max(0, x - margin) : x + w + margin] = True
+    return mask
+
+
+def rendered(seed: int, scanned: bool, publaynet: bool = False) -> DocumentPage:
+    page = DocumentPage(random.Random(seed), "en", scanned=scanned, publaynet=publaynet)
+    page.render()
+    return page
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4, 5])
+def test_boxes_hold_all_the_ink_and_every_box_has_some(seed):
+    """On a born-digital page every dark pixel lies in a layout box or an OCR line (1 px of
+    anti-aliasing around), and every box and every line has ink."""
+    page = rendered(seed, scanned=False)
+    ink = np.asarray(page.image.convert("L")) < DARK
+    boxes = [box for _, box in page.boxes]
+    outside = ink & ~covered(ink.shape, boxes + page.ocr_boxes, margin=1)
+    assert outside.sum() == 0, f"{outside.sum()} ink pixels outside every box"
+    height, width = ink.shape
+    for x, y, w, h in boxes + page.ocr_boxes:
+        assert ink[y : y + h, x : x + w].any(), (x, y, w, h)
+        assert 0 <= x and 0 <= y and x + w <= width and y + h <= height, (x, y, w, h)
+    assert len(page.ocr_words) == len(page.ocr_boxes) > 20
+    assert {name for name, _ in page.boxes} <= set(CDLA_CLASSES)
+
+
+def test_rotate_box_follows_the_rotated_image():
+    image = Image.new("L", (400, 300), 255)
+    box = [250, 40, 60, 20]
+    ImageDraw.Draw(image).rectangle([250, 40, 309, 59], fill=0)
+    for degrees in (0.8, -0.6, 5.0):
+        turned = image.rotate(degrees, Image.Resampling.BICUBIC, center=(200, 150), fillcolor=255)
+        x0, y0, x1, y1 = Image.eval(turned, lambda v: 255 if v < DARK else 0).getbbox()
+        ex, ey, ew, eh = rotate_box(box, degrees, (200, 150))
+        # the box holds the rotated ink, and is at most 2 px wider on any side
+        slack = (x0 - ex, y0 - ey, ex + ew - x1, ey + eh - y1)
+        assert all(0 <= side <= 2 for side in slack), (degrees, slack)
+
+
+def test_scanned_pages_keep_their_boxes_on_the_ink():
+    """Rotated, blurred, noisy, compressed: the boxes still hold the text lines' ink."""
+    degraded = 0
+    for seed in range(12):
+        page = rendered(seed, scanned=True)
+        clean = rendered(seed, scanned=False)
+        if page.image.tobytes() == clean.image.tobytes():
+            continue
+        degraded += 1
+        ink = np.asarray(page.image.convert("L")) < 100  # clear ink, not noise
+        inside = covered(ink.shape, [b for _, b in page.boxes] + page.ocr_boxes, margin=2)
+        assert (ink & ~inside).sum() <= 0.002 * ink.sum(), seed
+        assert page.ocr_words == clean.ocr_words
+    assert degraded >= 6  # scans (30%) and JPEG copies (35%) of twelve pages
+
+
+def test_document_style_is_reproducible_in_either_class_set(tmp_path):
+    first = synthetic.generate(tmp_path / "a", 4, "publaynet", seed=5, style="document")
+    again = synthetic.generate(tmp_path / "b", 4, "publaynet", seed=5, style="document")
+    assert first["train"].read_text() == again["train"].read_text()
+    for name in ("en_00000", "en_00003"):
+        ocr = (tmp_path / "a" / "OCR" / f"{name}.json").read_text()
+        assert ocr == (tmp_path / "b" / "OCR" / f"{name}.json").read_text()
+    coco = json.loads(first["train"].read_text())
+    assert [c["name"] for c in coco["categories"]] == list(PUBLAYNET_CLASSES)
+    sizes = {(image["width"], image["height"]) for image in coco["images"]}
+    assert sizes <= {(612, 792), (595, 842)}
+    for image in coco["images"]:
+        with Image.open(tmp_path / "a" / "images" / image["file_name"]) as png:
+            assert png.size == (image["width"], image["height"])
+    cdla = synthetic.generate(tmp_path / "c", 4, "cdla", seed=5, style="document")
+    names = {c["id"]: c["name"] for c in json.loads(cdla["train"].read_text())["categories"]}
+    found = {names[a["category_id"]] for a in json.loads(cdla["train"].read_text())["annotations"]}
+    assert {"Text", "Title", "Header"} <= found
+    with pytest.raises(ValueError, match="style 'fancy' is not one of"):
+        synthetic.generate(tmp_path / "d", 1, style="fancy")
+
+
+def test_document_pdf_text_layer_reads_the_drawn_lines(tmp_path):
+    """The born-digital variant: each word drawn is real text at its place, so the PDF's text
+    layer gives back the drawn lines (justified lines too)."""
+    from ditod.pages.pdf_text import PdfTextLayer
+
+    synthetic.generate(tmp_path, 2, seed=1, style="document", pdf=True)
+    same = total = 0
+    for name in ("en_00000", "en_00001"):
+        truth = json.loads((tmp_path / "OCR" / f"{name}.json").read_text())
+        with PdfTextLayer(tmp_path / "pdf" / f"{name}.pdf") as layer:
+            read = layer.read(0, truth["W"], truth["H"]).page
+        lines = set(read["words"])
+        total += len(truth["words"])
+        same += sum(line in lines for line in truth["words"])
+    assert same >= 0.95 * total, f"{same} of {total} lines read back"
