@@ -1,11 +1,9 @@
 """The benchmarks' one harness: timing (``torch.utils.benchmark`` for a call that can be
-repeated, a stopwatch for a whole run done once), the result JSON (written atomically, with the
-machine it was measured on) that ``run_all.py`` tabulates, and loading the repository's scripts
-(``datasets/…``, ``tools/…``; not packages)."""
+repeated, a stopwatch for a whole run done once), and the result JSON (written atomically,
+with the machine it was measured on) that ``run_all.py`` tabulates."""
 
 import contextlib
 import importlib.metadata
-import importlib.util
 import json
 import os
 import timeit
@@ -16,15 +14,6 @@ from pathlib import Path
 from ditod.file_io import write_json_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_script(relative: str):
-    """A script of this repository as a module."""
-    path = ROOT / relative
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def measure(function: Callable[[], object], min_run_time: float = 1.0):

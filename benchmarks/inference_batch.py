@@ -16,12 +16,13 @@ import ditod  # noqa: F401  (its shims must apply before detectron2 is imported)
 
 # isort: split
 import torch
-from _harness import ROOT, load_script, measure, write_result
+from _harness import ROOT, measure, write_result
 from detectron2.modeling import build_model
 
 from ditod.config import load_config
 from ditod.data.mapper import LayoutDatasetMapper
 from ditod.data.synthetic import generate as generate_synthetic_pages
+from ditod.deploy.inference import DEFAULT_BATCH_SIZE
 from ditod.pages.image_io import find_images
 from ditod.pages.ocr_runner import available_cores
 
@@ -40,11 +41,7 @@ def main():
     torch.manual_seed(0)
     model = build_model(cfg).eval()
     mapper = LayoutDatasetMapper(cfg, is_train=False)
-    default = (
-        load_script("tools/infer.py")
-        .parse_args(["--config-file", "c", "--input", "p", "--output", "o"])
-        .batch_size
-    )
+    default = DEFAULT_BATCH_SIZE  # tools/infer.py's --batch-size
     with tempfile.TemporaryDirectory() as scratch:
         generate_synthetic_pages(scratch, pages=args.pages, seed=2, split_val=0.0)
         inputs = [mapper({"file_name": str(p)}) for p in find_images(Path(scratch) / "images")]

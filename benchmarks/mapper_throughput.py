@@ -27,7 +27,7 @@ from ditod import add_layoutlmv3_config
 from ditod.data.datasets import load_layout_coco_json
 from ditod.data.mapper import LayoutDatasetMapper
 from ditod.data.synthetic import generate as generate_synthetic_pages
-from ditod.pages.ocr_json import read_ocr_json
+from ditod.pages.ocr_json import ocr_folder_lines, read_ocr_json
 from layoutlmv3.tokenization import normalize_box, train_bpe_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,9 +57,7 @@ class SeedMapper(LayoutDatasetMapper):
 def roberta_sized_tokenizer(ocr_folder: Path, out: Path, vocab_size: int = 50265) -> Path:
     """A LayoutLMv3 (byte-level BPE) tokenizer of ``vocab_size`` tokens: the pages' lines plus
     random words, so that it has as many merges to load as the real one."""
-    lines = [
-        w for p in sorted(ocr_folder.glob("*.json")) for w in json.loads(p.read_text())["words"]
-    ]
+    lines = ocr_folder_lines(ocr_folder)
     rng = random.Random(0)
     letters = string.ascii_lowercase
     filler = [

@@ -19,7 +19,7 @@ import ditod  # noqa: F401  (its shims must apply before detectron2 is imported)
 
 # isort: split
 import torch
-from _harness import ROOT, load_script, measure, write_result
+from _harness import ROOT, measure, write_result
 from detectron2.config import get_cfg
 from detectron2.modeling import build_model
 from detectron2.utils.events import EventStorage
@@ -29,6 +29,7 @@ from ditod.data.datasets import load_layout_coco_json
 from ditod.data.mapper import LayoutDatasetMapper
 from ditod.data.synthetic import generate as generate_synthetic_pages
 from ditod.file_io import atomic_path
+from ditod.pages.ocr_json import ocr_folder_lines
 from layoutlmv3.tokenization import train_bpe_tokenizer
 
 TINY = ROOT / "configs" / "demo" / "cascade_layoutlmv3_tiny_synthetic.yaml"
@@ -39,8 +40,7 @@ TOKENS = (0, 100, 300, 510)  # 510 + <s> + </s> = the 512 text positions of Layo
 def pages(scratch: Path, count: int = 8):
     """Synthetic pages (exact OCR) and a BPE tokenizer trained on their text."""
     paths = generate_synthetic_pages(scratch, pages=count, seed=9, split_val=0)
-    demo = load_script("tools/demo.py")
-    tokenizer = train_bpe_tokenizer(demo.ocr_lines(scratch / "OCR"), scratch / "tok", 2000)
+    tokenizer = train_bpe_tokenizer(ocr_folder_lines(scratch / "OCR"), scratch / "tok", 2000)
     records = load_layout_coco_json(paths["train"], scratch / "images", scratch / "OCR")
     return records, tokenizer
 

@@ -13,8 +13,8 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from .datasets import layout_categories, read_categories
 
 __all__ = [
-    "CDLA_CLASSES",
     "CDLA_AS_PUBLAYNET",
+    "CDLA_CLASSES",
     "PUBLAYNET_CLASSES",
     "ClassSetMismatch",
     "check_class_sets",
