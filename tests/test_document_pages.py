@@ -42,7 +42,7 @@ def test_boxes_hold_all_the_ink_and_every_box_has_some(seed):
     height, width = ink.shape
     for x, y, w, h in boxes + page.ocr_boxes:
         assert ink[y : y + h, x : x + w].any(), (x, y, w, h)
-        assert 0 <= x and 0 <= y and x + w <= width and y + h <= height, (x, y, w, h)
+        assert x >= 0 and y >= 0 and x + w <= width and y + h <= height, (x, y, w, h)
     assert len(page.ocr_words) == len(page.ocr_boxes) > 20
     assert {name for name, _ in page.boxes} <= set(CDLA_CLASSES)
 
