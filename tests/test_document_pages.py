@@ -113,3 +113,18 @@ def test_document_pdf_text_layer_reads_the_drawn_lines(tmp_path):
         total += len(truth["words"])
         same += sum(line in lines for line in truth["words"])
     assert same >= 0.95 * total, f"{same} of {total} lines read back"
+
+
+def test_chinese_document_pages_wrap_by_character_and_keep_their_boxes():
+    try:
+        cjk_font = synthetic.find_font("zh")
+    except FileNotFoundError as error:
+        pytest.skip(str(error))
+    page = DocumentPage(random.Random(3), "zh", cjk_font=cjk_font, scanned=False)
+    page.render()
+    ink = np.asarray(page.image.convert("L")) < DARK
+    boxes = [box for _, box in page.boxes]
+    assert (ink & ~covered(ink.shape, boxes + page.ocr_boxes, margin=1)).sum() == 0
+    paragraphs = [w for w in page.ocr_words if len(w) > 20 and not any(c.isdigit() for c in w)]
+    assert paragraphs and not any(" " in line for line in paragraphs)  # no spaces in Chinese
+    assert all(any("\u4e00" <= c <= "\u9fff" for c in line) for line in paragraphs)

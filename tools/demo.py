@@ -6,7 +6,7 @@
 1. renders synthetic pages with known layout and text, the 10 CDLA classes (``--style
    document``, the default: pages that look like papers, :mod:`ditod.data.document_pages`;
    ``simple``: the look-alike captions pages of the fusion ablation), and a few held-out pages;
-   pages are rendered in parallel and kept for the next run with the same settings;
+   pages and their OCR are kept for the next run with the same settings;
 2. OCRs the held-out pages with the default engine (``tools/ocr_pages.py``);
 3. trains a byte-level BPE tokenizer on the training pages' text;
 4. trains the tiny text-fused detector (``tools/train_net.py``) and evaluates it on the
@@ -25,6 +25,7 @@ steps, progress bars and results, the commands' full logs go to ``<output-dir>/d
 """
 
 import argparse
+import hashlib
 import json
 import os
 import shlex
@@ -75,10 +76,10 @@ def run(step: str, command: list, log: Path) -> None:
     print(f"== {step}: {time.perf_counter() - start:.0f} s", flush=True)
 
 
-def rendered_with(data: Path) -> dict | None:
-    """The settings the pages in ``data`` were rendered with (None if there are none)."""
+def rendered_with(out: Path) -> dict | None:
+    """The settings the pages in ``out`` were rendered and OCR'd with (None if none were)."""
     try:
-        return json.loads((data / "settings.json").read_text(encoding="utf-8"))
+        return json.loads((out / "pages.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
 
@@ -112,7 +113,13 @@ def main(argv=None) -> int:
     parser.add_argument("--held-out", type=int, default=8, help="pages OCR'd and detected on")
     parser.add_argument("--iterations", type=int, help="default: the config's SOLVER.MAX_ITER")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--style", choices=synthetic.STYLES, default="document")
+    parser.add_argument(
+        "--style",
+        choices=synthetic.STYLES,
+        default="document",
+        help="pages that look like papers (the default), or the simple pages of the fusion "
+        "ablation (their held-out pages are easy; real pages are not like them)",
+    )
     parser.add_argument(
         "--real-pages",
         default=str(REAL_PAGES),
@@ -125,10 +132,9 @@ def main(argv=None) -> int:
     )
     args = parser.parse_args(argv)
     out = Path(args.output_dir).resolve()
-    data = out / "data"
-    settings = {"pages": args.pages, "seed": args.seed, "style": args.style}
-    reuse = rendered_with(data) == settings  # the training pages of an earlier run
-    kept = ("data",) if reuse else ()
+    settings = {k: getattr(args, k) for k in ("pages", "held_out", "seed", "style")}
+    reuse = rendered_with(out) == settings  # pages (and their OCR) of an earlier run
+    kept = ("data", "held_out", "real_ocr") if reuse else ("real_ocr",)
     for previous in ("data", "held_out", "tokenizer", "train", "inference", "real", "plots"):
         if previous not in kept:
             shutil.rmtree(out / previous, ignore_errors=True)  # a rerun starts clean
@@ -140,27 +146,28 @@ def main(argv=None) -> int:
     print(f"the commands' full logs: {log}")
 
     print(
-        f"== synthetic pages ({args.style}): {args.pages} for training/validation"
-        f"{' (rendered by an earlier run)' if reuse else ''}, {args.held_out} held out",
+        f"== synthetic pages ({args.style}): {args.pages} for training/validation, "
+        f"{args.held_out} held out{' (rendered by an earlier run)' if reuse else ''}",
         flush=True,
     )
+    data, held_out = out / "data", out / "held_out"
     if reuse:
         splits = {split: data / f"{split}.json" for split in ("train", "val")}
+        held_out_truth = {split: held_out / f"{split}.json" for split in ("train", "val")}
     else:
+        (out / "pages.json").unlink(missing_ok=True)
         splits = synthetic.generate(data, args.pages, seed=args.seed, style=args.style)
-        write_json_atomic(data / "settings.json", settings)
-    held_out = out / "held_out"
-    held_out_truth = synthetic.generate(
-        held_out, args.held_out, seed=args.seed + 1000, style=args.style
-    )
-    exact_text = held_out / "OCR"
-    exact_text.rename(held_out / "OCR_exact")  # the OCR step below has to read the pages itself
-
+        held_out_truth = synthetic.generate(
+            held_out, args.held_out, seed=args.seed + 1000, style=args.style
+        )
+        # the OCR step below has to read the held-out pages itself
+        (held_out / "OCR").rename(held_out / "OCR_exact")
     run(
         "OCR of the held-out pages",
         [python, "tools/ocr_pages.py", held_out / "images", "--out", held_out / "OCR"],
         log,
     )
+    write_json_atomic(out / "pages.json", settings)
 
     print("\n== tokenizer: byte-level BPE on the training pages' text", flush=True)
     tokenizer = train_bpe_tokenizer(
@@ -212,11 +219,18 @@ def main(argv=None) -> int:
     )
     real = real_pages(args.real_pages)
     if real:
+        real_ocr = out / "real_ocr" / hashlib.sha1(str(real[0]).encode()).hexdigest()[:12]
+        run(  # resumable: a rerun reads the pages' OCR JSON of an earlier run
+            f"OCR of {len(real[1])} real pages",
+            [python, "tools/ocr_pages.py", real[0].parent, "--out", real_ocr],
+            log,
+        )
         run(
-            f"inference on {len(real[1])} real pages, OCR on the fly",
+            f"inference on {len(real[1])} real pages",
             [
-                *(python, "tools/infer.py", "--config-file", CONFIG, "--input", *real[1]),
-                *("--output", out / "real", "--score-threshold", SHOWN_SCORE, *common),
+                *(python, "tools/infer.py", "--config-file", CONFIG, "--input", real[0].parent),
+                *("--ocr-root", real_ocr, "--output", out / "real"),
+                *("--score-threshold", SHOWN_SCORE, *common),
                 *("MODEL.WEIGHTS", train_dir / "model_final.pth"),
             ],
             log,
@@ -263,7 +277,7 @@ def main(argv=None) -> int:
         classes_found = sorted(k for k, v in real_match["per_class"].items() if v["matched"])
         real_match = {
             "benchmark": f"make demo: what the overlays show (score >= {SHOWN_SCORE}) on "
-            f"{len(real[1])} real pages ({real[0]}), OCR on the fly, CDLA classes counted as "
+            f"{len(real[1])} real pages ({real[0]}), from their OCR, CDLA classes counted as "
             "PubLayNet's",
             "device": f"cpu ({len(os.sched_getaffinity(0))} cores)",
             **real_match,

@@ -288,7 +288,8 @@ class DocumentPage:
         else:
             name = "Table" if kind == "table" else self.rng.choice(["Figure", "Fig."])
             label = f"{name} {self.counters[kind]}."
-        text = label + " " + self.text.paragraph(self.rng.randint(1, 3))
+        space = "" if self.language == "zh" else " "
+        text = label + space + self.text.paragraph(self.rng.randint(1, 3))
         lines = self.wrap(text, bold, width)[:CAPTION_LINES]  # the bold first line fits too
         step = font.size * self.style.leading
         top, box = flow.y, None
@@ -422,7 +423,11 @@ class DocumentPage:
         if self.rng.random() < 0.8:
             font = self.font(style.body[0], style.size - 0.5)
             label = "Abstract:" if self.language == "en" else "摘要："
-            text = label + " " + self.text.paragraph(self.rng.randint(3, 6))
+            text = (
+                label
+                + ("" if self.language == "zh" else " ")
+                + self.text.paragraph(self.rng.randint(3, 6))
+            )
             self.lines_block(flow, "paragraph", self.wrap(text, font, flow.full_width), font)
         flow.y += 8
 
