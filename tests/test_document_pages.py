@@ -120,7 +120,7 @@ def test_chinese_document_pages_wrap_by_character_and_keep_their_boxes():
         cjk_font = synthetic.find_font("zh")
     except FileNotFoundError as error:
         pytest.skip(str(error))
-    page = DocumentPage(random.Random(3), "zh", cjk_font=cjk_font, scanned=False)
+    page = DocumentPage(random.Random(3), "zh", font=cjk_font, scanned=False)
     page.render()
     ink = np.asarray(page.image.convert("L")) < DARK
     boxes = [box for _, box in page.boxes]

@@ -76,10 +76,10 @@ class Style:
     page: tuple  # width, height
 
     @classmethod
-    def draw(cls, rng: random.Random, columns, cjk_font: str | None):
+    def draw(cls, rng: random.Random, columns, font: str | None):
         fonts = _font_dir()
-        if cjk_font:
-            body = heading = (cjk_font,) * 3
+        if font:
+            body = heading = (font,) * 3
         else:
             family = rng.choices(list(FAMILIES), [5, 2, 2])[0]
             body = tuple(str(fonts / name) for name in FAMILIES[family])
@@ -107,12 +107,13 @@ class DocumentPage:
     ``ocr_words`` (one per drawn line) and ``texts`` (``(x, baseline, text, size, font path)``
     per drawn word, for the PDF variant)."""
 
-    def __init__(self, rng, language, columns=(1, 2), cjk_font=None, publaynet=False, scanned=True):
-        """``publaynet``: label blocks with PubLayNet's classes, else CDLA's; ``scanned``: let
-        a share of pages be degraded as scans (off for the born-digital PDF variant)."""
+    def __init__(self, rng, language, columns=(1, 2), font=None, publaynet=False, scanned=True):
+        """``font``: one TrueType font for all text (needed for Chinese; default: the families
+        above); ``publaynet``: label blocks with PubLayNet's classes, else CDLA's; ``scanned``:
+        let a share of pages be degraded as scans (off for the born-digital PDF variant)."""
         self.rng, self.language, self.publaynet, self.scanned = rng, language, publaynet, scanned
         self.text = TextSource(rng, language)
-        self.style = Style.draw(rng, columns, cjk_font)
+        self.style = Style.draw(rng, columns, font)
         self.image = Image.new("RGB", self.style.page, "white")
         self.draw = ImageDraw.Draw(self.image)
         self.boxes, self.ocr_boxes, self.ocr_words, self.texts = [], [], [], []

@@ -8,7 +8,8 @@ the embedded font, one point per pixel of the PNG, the rest as an image). Figure
 captions look alike ("Figure 3: …" / "Table 2: …", same font), so only their text and their
 place tell them apart: with ``--captions below`` (the default) most stand under their figure or
 table, the rest alone in the text flow; with ``--captions apart`` all stand alone and figures and
-tables have none, so nothing but the text says which kind a caption is. English uses DejaVu
+tables have none, so nothing but the text says which kind a caption is. ``style="document"``
+draws pages that look like papers instead (:mod:`ditod.data.document_pages`). English uses DejaVu
 (matplotlib ships it); Chinese needs a CJK font (``apt-get install fonts-wqy-microhei``,
 or ``--font``).
 """
@@ -268,12 +269,12 @@ def _document_page(job: tuple) -> tuple:
     """Render and write one document-style page (in a worker process)."""
     from .document_pages import DocumentPage
 
-    out, name, seed, language, classes, columns, cjk_font, pdf = job
+    out, name, seed, language, classes, columns, font_for_all, pdf = job
     page = DocumentPage(
         random.Random(seed),
         language,
         columns,
-        cjk_font=cjk_font,
+        font=font_for_all,
         publaynet=classes == "publaynet",
         scanned=not pdf,
     )
@@ -292,7 +293,7 @@ def _rendered_pages(out, pages, classes, language, columns, seed, font, pdf, cap
             page.render(rng.choice(list(columns)))
             yield _save_page(out, f"{language}_{index:05d}", page, pdf)
         return
-    cjk_font = font_path if language == "zh" else None
+    font_for_all = font_path if language == "zh" or font else None
     jobs = [
         (
             out,
@@ -301,7 +302,7 @@ def _rendered_pages(out, pages, classes, language, columns, seed, font, pdf, cap
             language,
             classes,
             columns,
-            cjk_font,
+            font_for_all,
             pdf,
         )
         for index in range(pages)
