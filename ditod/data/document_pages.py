@@ -280,7 +280,9 @@ class DocumentPage:
         flow.y += self.style.gap + 2
         return True
 
-    def caption(self, flow, kind, width, x) -> tuple:
+    def caption(self, flow, kind, width, x) -> None:
+        """A caption ("Figure N." / "Table N." and 1–3 sentences) of at most ``CAPTION_LINES``
+        lines from ``(x, flow.y)``, its first line bold."""
         font = self.font(self.style.body[0], self.style.size - 0.5)
         bold = self.font(self.style.body[1], self.style.size - 0.5)
         self.counters[kind] += 1
@@ -293,13 +295,12 @@ class DocumentPage:
         text = label + space + self.text.paragraph(self.rng.randint(1, 3))
         lines = self.wrap(text, bold, width)[:CAPTION_LINES]  # the bold first line fits too
         step = font.size * self.style.leading
-        top, box = flow.y, None
+        box = None
         for index, words in enumerate(lines):
             ink = self.words_line(x, flow.y, words, bold if index == 0 else font, width, False)
             box = ink if box is None else _union(box, ink)
             flow.y += step
         self.add(f"{kind} caption", box)
-        return top, box
 
     def picture(self, flow, span: bool = False) -> bool:
         width = flow.full_width if span else flow.width
