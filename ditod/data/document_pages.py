@@ -195,28 +195,40 @@ class DocumentPage:
         self.ocr_words[-1] = f"{text} {self.ocr_words[-1]}"
 
     # ---- blocks
-    def lines_block(self, flow, kind, lines, font, indent=0.0, hanging=0.0, justify=None) -> bool:
-        """Place wrapped ``lines`` in the flow, continuing in the next column when one is full
-        (each column's part is its own block); False when the page is full first."""
-        step = font.size * self.style.leading
-        justify = self.style.justify if justify is None else justify
+    def place_lines(self, flow, kind, step, draws) -> bool:
+        """Call each of ``draws`` (draws one line at the flow's cursor, returns its ink box) a
+        ``step`` apart, continuing in the next column when one is full (each column's part is
+        its own ``kind`` block); False when the page is full first."""
         box = None
-        for index, words in enumerate(lines):
+        for draw in draws:
             if not flow.fits(step):
                 if box:
                     self.add(kind, box)
                     box = None
                 if not flow.next_column():
                     return False
-            offset = indent if index == 0 else hanging
-            last = index == len(lines) - 1
-            ink = self.words_line(
-                flow.x + offset, flow.y, words, font, flow.width - offset, justify and not last
-            )
+            ink = draw()
             box = ink if box is None else _union(box, ink)
             flow.y += step
         if box:
             self.add(kind, box)
+        return True
+
+    def lines_block(self, flow, kind, lines, font, indent=0.0, hanging=0.0, justify=None) -> bool:
+        """Place wrapped ``lines`` in the flow (:meth:`place_lines`), the first indented by
+        ``indent``, the others by ``hanging``, all but the last justified when ``justify``."""
+        justify = self.style.justify if justify is None else justify
+
+        def draw(index, words):
+            offset = indent if index == 0 else hanging
+            last = index == len(lines) - 1
+            return self.words_line(
+                flow.x + offset, flow.y, words, font, flow.width - offset, justify and not last
+            )
+
+        draws = [lambda i=i, w=w: draw(i, w) for i, w in enumerate(lines)]
+        if not self.place_lines(flow, kind, font.size * self.style.leading, draws):
+            return False
         flow.y += self.style.gap
         return True
 
@@ -249,7 +261,7 @@ class DocumentPage:
         font = self.font(self.style.body[0], self.style.size)
         marker = self.rng.choice(["•", "–", "number", "paren"])
         hang = font.getlength("(iv) ") if marker == "paren" else font.getlength("10. ")
-        lines, kind = [], "list"
+        lines = []
         for index in range(self.rng.randint(2, 5)):
             label = {"number": f"{index + 1}.", "paren": f"({'abcdef'[index]})"}.get(marker, marker)
             item = self.wrap(self.text.paragraph(self.rng.randint(1, 2)), font, flow.width - hang)
@@ -258,25 +270,21 @@ class DocumentPage:
         needed = sum(len(item) for _, item in lines) * step
         if not flow.fits(min(needed, 3 * step)) and not flow.next_column():
             return False
-        box = None
-        for label, item in lines:
-            for index, words in enumerate(item):
-                if not flow.fits(step):
-                    if box:
-                        self.add(kind, box)
-                        box = None
-                    if not flow.next_column():
-                        return False
-                x = flow.x + hang
-                ink = self.words_line(x, flow.y, words, font, flow.width - hang, False)
-                if index == 0:  # the label and the item's first line are one OCR line
-                    label_ink = self.words_line(flow.x, flow.y, [label], font)
-                    ink = _union(ink, label_ink)
-                    self.merge_last_lines()
-                box = ink if box is None else _union(box, ink)
-                flow.y += step
-        if box:
-            self.add(kind, box)
+
+        def draw(label, index, words):
+            ink = self.words_line(flow.x + hang, flow.y, words, font, flow.width - hang, False)
+            if index == 0:  # the label and the item's first line are one OCR line
+                ink = _union(ink, self.words_line(flow.x, flow.y, [label], font))
+                self.merge_last_lines()
+            return ink
+
+        draws = [
+            lambda label=label, i=i, w=w: draw(label, i, w)
+            for label, item in lines
+            for i, w in enumerate(item)
+        ]
+        if not self.place_lines(flow, "list", step, draws):
+            return False
         flow.y += self.style.gap + 2
         return True
 
