@@ -17,7 +17,12 @@ from detectron2.modeling import build_model
 
 from ditod import LayoutCheckpointer
 from ditod.config import load_config
-from ditod.data.class_sets import ClassSetMismatch, map_checkpoint_classes, remap_class_rows
+from ditod.data.class_sets import (
+    CDLA_CLASSES,
+    ClassSetMismatch,
+    map_checkpoint_classes,
+    remap_class_rows,
+)
 from ditod.data.datasets import read_categories
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,18 +112,7 @@ def checkpoint_10_classes(tmp_path_factory):
     cfg = load_config(TINY, [*IMAGE_ONLY, "MODEL.ROI_HEADS.NUM_CLASSES", "10"])
     torch.manual_seed(0)
     model = build_model(cfg)
-    names = [
-        "Text",
-        "Title",
-        "Figure",
-        "Figure caption",
-        "Table",
-        "Table caption",
-        "Header",
-        "Footer",
-        "Reference",
-        "Equation",
-    ]
+    names = list(CDLA_CLASSES)
     LayoutCheckpointer(model, str(folder), class_names=names).save("model_final")
     return folder / "model_final.pth"
 

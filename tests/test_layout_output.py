@@ -9,6 +9,7 @@ import pytest
 import torch
 from detectron2.structures import Boxes, Instances
 
+from ditod.data.class_sets import CDLA_CLASSES
 from ditod.deploy.regions import merge_captions, page_markdown, page_regions, region_role
 from ditod.engine.page_match import PageMatch, match_page, match_predictions
 from ditod.modeling.layout_postprocess import LayoutPostprocess
@@ -183,18 +184,7 @@ def test_roles_of_the_class_sets_users_bring():
         "Text",
         "Title",
     ]
-    cdla = [
-        "Text",
-        "Title",
-        "Figure",
-        "Figure caption",
-        "Table",
-        "Table caption",
-        "Header",
-        "Footer",
-        "Reference",
-        "Equation",
-    ]
+    cdla = list(CDLA_CLASSES)
     assert [region_role(c) for c in publaynet] == ["text", "title", "list", "table", "figure"]
     assert [region_role(c) for c in doclaynet] == [
         "caption",
