@@ -18,20 +18,11 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ditod.data.class_sets import CDLA_CLASSES
+from ditod.data.labelme import shape_polygon
 from ditod.file_io import write_json_atomic
 from ditod.pages.image_io import IMAGE_SUFFIXES
 
 logger = logging.getLogger("cdla_to_coco")
-
-
-def shape_polygon(shape: dict, source: Path) -> list[float]:
-    points = shape.get("points") or []
-    if len(points) < 2 or any(len(p) != 2 for p in points):
-        raise ValueError(f"{source}: shape '{shape.get('label')}' has malformed points {points}")
-    if shape.get("shape_type") == "rectangle" or len(points) == 2:
-        (x0, y0), (x1, y1) = points[0], points[-1]
-        points = [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]
-    return [float(v) for point in points for v in point]
 
 
 def convert_split(split_dir: Path) -> dict:

@@ -3,7 +3,13 @@
 
     python datasets/synthetic_pages.py --out data/synthetic --pages 60 [--classes cdla|publaynet]
         [--language en|zh] [--columns 1 2] [--seed 0] [--split-val 0.2] [--captions below|apart]
-        [--pdf] [--font FONT] [--style simple|document]
+        [--pdf] [--font FONT] [--style simple|document] [--layout coco|labelme]
+
+A Chinese set in CDLA's own layout (labelme JSON beside each JPEG), to convert as CDLA is::
+
+    python datasets/synthetic_pages.py --out data/CDLA --language zh --style document \
+        --layout labelme --pages 200
+    python datasets/cdla_to_coco.py --cdla-root data/CDLA
 
 What is written, and how: :mod:`ditod.data.synthetic`.
 """
@@ -12,7 +18,7 @@ import argparse
 import json
 import sys
 
-from ditod.data.synthetic import CAPTION_PLACEMENTS, STYLES, generate
+from ditod.data.synthetic import CAPTION_PLACEMENTS, LAYOUTS, STYLES, generate
 
 
 def main(argv=None) -> int:
@@ -31,6 +37,12 @@ def main(argv=None) -> int:
         choices=STYLES,
         default="simple",
         help="simple pages, or pages that look like papers (fonts, plots, tables, scans)",
+    )
+    parser.add_argument(
+        "--layout",
+        choices=LAYOUTS,
+        default="coco",
+        help="COCO json + images/ + OCR/, or CDLA's labelme files (train/, val/, text/)",
     )
     parser.add_argument(
         "--captions",
@@ -52,6 +64,7 @@ def main(argv=None) -> int:
             args.pdf,
             args.captions,
             args.style,
+            args.layout,
         )
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -5,6 +5,7 @@ A page is the OCR JSON the preprocessing step writes: ``{"bbox": [[x, y, w, h], 
 segment carries the segment's box, normalised to 0..1000 of the page.
 """
 
+import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ __all__ = [
     "TokenizedSegments",
     "normalize_box",
     "train_bpe_tokenizer",
+    "train_sentencepiece_tokenizer",
 ]
 
 logger = logging.getLogger(__name__)
@@ -53,6 +55,35 @@ def train_bpe_tokenizer(texts, folder, vocab_size: int, min_frequency: int = 2) 
     trainer.save_model(str(work))
     tokenizer = LayoutLMv3Tokenizer(vocab=str(work / "vocab.json"), merges=str(work / "merges.txt"))
     tokenizer.save_pretrained(folder)
+    return folder
+
+
+def train_sentencepiece_tokenizer(texts, folder, vocab_size: int) -> Path:
+    """Train a sentencepiece unigram model on ``texts`` and save it as the
+    layoutlmv3-base-chinese kind of folder (``sentencepiece.bpe.model`` read by
+    ``XLMRobertaTokenizer``: ``<s>``, ``<pad>``, ``</s>``, ``<unk>`` first, every segment starting
+    with a "▁" piece, often a lone one) in ``folder``; returns ``folder``. For Chinese pages in
+    offline tests and the demo; ``vocab_size`` is a ceiling, smaller corpora get fewer pieces."""
+    import io
+
+    import sentencepiece as spm
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(texts),
+        model_writer=model,
+        vocab_size=vocab_size,
+        model_type="unigram",
+        character_coverage=1.0,
+        hard_vocab_limit=False,
+        minloglevel=3,
+    )
+    (folder / "sentencepiece.bpe.model").write_bytes(model.getvalue())
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps({"tokenizer_class": "XLMRobertaTokenizer"}), encoding="utf-8"
+    )
     return folder
 
 

@@ -4,18 +4,16 @@ import ditod  # noqa: F401  (detectron2 shims before any test imports detectron2
 
 # isort: split
 import importlib.util
-import io
 import json
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
-import sentencepiece as spm
 from PIL import Image
 
 from ditod.data.class_sets import PUBLAYNET_CLASSES
-from layoutlmv3.tokenization import train_bpe_tokenizer
+from layoutlmv3.tokenization import train_bpe_tokenizer, train_sentencepiece_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -97,22 +95,7 @@ def bpe_folder(tmp_path_factory):
 @pytest.fixture(scope="session")
 def xlmr_folder(tmp_path_factory):
     """A layoutlmv3-base-chinese style folder: sentencepiece.bpe.model + tokenizer_config.json."""
-    folder = tmp_path_factory.mktemp("xlmr")
-    model = io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(CORPUS_ZH),
-        model_writer=model,
-        vocab_size=30,
-        model_type="unigram",
-        character_coverage=1.0,
-        hard_vocab_limit=False,
-        minloglevel=3,
-    )
-    (folder / "sentencepiece.bpe.model").write_bytes(model.getvalue())
-    (folder / "tokenizer_config.json").write_text(
-        json.dumps({"tokenizer_class": "XLMRobertaTokenizer"})
-    )
-    return folder
+    return train_sentencepiece_tokenizer(CORPUS_ZH, tmp_path_factory.mktemp("xlmr"), vocab_size=30)
 
 
 PUBLAYNET_SAMPLES = Path(

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ditod import fonts
 from ditod.data import synthetic as synthetic_pages
 from ditod.data.datasets import load_layout_coco_json
 
@@ -83,7 +84,7 @@ def test_captions_are_told_apart_by_their_text_only(pages):
 
 
 def test_chinese_without_a_cjk_font_fails_clearly(monkeypatch):
-    monkeypatch.setattr(synthetic_pages, "CJK_FONTS", ("/nonexistent/font.ttc",))
+    monkeypatch.setattr(fonts, "CJK_FONTS", ("/nonexistent/font.ttc",))
     with pytest.raises(FileNotFoundError, match="apt-get install fonts-wqy-microhei"):
         synthetic_pages.find_font("zh")
 

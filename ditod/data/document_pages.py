@@ -28,6 +28,8 @@ from .page_degrade import degrade
 
 __all__ = ["LABELS", "DocumentPage"]
 
+NO_LINE_START = set("，。、；：？！）》」』”’")  # no Chinese line begins with these
+
 # Block kind -> (CDLA class, PubLayNet class; None: PubLayNet does not mark it).
 LABELS = {
     "paragraph": ("Text", "text"),
@@ -166,7 +168,8 @@ class DocumentPage:
             word = tokens.pop(0)
             length = font.getlength(word)
             needed = length + (space if line else 0.0)
-            if used + needed <= room:
+            closing = self.language == "zh" and word in NO_LINE_START and line
+            if used + needed <= room or closing:  # Chinese closing punctuation hangs
                 line.append(word)
                 used += needed
                 continue
@@ -403,7 +406,7 @@ class DocumentPage:
         hang = font.getlength("[10] ")
         number = 1
         while True:
-            names = ", ".join(self.text.name() for _ in range(self.rng.randint(1, 4)))
+            names = self.text.names(self.rng.randint(1, 4))
             entry = f"[{number}] {names}. {self.text.title((5, 12))}. {self.text.title((1, 3))} "
             entry += f"{self.rng.randint(1980, 2024)}; {self.rng.randint(1, 80)}: "
             entry += f"{self.rng.randint(1, 900)}–{self.rng.randint(901, 999)}."
@@ -419,13 +422,13 @@ class DocumentPage:
         lines = self.wrap(self.text.title((6, 16)), title_font, flow.full_width * 0.9)
         flow.y += 6
         self.lines_block(flow, "title", lines, title_font, justify=False)
-        authors = ", ".join(self.text.name() for _ in range(self.rng.randint(2, 6)))
+        authors = self.text.names(self.rng.randint(2, 6))
         font = self.font(style.body[0], style.size + 1)
         self.lines_block(
             flow, "paragraph", self.wrap(authors, font, flow.full_width), font, justify=False
         )
         small = self.font(style.body[2], style.size - 1)
-        affiliation = self.text.title((5, 10)) + ", " + self.text.name()
+        affiliation = self.text.title((5, 10)) + self.text.comma + self.text.name()
         self.lines_block(
             flow, "paragraph", self.wrap(affiliation, small, flow.full_width), small, justify=False
         )

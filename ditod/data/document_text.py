@@ -80,6 +80,14 @@ class TextSource:
         last = self.rng.choice(english_sentences()).split()[-1].strip(".!?,").capitalize()
         return f"{first}. {last}"
 
+    @property
+    def comma(self) -> str:
+        return "，" if self.language == "zh" else ", "
+
+    def names(self, count: int) -> str:
+        """``count`` names as an author list ("A. Smith, B. Jones"; Chinese: "张三、李四")."""
+        return ("、" if self.language == "zh" else ", ").join(self.name() for _ in range(count))
+
     def number(self) -> str:
         rng = self.rng
         kind = rng.random()

@@ -19,14 +19,11 @@ from pathlib import Path
 
 from PIL import ImageFont
 
+from ditod.fonts import cjk_fonts
+
 logger = logging.getLogger(__name__)
 
 LATIN_FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
-CJK_FONTS = (
-    "/usr/share/fonts/truetype/arphic/uming.ttc",
-    "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf",
-    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
-)
 # display direction → (display vector of the text's advance, of the glyphs' up)
 ORIENTATIONS = {
     "right": ((1, 0), (0, -1)),
@@ -176,8 +173,8 @@ def write_cases(out_dir) -> dict:
         document = pypdfium2.PdfDocument.new()
         fonts = {"latin": (_load_font(document, LATIN_FONT), LATIN_FONT)}
         if cjk:
-            for path in CJK_FONTS:
-                handle = _load_font(document, path) if Path(path).is_file() else None
+            for path in cjk_fonts():
+                handle = _load_font(document, path)
                 if handle:
                     fonts["cjk"] = (handle, path)
                     break

@@ -4,7 +4,8 @@
 :func:`generate` writes ``<out>/images/*.png``, ``<out>/OCR/*.json`` (``{"bbox": [[x, y, w, h]],
 "words", "W", "H"}``, the exact rendered lines) and ``<out>/{train,val}.json`` (COCO); with
 ``--pdf`` also ``<out>/pdf/*.pdf``, each page as a born-digital PDF (its text as real text in
-the embedded font, one point per pixel of the PNG, the rest as an image). Figure and table
+the embedded font, one point per pixel of the PNG, the rest as an image); with ``layout="labelme"``
+CDLA's layout instead (JPEG pages, one labelme JSON each). Figure and table
 captions look alike ("Figure 3: …" / "Table 2: …", same font), so only their text and their
 place tell them apart: with ``--captions below`` (the default) most stand under their figure or
 table, the rest alone in the text flow; with ``--captions apart`` all stand alone and figures and
@@ -18,19 +19,16 @@ import multiprocessing
 import os
 import random
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
 from ditod.data.class_sets import CDLA_CLASSES, PUBLAYNET_CLASSES
+from ditod.data.labelme import labelme_page
 from ditod.file_io import atomic_path, write_json_atomic
+from ditod.fonts import find_cjk_font
 
-CJK_FONTS = (
-    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
-    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
-    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
-    "/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc",
-)
 ENGLISH_VOCABULARY = (
     "layout detection document model page text region feature network training data results "
     "method table figure accuracy baseline analysis section approach learning transformer image "
@@ -58,13 +56,7 @@ def find_font(language: str, font: str | None = None) -> str:
         import matplotlib
 
         return str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf")
-    for path in CJK_FONTS:
-        if Path(path).is_file():
-            return path
-    raise FileNotFoundError(
-        "no CJK font found for Chinese pages (looked in " + ", ".join(CJK_FONTS) + "); install "
-        "one with `apt-get install fonts-wqy-microhei` or pass --font PATH"
-    )
+    return find_cjk_font()
 
 
 class PageWriter:
@@ -252,60 +244,64 @@ def write_pdf(page, path: Path) -> None:
 
 
 STYLES = ("simple", "document")
+LAYOUTS = ("coco", "labelme")
 
 
-def _save_page(out: Path, name: str, page, pdf: bool) -> tuple:
-    """Write ``page``'s image, OCR JSON and (``pdf``) PDF; return ``(name, (w, h), boxes)``."""
-    page.image.save(out / "images" / f"{name}.png")
-    if pdf:
-        write_pdf(page, out / "pdf" / f"{name}.pdf")
+@dataclass(frozen=True)
+class PageFiles:
+    """Where one page's files go: its image (PNG or JPEG by suffix), its text as page-text JSON,
+    and its PDF (None: none)."""
+
+    image: Path
+    text: Path
+    pdf: Path | None = None
+
+
+def _save_page(page, files: PageFiles) -> tuple:
+    """Write ``page``'s image, text JSON and PDF; return ``((width, height), boxes)``."""
+    with atomic_path(files.image) as tmp:
+        page.image.save(tmp, format="JPEG" if files.image.suffix == ".jpg" else "PNG", quality=95)
+    if files.pdf:
+        write_pdf(page, files.pdf)
     width, height = page.image.size
     text = {"bbox": page.ocr_boxes, "words": page.ocr_words, "W": width, "H": height}
-    write_json_atomic(out / "OCR" / f"{name}.json", text)
-    return name, (width, height), page.boxes
+    write_json_atomic(files.text, text)
+    return (width, height), page.boxes
 
 
 def _document_page(job: tuple) -> tuple:
     """Render and write one document-style page (in a worker process)."""
     from .document_pages import DocumentPage
 
-    out, name, seed, language, classes, columns, font_for_all, pdf = job
+    files, seed, language, classes, columns, font_for_all = job
     page = DocumentPage(
         random.Random(seed),
         language,
         columns,
         font=font_for_all,
         publaynet=classes == "publaynet",
-        scanned=not pdf,
+        scanned=files.pdf is None,
     )
     page.render()
-    return _save_page(out, name, page, pdf)
+    return _save_page(page, files)
 
 
-def _rendered_pages(out, pages, classes, language, columns, seed, font, pdf, captions, style):
-    """``(name, (width, height), boxes)`` of each page, as it is written."""
+def _rendered_pages(files, classes, language, columns, seed, font, captions, style):
+    """``((width, height), boxes)`` of each page of ``files`` (a list of :class:`PageFiles`),
+    as it is written."""
     names = CDLA_CLASSES if classes == "cdla" else PUBLAYNET_CLASSES
     font_path = find_font(language, font)
     if style == "simple":
         rng = random.Random(seed)
-        for index in range(pages):
+        for page_files in files:
             page = PageWriter(rng, font_path, language, names, captions)
             page.render(rng.choice(list(columns)))
-            yield _save_page(out, f"{language}_{index:05d}", page, pdf)
+            yield _save_page(page, page_files)
         return
     font_for_all = font_path if language == "zh" or font else None
     jobs = [
-        (
-            out,
-            f"{language}_{index:05d}",
-            f"{seed}:{index}",
-            language,
-            classes,
-            columns,
-            font_for_all,
-            pdf,
-        )
-        for index in range(pages)
+        (page_files, f"{seed}:{index}", language, classes, columns, font_for_all)
+        for index, page_files in enumerate(files)
     ]
     workers = min(len(jobs), os.cpu_count() or 1)
     if workers <= 1:
@@ -314,6 +310,21 @@ def _rendered_pages(out, pages, classes, language, columns, seed, font, pdf, cap
     context = multiprocessing.get_context("spawn")  # no state of the caller's (torch) inherited
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
         yield from pool.map(_document_page, jobs, chunksize=4)
+
+
+def _page_files(out: Path, names: list[str], splits: list[str], layout: str, pdf: bool) -> list:
+    """:class:`PageFiles` of each page in ``layout``; makes their folders."""
+    files = []
+    for name, split in zip(names, splits, strict=True):
+        pdf_path = out / "pdf" / f"{name}.pdf" if pdf else None
+        if layout == "coco":
+            image, text = out / "images" / f"{name}.png", out / "OCR" / f"{name}.json"
+        else:
+            image, text = out / split / f"{name}.jpg", out / "text" / f"{name}.json"
+        files.append(PageFiles(image, text, pdf_path))
+    for folder in {path.parent for page in files for path in vars(page).values() if path}:
+        folder.mkdir(parents=True, exist_ok=True)
+    return files
 
 
 def generate(
@@ -328,29 +339,46 @@ def generate(
     pdf=False,
     captions="below",
     style="simple",
+    layout="coco",
 ) -> dict:
     """Render ``pages`` pages into ``out`` (with ``pdf``, each also as ``pdf/<name>.pdf``;
     ``captions``: "below" their figure or table, or "apart" from them, see the module's doc;
     ``style``: "simple" pages, or "document" pages that look like papers, rendered in parallel:
-    :mod:`ditod.data.document_pages`); returns ``{"train": json_path, "val": json_path}``."""
+    :mod:`ditod.data.document_pages`).
+
+    ``layout="coco"``: ``images/*.png``, their text ``OCR/*.json`` and
+    ``{train,val}.json``; returns ``{"train": json_path, "val": json_path}``.
+    ``layout="labelme"``: CDLA's layout, ``{train,val}/*.jpg`` each with its labelme JSON beside
+    it (:mod:`ditod.data.labelme`; ``datasets/cdla_to_coco.py`` reads it), and the pages' text
+    in ``text/*.json`` (not ``OCR/``, where a user's OCR of the pages goes); returns
+    ``{"train": folder, "val": folder}``."""
     if style not in STYLES:
         raise ValueError(f"style '{style}' is not one of {STYLES}")
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout '{layout}' is not one of {LAYOUTS}")
     out = Path(out)
+    num_val = round(pages * split_val)
+    page_names = [f"{language}_{index:05d}" for index in range(pages)]
+    page_splits = ["val" if index >= pages - num_val else "train" for index in range(pages)]
+    files = _page_files(out, page_names, page_splits, layout, pdf)
+    rendered = _rendered_pages(files, classes, language, columns, seed, font, captions, style)
+    if layout == "labelme":
+        rng = random.Random(f"{seed}:labelme")
+        for page_files, (size, boxes) in zip(files, rendered, strict=True):
+            page = labelme_page(page_files.image.name, size, boxes, rng)
+            write_json_atomic(page_files.image.with_suffix(".json"), page)
+        return {split: out / split for split in ("train", "val")}
     names = CDLA_CLASSES if classes == "cdla" else PUBLAYNET_CLASSES
-    for folder in ("images", "OCR", *(("pdf",) if pdf else ())):
-        (out / folder).mkdir(parents=True, exist_ok=True)
     categories = [{"id": i, "name": n} for i, n in enumerate(names, start=1)]
     ids = {n: i for i, n in enumerate(names, start=1)}
     splits = {"train": {"images": [], "annotations": []}, "val": {"images": [], "annotations": []}}
-    num_val = round(pages * split_val)
-    rendered = _rendered_pages(
-        out, pages, classes, language, columns, seed, font, pdf, captions, style
-    )
-    for index, (name, (width, height), boxes) in enumerate(rendered):
-        split = splits["val" if index >= pages - num_val else "train"]
+    for index, (page_files, split_name, ((width, height), boxes)) in enumerate(
+        zip(files, page_splits, rendered, strict=True)
+    ):
+        split = splits[split_name]
         image_id = index + 1
         split["images"].append(
-            {"id": image_id, "file_name": f"{name}.png", "width": width, "height": height}
+            {"id": image_id, "file_name": page_files.image.name, "width": width, "height": height}
         )
         for label, box in boxes:
             annotation = {

@@ -1,10 +1,16 @@
 """Detections drawn on their page with detectron2's ``Visualizer``, one colour per class (no
-per-box jitter: the same page always gives the same overlay)."""
+per-box jitter: the same page always gives the same overlay), labels in any script (an installed
+CJK font is matplotlib's fallback for glyphs DejaVu lacks: class names in Chinese)."""
 
+import functools
+
+import matplotlib
 import numpy as np
 from detectron2.data import Metadata
 from detectron2.utils.visualizer import Visualizer
-from matplotlib import colormaps
+from matplotlib import colormaps, font_manager
+
+from ditod.fonts import cjk_fonts
 
 __all__ = ["class_colors", "draw_detections"]
 
@@ -13,6 +19,18 @@ def class_colors(num_classes: int) -> list[tuple[int, int, int]]:
     """A distinct RGB colour (0..255) per class: matplotlib's tab10, then tab20."""
     palette = colormaps["tab10" if num_classes <= 10 else "tab20"]
     return [tuple(int(255 * c) for c in palette(i % palette.N)[:3]) for i in range(num_classes)]
+
+
+@functools.cache
+def label_font_family() -> list[str]:
+    """The families labels are drawn in: matplotlib's first sans-serif font, then the installed
+    CJK fonts (registered with matplotlib once); matplotlib takes each glyph from the first
+    family that has it, so Latin from DejaVu and CJK from the CJK font."""
+    names = [matplotlib.rcParams["font.sans-serif"][0]]
+    for path in cjk_fonts():
+        font_manager.fontManager.addfont(path)
+        names.append(font_manager.FontProperties(fname=path).get_name())
+    return names
 
 
 def draw_detections(
@@ -32,4 +50,6 @@ def draw_detections(
     drawn = visualizer.overlay_instances(
         boxes=boxes, labels=labels, assigned_colors=assigned, alpha=0.8
     )
+    for text in drawn.ax.texts:  # detectron2 draws in "sans-serif": one font, no fallback
+        text.set_fontfamily(label_font_family())
     return drawn.get_image()
