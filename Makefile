@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.install-stamp
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-fast demo bench lint format clean
+.PHONY: setup test test-fast demo demo-zh bench lint format clean
 
 $(STAMP): setup.py scripts/install.sh scripts/patch_detectron2_setup.py
 	VENV=$(VENV) scripts/install.sh
@@ -20,6 +20,10 @@ test-fast: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) tools/demo.py --output-dir output/demo
+
+# The same in Chinese, as a CDLA user runs it: labelme pages, cdla_to_coco, OCR, XLM-R tokens.
+demo-zh: $(STAMP)
+	$(PY) tools/demo.py --language zh --output-dir output/demo-zh
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

@@ -4,6 +4,7 @@ CDLA's or PubLayNet's classes, and a PDF whose text layer reads the drawn lines.
 
 import json
 import random
+import re
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from PIL import Image, ImageDraw
 from ditod.data import synthetic
 from ditod.data.class_sets import CDLA_CLASSES, PUBLAYNET_CLASSES
 from ditod.data.document_pages import DocumentPage
+from ditod.data.document_text import CHINESE_LATIN_TERMS
 from ditod.data.page_degrade import rotate_box
 
 DARK = 160  # a pixel darker than this is ink
@@ -126,5 +128,11 @@ def test_chinese_document_pages_wrap_by_character_and_keep_their_boxes():
     boxes = [box for _, box in page.boxes]
     assert (ink & ~covered(ink.shape, boxes + page.ocr_boxes, margin=1)).sum() == 0
     paragraphs = [w for w in page.ocr_words if len(w) > 20 and not any(c.isdigit() for c in w)]
-    assert paragraphs and not any(" " in line for line in paragraphs)  # no spaces in Chinese
-    assert all(any("\u4e00" <= c <= "\u9fff" for c in line) for line in paragraphs)
+    assert paragraphs and all(any("\u4e00" <= c <= "\u9fff" for c in line) for line in paragraphs)
+    # no space between two Chinese characters, none at a line's ends, no line opened by "，" or
+    # "。"; Latin terms whole and spaced from the characters around them
+    lines = page.ocr_words
+    assert not any(re.search(r"[\u4e00-\u9fff] [\u4e00-\u9fff]", line) for line in lines)
+    assert all(line == line.strip() and line[0] not in "，。、" for line in lines)
+    latin = {word for line in paragraphs for word in re.findall(r"[A-Za-z][\w-]*", line)}
+    assert latin and latin <= set(CHINESE_LATIN_TERMS)

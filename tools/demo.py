@@ -2,13 +2,17 @@
 """The whole pipeline on synthetic pages, offline, on CPU, into one output folder.
 
     python tools/demo.py --output-dir output/demo [--pages 160] [--iterations N] [KEY VALUE ...]
+    python tools/demo.py --language zh --output-dir output/demo-zh     # Chinese, as CDLA
 
 1. renders synthetic pages with known layout and text, the 10 CDLA classes (``--style
    document``, the default: pages that look like papers, :mod:`ditod.data.document_pages`;
    ``simple``: the look-alike captions pages of the fusion ablation), and a few held-out pages;
-   pages and their OCR are kept for the next run with the same settings;
+   pages and their OCR are kept for the next run with the same settings. ``--language zh``:
+   Chinese pages written as CDLA ships them (labelme JSON beside each JPEG), converted with
+   ``datasets/cdla_to_coco.py`` and OCR'd with the default engine, as a CDLA user does;
 2. OCRs the held-out pages with the default engine (``tools/ocr_pages.py``);
-3. trains a byte-level BPE tokenizer on the training pages' text;
+3. trains a tokenizer on the training pages' text: byte-level BPE (English), XLM-R-style
+   sentencepiece (Chinese, the layoutlmv3-base-chinese kind);
 4. trains the tiny text-fused detector (``tools/train_net.py``) and evaluates it on the
    validation pages (per-class AP table);
 5. detects on the held-out pages from their OCR (``tools/infer.py``): overlays, JSON, COCO;
@@ -16,8 +20,8 @@
    ``matched_fraction`` of the blocks found, ``false_fraction`` of the boxes shown, ``minutes``);
 6. detects on real pages (``--real-pages``: a folder of page images and one COCO JSON of their
    blocks, by default the 20 PubLayNet pages of ``../shared/data/publaynet-samples`` where
-   present) with OCR on the fly, and counts the same way (``real_match.json``; CDLA classes
-   counted as PubLayNet's, headers and footers not counted: ``CDLA_AS_PUBLAYNET``);
+   present; English only) with OCR on the fly, and counts the same way (``real_match.json``;
+   CDLA classes counted as PubLayNet's, headers and footers not counted: ``CDLA_AS_PUBLAYNET``);
 7. plots the loss curve and the per-class AP (``tools/plot_metrics.py``).
 
 Each step runs the command a user would run, printed before it runs; the terminal shows the
@@ -33,6 +37,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from ditod.data import synthetic
@@ -41,10 +46,11 @@ from ditod.engine.page_match import match_predictions
 from ditod.file_io import write_json_atomic
 from ditod.pages.ocr_json import ocr_folder_lines
 from ditod.plots import read_metrics
-from layoutlmv3.tokenization import train_bpe_tokenizer
+from layoutlmv3.tokenization import train_bpe_tokenizer, train_sentencepiece_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "demo" / "cascade_layoutlmv3_tiny_synthetic.yaml"
+CONFIG_ZH = ROOT / "configs" / "demo" / "cascade_layoutlmv3_tiny_cdla.yaml"
 REAL_PAGES = ROOT.parent / "shared" / "data" / "publaynet-samples"
 SHOWN_SCORE = 0.5  # the overlays' threshold: what a user sees
 
@@ -106,6 +112,61 @@ def final_ap(metrics_file: Path) -> dict:
     return {k.removeprefix("bbox/"): v for k, v in evaluations[-1].items() if k.startswith("bbox/")}
 
 
+@dataclass
+class TrainingSet:
+    """What the training step is given: the config, the ``KEY VALUE`` options that declare the
+    datasets, and the tokenizer folder."""
+
+    config: Path
+    datasets: list
+    tokenizer: Path
+
+
+def english_pages(args, out: Path, reuse: bool, log: Path) -> TrainingSet:
+    """Synthetic English pages with their exact text as the training set (``data/``), declared
+    as ``DATASETS.EXTRA``; a byte-level BPE trained on their text."""
+    data = out / "data"
+    if not reuse:
+        synthetic.generate(data, args.pages, seed=args.seed, style=args.style)
+    print("\n== tokenizer: byte-level BPE on the training pages' text", flush=True)
+    tokenizer = train_bpe_tokenizer(
+        ocr_folder_lines(data / "OCR"), out / "tokenizer", vocab_size=2000
+    )
+    datasets = [
+        [f"synthetic_{split}", str(data / f"{split}.json"), str(data / "images"), str(data / "OCR")]
+        for split in ("train", "val")
+    ]
+    return TrainingSet(CONFIG, ["DATASETS.EXTRA", json.dumps(datasets)], tokenizer)
+
+
+def chinese_pages(args, out: Path, reuse: bool, log: Path) -> TrainingSet:
+    """Synthetic Chinese pages the way a CDLA user has them (``data/CDLA/{train,val}``: JPEGs
+    with labelme JSON), converted to COCO and OCR'd by the commands a user runs, and read as the
+    built-in ``cdla_train`` / ``cdla_val`` under ``DATASETS.ROOT``; an XLM-R-style
+    sentencepiece model trained on the OCR text."""
+    python, cdla = sys.executable, out / "data" / "CDLA"
+    if not reuse:
+        synthetic.generate(
+            cdla, args.pages, language="zh", seed=args.seed, style=args.style, layout="labelme"
+        )
+    run(
+        "labelme to COCO",
+        [python, "datasets/cdla_to_coco.py", "--cdla-root", cdla],
+        log,
+    )
+    for split in ("train", "val"):
+        run(  # resumable: a rerun reads the pages' OCR JSON of an earlier run
+            f"OCR of the {split} pages",
+            [python, "tools/ocr_pages.py", cdla / split, "--out", cdla / "OCR"],
+            log,
+        )
+    print("\n== tokenizer: sentencepiece (XLM-R kind) on the training pages' OCR text", flush=True)
+    tokenizer = train_sentencepiece_tokenizer(
+        ocr_folder_lines(cdla / "OCR"), out / "tokenizer", vocab_size=2000
+    )
+    return TrainingSet(CONFIG_ZH, ["DATASETS.ROOT", str(out / "data")], tokenizer)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output-dir", default="output/demo")
@@ -113,6 +174,13 @@ def main(argv=None) -> int:
     parser.add_argument("--held-out", type=int, default=8, help="pages OCR'd and detected on")
     parser.add_argument("--iterations", type=int, help="default: the config's SOLVER.MAX_ITER")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--language",
+        choices=["en", "zh"],
+        default="en",
+        help="English pages, or Chinese pages in CDLA's layout, tokenized as "
+        "layoutlmv3-base-chinese does",
+    )
     parser.add_argument(
         "--style",
         choices=synthetic.STYLES,
@@ -122,8 +190,8 @@ def main(argv=None) -> int:
     )
     parser.add_argument(
         "--real-pages",
-        default=str(REAL_PAGES),
-        help="folder of real page images with one COCO JSON of their blocks ('' to skip)",
+        help="folder of real page images with one COCO JSON of their blocks ('' to skip; "
+        f"default for English: {REAL_PAGES})",
     )
     parser.add_argument(
         "opts",
@@ -131,8 +199,10 @@ def main(argv=None) -> int:
         help="config overrides (KEY VALUE ...) for training and inference",
     )
     args = parser.parse_args(argv)
+    if args.real_pages is None:
+        args.real_pages = str(REAL_PAGES) if args.language == "en" else ""
     out = Path(args.output_dir).resolve()
-    settings = {k: getattr(args, k) for k in ("pages", "held_out", "seed", "style")}
+    settings = {k: getattr(args, k) for k in ("pages", "held_out", "seed", "style", "language")}
     reuse = rendered_with(out) == settings  # pages (and their OCR) of an earlier run
     kept = ("data", "held_out", "real_ocr") if reuse else ("real_ocr",)
     for previous in ("data", "held_out", "tokenizer", "train", "inference", "real", "plots"):
@@ -145,23 +215,28 @@ def main(argv=None) -> int:
     log.unlink(missing_ok=True)
     print(f"the commands' full logs: {log}")
 
+    language = {"en": "English", "zh": "Chinese"}[args.language]
     print(
-        f"== synthetic pages ({args.style}): {args.pages} for training/validation, "
+        f"== synthetic {language} pages ({args.style}): {args.pages} for training/validation, "
         f"{args.held_out} held out{' (rendered by an earlier run)' if reuse else ''}",
         flush=True,
     )
-    data, held_out = out / "data", out / "held_out"
+    held_out = out / "held_out"
     if reuse:
-        splits = {split: data / f"{split}.json" for split in ("train", "val")}
         held_out_truth = {split: held_out / f"{split}.json" for split in ("train", "val")}
     else:
         (out / "pages.json").unlink(missing_ok=True)
-        splits = synthetic.generate(data, args.pages, seed=args.seed, style=args.style)
         held_out_truth = synthetic.generate(
-            held_out, args.held_out, seed=args.seed + 1000, style=args.style
+            held_out,
+            args.held_out,
+            language=args.language,
+            seed=args.seed + 1000,
+            style=args.style,
         )
         # the OCR step below has to read the held-out pages itself
         (held_out / "OCR").rename(held_out / "OCR_exact")
+    prepare = english_pages if args.language == "en" else chinese_pages
+    training = prepare(args, out, reuse, log)
     run(
         "OCR of the held-out pages",
         [python, "tools/ocr_pages.py", held_out / "images", "--out", held_out / "OCR"],
@@ -169,16 +244,7 @@ def main(argv=None) -> int:
     )
     write_json_atomic(out / "pages.json", settings)
 
-    print("\n== tokenizer: byte-level BPE on the training pages' text", flush=True)
-    tokenizer = train_bpe_tokenizer(
-        ocr_folder_lines(data / "OCR"), out / "tokenizer", vocab_size=2000
-    )
-
-    datasets = [
-        ["synthetic_train", str(splits["train"]), str(data / "images"), str(data / "OCR")],
-        ["synthetic_val", str(splits["val"]), str(data / "images"), str(data / "OCR")],
-    ]
-    common = ["MODEL.LAYOUTLMV3.TEXT.TOKENIZER", tokenizer, *args.opts]
+    common = ["MODEL.LAYOUTLMV3.TEXT.TOKENIZER", training.tokenizer, *args.opts]
     train_dir = out / "train"
     run(
         "training + evaluation",
@@ -186,10 +252,9 @@ def main(argv=None) -> int:
             python,
             "tools/train_net.py",
             "--config-file",
-            CONFIG,
+            training.config,
             *common,
-            "DATASETS.EXTRA",
-            json.dumps(datasets),
+            *training.datasets,
             "OUTPUT_DIR",
             train_dir,
             *(["SOLVER.MAX_ITER", args.iterations] if args.iterations else []),
@@ -202,7 +267,7 @@ def main(argv=None) -> int:
             python,
             "tools/infer.py",
             "--config-file",
-            CONFIG,
+            training.config,
             "--input",
             held_out / "images",
             "--ocr-root",
@@ -228,7 +293,14 @@ def main(argv=None) -> int:
         run(
             f"inference on {len(real[1])} real pages",
             [
-                *(python, "tools/infer.py", "--config-file", CONFIG, "--input", real[0].parent),
+                *(
+                    python,
+                    "tools/infer.py",
+                    "--config-file",
+                    training.config,
+                    "--input",
+                    real[0].parent,
+                ),
                 *("--ocr-root", real_ocr, "--output", out / "real"),
                 *("--score-threshold", SHOWN_SCORE, *common),
                 *("MODEL.WEIGHTS", train_dir / "model_final.pth"),

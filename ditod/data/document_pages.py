@@ -17,6 +17,7 @@ labels) is part of the picture, not of the OCR truth.
 """
 
 import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,9 @@ from .page_degrade import degrade
 __all__ = ["LABELS", "DocumentPage"]
 
 NO_LINE_START = set("，。、；：？！）》」』”’")  # no Chinese line begins with these
+# Chinese text wraps between characters, but not inside a Latin word or number ("ResNet-50",
+# "95.2%"), and a space around one is a token of its own
+CHINESE_TOKENS = re.compile(r"[A-Za-z0-9][A-Za-z0-9.%\-]*| |.")
 
 # Block kind -> (CDLA class, PubLayNet class; None: PubLayNet does not mark it).
 LABELS = {
@@ -161,11 +165,13 @@ class DocumentPage:
         """``text`` broken into lines of words no wider than ``width`` (the first ``indent``
         narrower); English words hyphenated where the style says so; Chinese by character."""
         hyphenate = self.style.hyphenate if hyphenate is None else hyphenate
-        tokens = list(text) if self.language == "zh" else text.split()
+        tokens = CHINESE_TOKENS.findall(text) if self.language == "zh" else text.split()
         space = 0.0 if self.language == "zh" else font.getlength(" ")
         lines, line, used, room = [], [], 0.0, width - indent
         while tokens:
             word = tokens.pop(0)
+            if word == " " and not line:  # a space in Chinese text never starts a line
+                continue
             length = font.getlength(word)
             needed = length + (space if line else 0.0)
             closing = self.language == "zh" and word in NO_LINE_START and line
@@ -183,6 +189,8 @@ class DocumentPage:
             if not line:  # a word wider than the line stands alone
                 line.append(word)
                 word = None
+            while line[-1] == " ":
+                line.pop()
             lines.append(line)
             line, used, room = [], 0.0, width
             if word is not None:

@@ -15,6 +15,10 @@ CHINESE_CHARACTERS = (
     "我们提出了一种基于深度学习的新方法在多个公开数据集上进行评估并与现有工作比较其性能显著"
     "提高本文研究问题系统设计实现过程中主要包括以下几个部分首先其次最后通过大量验证表明该"
 )
+# Latin words and numbers as Chinese papers write them among the characters
+CHINESE_LATIN_TERMS = (
+    "CNN", "Transformer", "LayoutLMv3", "OCR", "GPU", "mAP", "IoU", "ResNet-50", "PDF", "BERT",
+)  # fmt: skip
 _MARKUP = re.compile(r"[*`|<>{}\[\]\\_=#~^]")
 
 
@@ -51,6 +55,14 @@ class TextSource:
             if rng.random() < 0.5:
                 cut = rng.randint(4, length - 4)
                 body = body[:cut] + "，" + body[cut:]
+            roll = rng.random()
+            if roll < 0.3:  # a Latin term, spaced as most Chinese papers space it
+                cut = rng.randint(2, length - 2)
+                body = f"{body[:cut]} {rng.choice(CHINESE_LATIN_TERMS)} {body[cut:]}"
+                body = re.sub(r"(?<=，) | (?=，)", "", body)  # no space next to a full-width comma
+            elif roll < 0.45:  # a measured value
+                cut = rng.randint(2, length - 2)
+                body = f"{body[:cut]}{rng.uniform(1, 99):.1f}%{body[cut:]}"
             return body + "。"
         sentence = rng.choice(english_sentences())
         roll = rng.random()

@@ -1,6 +1,5 @@
 """RapidOCR: PP-OCR models in ONNX, shipped in the wheel (offline); the default engine."""
 
-import logging
 from types import SimpleNamespace
 
 import numpy as np
@@ -58,8 +57,10 @@ class RapidOCREngine:
             ) from error
         if first_tokens < 0:
             raise ValueError(f"first_tokens must be >= 0 (0: whole lines), got {first_tokens}")
-        logging.getLogger("RapidOCR").setLevel(logging.WARNING)
-        params = {"EngineConfig.onnxruntime.intra_op_num_threads": threads} if threads > 0 else None
+        # RapidOCR logs each model file it loads at INFO, per process, from its own handler
+        params = {"Global.log_level": "warning"}
+        if threads > 0:
+            params["EngineConfig.onnxruntime.intra_op_num_threads"] = threads
         self.engine = RapidOCR(params=params)
         self.use_angle_cls = use_angle_cls
         self.first_tokens = first_tokens
