@@ -3,7 +3,7 @@ credits column-aware order with +0.7 mAP)."""
 
 import numpy as np
 
-__all__ = ["READING_ORDERS", "column_reading_order", "find_column_split"]
+__all__ = ["READING_ORDERS", "column_reading_order", "find_column_split", "vertical_lines"]
 
 READING_ORDERS = ("ocr", "columns")
 
@@ -36,17 +36,29 @@ def find_column_split(boxes: np.ndarray, width: float, max_crossing: float = 0.2
     return float(candidates[int(np.argmin(score))])
 
 
+def vertical_lines(boxes: np.ndarray, width: float) -> np.ndarray:
+    """(S,) bool: segments that are text set vertically, at least 4x as tall as wide and no wider
+    than 4% of the page (a glyph's height): the arXiv stamp up a margin, a rotated running title.
+    Page furniture, read after the page's horizontal text."""
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    return (h >= 4 * w) & (w <= 0.04 * width)
+
+
 def column_reading_order(boxes, width: float, max_crossing: float = 0.2) -> list[int]:
     """Indices of ``boxes`` (S, 4) in reading order: on a two-column page, segments spanning the
     gutter split the page into bands; each band is read left column top to bottom, then the right
-    column. One-column pages: top to bottom, left to right. ``max_crossing``: see
-    :func:`find_column_split` (layout regions, fewer and more often full-width than text lines,
-    use a larger one)."""
+    column. One-column pages: top to bottom, left to right. Vertical lines
+    (:func:`vertical_lines`) come last, left to right, and play no part in finding the columns.
+    ``max_crossing``: see :func:`find_column_split` (layout regions, fewer and more often
+    full-width than text lines, use a larger one)."""
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    top_down = sorted(range(len(boxes)), key=lambda i: (boxes[i, 1], boxes[i, 0]))
-    split = find_column_split(boxes, width, max_crossing)
+    vertical = vertical_lines(boxes, width)
+    furniture = sorted(np.flatnonzero(vertical).tolist(), key=lambda i: (boxes[i, 0], boxes[i, 1]))
+    horizontal = np.flatnonzero(~vertical)
+    top_down = sorted(horizontal.tolist(), key=lambda i: (boxes[i, 1], boxes[i, 0]))
+    split = find_column_split(boxes[horizontal], width, max_crossing)
     if split is None:
-        return top_down
+        return top_down + furniture
     order, left, right = [], [], []
     for i in top_down:
         x0, _, x1, _ = boxes[i]
@@ -57,4 +69,4 @@ def column_reading_order(boxes, width: float, max_crossing: float = 0.2) -> list
             left.append(i)
         else:
             right.append(i)
-    return order + left + right
+    return order + left + right + furniture

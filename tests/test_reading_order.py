@@ -39,3 +39,13 @@ def test_reading_order_is_applied_before_the_token_cap(bpe_folder):
     as_returned = OCRPageTokenizer(bpe_folder, max_tokens=1)(page)
     assert ordered.bbox[1].tolist() == [100, 50, 900, 120]  # the title
     assert as_returned.bbox[1].tolist() == [100, 950, 900, 980]  # the footer
+
+
+def test_a_vertical_margin_line_is_read_last_and_leaves_the_columns_alone():
+    boxes = two_column_page()
+    stamp = [[10, 300, 28, 700], [12, 90, 28, 290]]  # up the left margin, read in two pieces
+    order = column_reading_order(boxes + stamp, 1000)
+    assert order == [*column_reading_order(boxes, 1000), 10, 11]  # left to right, then down
+    # as tall as a column of text, but 20% of the page wide: a block, not a line
+    figure = [[300, 200, 500, 1000]]
+    assert column_reading_order(boxes + figure, 1000)[-1] != 10
