@@ -4,7 +4,7 @@ synthetic pages whose figure and table captions look alike (issue 15's proof), o
     python benchmarks/ablation_synthetic.py [--variants configs/ablation/fusion.yaml]
         [--seeds 0 1 2] [--iterations 1200] [--pages 160] [--captions apart|below]
         [--fusion-layers layer0 layer3] [--tokens-per-segment 3] [--work output/ablation_synthetic]
-        [KEY VALUE ...]
+        [--language en|zh] [KEY VALUE ...]
 
 Renders synthetic pages (``datasets/synthetic_pages.py``, CDLA classes, seed 0) with their
 captions apart from figures and tables (``--captions below``: the demo's pages, where a caption's
@@ -22,7 +22,9 @@ iterations) takes ~2 h 15 min on 2 cores as 1-thread processes side by side (on 
 ``--variants`` files or ``--seeds`` and the same ``--work``, then one more run over all of them,
 which only tabulates); ``run_all.py`` runs it only with ``--all``. Half the budget
 (``--iterations 600 --out benchmarks/results/ablation_synthetic_600.json``) is where the seed's
-convex gate (AF2) still lags.
+convex gate (AF2) still lags. ``--language zh``: the same on Chinese pages ("图 3：…" / "表 2：…"
+captions), read with an XLM-R-style sentencepiece tokenizer under the CDLA config's rule (a lone
+leading "▁" dropped), into ``ablation_synthetic_zh.json`` by default.
 """
 
 import argparse
@@ -47,7 +49,7 @@ from ditod.engine.ablation import (
 )
 from ditod.file_io import write_text_atomic
 from ditod.plots import save_figure
-from layoutlmv3.tokenization import train_bpe_tokenizer
+from layoutlmv3.tokenization import train_bpe_tokenizer, train_sentencepiece_tokenizer
 
 CONFIG = ROOT / "configs" / "demo" / "cascade_layoutlmv3_tiny_synthetic.yaml"
 TEXT_ONLY = ["Figure caption", "Table caption"]
@@ -66,27 +68,43 @@ def main():
     parser.add_argument("--captions", choices=["apart", "below"], default="apart")
     parser.add_argument("--fusion-layers", nargs="+", default=["layer0", "layer3"])
     parser.add_argument("--tokens-per-segment", type=int, default=3, help="0: all")
+    parser.add_argument("--language", choices=["en", "zh"], default="en")
     parser.add_argument("--work", default=str(ROOT / "output" / "ablation_synthetic"))
-    parser.add_argument("--out", default="benchmarks/results/ablation_synthetic.json")
+    parser.add_argument(
+        "--out", help="default: benchmarks/results/ablation_synthetic.json (_zh.json for zh)"
+    )
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides for every run")
     args = parser.parse_args()
+    zh = args.language == "zh"
+    args.out = args.out or f"benchmarks/results/ablation_synthetic{'_zh' if zh else ''}.json"
     work = Path(args.work)
-    data = work / f"data_{args.captions}_{args.pages}"
+    data = work / f"data_{args.captions}_{args.pages}{'_zh' if zh else ''}"
     if not (data / "train.json").is_file():
         shutil.rmtree(data, ignore_errors=True)
-        generate = synthetic.generate
-        generate(data, pages=args.pages, seed=0, split_val=0.2, captions=args.captions)
-    title = f"Fusion on synthetic pages (captions {args.captions}: {TITLES[args.captions]})"
+        synthetic.generate(
+            data,
+            pages=args.pages,
+            language=args.language,
+            seed=0,
+            split_val=0.2,
+            captions=args.captions,
+        )
+    pages = "Chinese pages" if zh else "pages"
+    title = f"Fusion on synthetic {pages} (captions {args.captions}: {TITLES[args.captions]})"
     runs = work / (
         f"runs_captions_{args.captions}_fusion_{'-'.join(args.fusion_layers)}_"
-        f"tokens_{args.tokens_per_segment or 'all'}_iter_{args.iterations}"
+        f"tokens_{args.tokens_per_segment or 'all'}_iter_{args.iterations}{'_zh' if zh else ''}"
     )
     lines = [
         w
         for p in sorted((data / "OCR").glob("*.json"))
         for w in json.loads(p.read_text(encoding="utf-8"))["words"]
     ]
-    tokenizer = train_bpe_tokenizer(lines, work / "tokenizer", vocab_size=2000)
+    if zh:
+        tokenizer = train_sentencepiece_tokenizer(lines, work / "tokenizer_zh", vocab_size=2000)
+        rules = ["MODEL.LAYOUTLMV3.TEXT.DROP_LEADING_SPACE", "True"]
+    else:
+        tokenizer, rules = train_bpe_tokenizer(lines, work / "tokenizer", vocab_size=2000), []
     datasets = [
         ["synthetic_train", str(data / "train.json"), str(data / "images"), str(data / "OCR")],
         ["synthetic_val", str(data / "val.json"), str(data / "images"), str(data / "OCR")],
@@ -118,6 +136,7 @@ def main():
         str(args.tokens_per_segment),
         "SOLVER.CHECKPOINT_PERIOD",
         str(10 * args.iterations),
+        *rules,
         *args.opts,
     ]
     if subprocess.run(command, cwd=ROOT).returncode:
@@ -149,7 +168,8 @@ def main():
         for v in summary
     }
     result = {
-        "benchmark": f"fusion ablation, demo config fusing at {args.fusion_layers}, "
+        "benchmark": f"fusion ablation ({'Chinese' if zh else 'English'} pages), demo config "
+        f"fusing at {args.fusion_layers}, "
         f"{args.tokens_per_segment or 'all'} tokens per OCR line, {args.pages} pages with "
         f"captions {args.captions}, {args.iterations} iterations, seeds {args.seeds}"
         + (f", overrides {args.opts}" if args.opts else ""),

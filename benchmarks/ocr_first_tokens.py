@@ -28,6 +28,7 @@ from ditod.pages.engines import build_engine
 from ditod.pages.first_tokens import CHARACTERS_PER_TOKEN
 from ditod.pages.image_io import find_images, read_page_image
 from ditod.pages.ocr_runner import available_cores
+from layoutlmv3.tokenization import load_tokenizer, train_sentencepiece_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT.parent / "shared" / "data" / "publaynet-samples"
@@ -89,26 +90,6 @@ def main():
     write_result(summary, args.out)
 
 
-def xlmr_style_tokenizer(lines: list[str], folder: Path):
-    """A unigram sentencepiece on ``lines`` in an XLM-R tokenizer (as layoutlmv3-base-chinese
-    tokenizes)."""
-    import io
-
-    import sentencepiece as spm
-
-    from layoutlmv3 import load_tokenizer
-
-    model = io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(lines), model_writer=model, vocab_size=400, model_type="unigram",
-        character_coverage=1.0, hard_vocab_limit=False, minloglevel=3,
-    )  # fmt: skip
-    (folder / "sentencepiece.bpe.model").write_bytes(model.getvalue())
-    config = {"tokenizer_class": "XLMRobertaTokenizer"}
-    (folder / "tokenizer_config.json").write_text(json.dumps(config))
-    return load_tokenizer(folder)
-
-
 def chinese(args) -> None:
     from ditod.data import synthetic
 
@@ -122,7 +103,7 @@ def chinese(args) -> None:
         truth = [
             w for p in (scratch / "OCR").glob("*.json") for w in json.loads(p.read_text())["words"]
         ]
-        tokenizer = xlmr_style_tokenizer(truth, scratch)
+        tokenizer = load_tokenizer(train_sentencepiece_tokenizer(truth, scratch / "xlmr", 400))
         full_time = start_time = 0.0
         same_chars = same_tokens = lines = cut = long = 0
         for image_path in find_images(scratch / "images"):
