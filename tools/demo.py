@@ -15,8 +15,8 @@
    sentencepiece (Chinese, the layoutlmv3-base-chinese kind);
 4. trains the tiny text-fused detector (``tools/train_net.py``) and evaluates it on the
    validation pages (per-class AP table);
-5. detects on the held-out pages from their OCR (``tools/infer.py``): overlays, JSON, COCO;
-   and counts what the overlays show against the pages' truth (``heldout_match.json``:
+5. detects on the held-out pages from their OCR (``tools/infer.py``): overlays, JSON, COCO,
+   Markdown; and counts what the overlays show against the pages' truth (``heldout_match.json``:
    ``matched_fraction`` of the blocks found, ``false_fraction`` of the boxes shown, ``minutes``);
 6. detects on real pages (``--real-pages``: a folder of page images and one COCO JSON of their
    blocks, by default the 20 PubLayNet pages of ``../shared/data/publaynet-samples`` where
@@ -276,6 +276,7 @@ def main(argv=None) -> int:
             out / "inference",
             "--score-threshold",
             SHOWN_SCORE,
+            "--markdown",
             *common,
             "MODEL.WEIGHTS",
             train_dir / "model_final.pth",
@@ -371,6 +372,7 @@ def main(argv=None) -> int:
         "plots/loss.png",
         "plots/ap_per_class.png",
         "inference/overlays",
+        "inference/markdown",
         "inference/coco_instances_results.json",
         "train/metrics.json",
         "demo.log",
