@@ -4,15 +4,16 @@
 :func:`generate` writes ``<out>/images/*.png``, ``<out>/OCR/*.json`` (``{"bbox": [[x, y, w, h]],
 "words", "W", "H"}``, the exact rendered lines) and ``<out>/{train,val}.json`` (COCO); with
 ``--pdf`` also ``<out>/pdf/*.pdf``, each page as a born-digital PDF (its text as real text in
-the embedded font, one point per pixel of the PNG, the rest as an image); with ``layout="labelme"``
-CDLA's layout instead (JPEG pages, one labelme JSON each). Figure and table
-captions look alike ("Figure 3: …" / "Table 2: …", same font), so only their text and their
-place tell them apart: with ``--captions below`` (the default) most stand under their figure or
-table, the rest alone in the text flow; with ``--captions apart`` all stand alone and figures and
-tables have none, so nothing but the text says which kind a caption is. ``style="document"``
-draws pages that look like papers instead (:mod:`ditod.data.document_pages`). English uses DejaVu
-(matplotlib ships it); Chinese needs a CJK font (``apt-get install fonts-wqy-microhei``,
-or ``--font``).
+the embedded font, one point per pixel of the PNG, the rest as an image). With
+``layout="labelme"`` it writes CDLA's layout instead: JPEG pages with a labelme JSON beside each.
+
+Figure and table captions look alike ("Figure 3: …" / "Table 2: …", same font), so only their
+text and their place tell them apart: with ``--captions below`` (the default) most stand under
+their figure or table, the rest alone in the text flow; with ``--captions apart`` all stand alone
+and figures and tables have none, so nothing but the text says which kind a caption is.
+``style="document"`` draws pages that look like papers instead (:mod:`ditod.data.document_pages`).
+English uses DejaVu (matplotlib ships it); Chinese needs a CJK font (:mod:`ditod.fonts`; or
+``--font``).
 """
 
 import multiprocessing
