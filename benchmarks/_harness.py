@@ -3,15 +3,14 @@ repeated, a stopwatch for a whole run done once), and the result JSON (written a
 with the machine it was measured on) that ``run_all.py`` tabulates."""
 
 import contextlib
-import importlib.metadata
 import json
-import os
 import timeit
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from ditod.file_io import write_json_atomic
+from ditod.machine import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,31 +49,6 @@ def stopwatch() -> Iterator[Elapsed]:
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     elapsed.seconds = timeit.default_timer() - start
-
-
-def machine() -> dict:
-    """What a number was measured on: the CPU (model, cores, the flags that decide kernels,
-    torch's vector ISA), torch's threads, the GPU if any, the versions of torch and ONNX
-    Runtime, and the load average while it ran (1, 5, 15 min)."""
-    import torch
-
-    from ditod.modeling.precision import cpu_kernel_flags
-
-    flags = cpu_kernel_flags()
-    record = {
-        "cpu": torch.cpu.get_capabilities().get("cpu_name", ""),
-        "cores": os.cpu_count(),
-        "threads": torch.get_num_threads(),
-        "cpu_capability": flags.pop("capability"),
-        "cpu_flags": [name for name, present in flags.items() if present],
-        "torch": torch.__version__,
-        "load_average": [round(load, 2) for load in os.getloadavg()],
-    }
-    with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-        record["onnxruntime"] = importlib.metadata.version("onnxruntime")
-    if torch.cuda.is_available():
-        record["gpu"] = torch.cuda.get_device_name()
-    return record
 
 
 def write_result(summary: dict, path) -> None:

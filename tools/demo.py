@@ -44,6 +44,7 @@ from ditod.data import synthetic
 from ditod.data.class_sets import CDLA_AS_PUBLAYNET
 from ditod.engine.page_match import match_predictions
 from ditod.file_io import write_json_atomic
+from ditod.machine import machine
 from ditod.pages.ocr_json import ocr_folder_lines
 from ditod.plots import read_metrics
 from layoutlmv3.tokenization import train_bpe_tokenizer, train_sentencepiece_tokenizer
@@ -319,8 +320,8 @@ def main(argv=None) -> int:
     )
     ap = final_ap(train_dir / "metrics.json")
     match = {
-        "benchmark": f"make demo: what the overlays show (score >= {SHOWN_SCORE}) on "
-        f"{args.held_out} held-out pages, from their OCR",
+        "benchmark": f"make demo{'-zh' if args.language == 'zh' else ''}: what the overlays "
+        f"show (score >= {SHOWN_SCORE}) on {args.held_out} held-out pages, from their OCR",
         "device": f"cpu ({len(os.sched_getaffinity(0))} cores)",
         **match,
         "minutes": round((time.perf_counter() - start) / 60, 2),
@@ -330,6 +331,7 @@ def main(argv=None) -> int:
             "false_fraction": "<= 0.10",
             "minutes": "<= 15 on 2 cores",
         },
+        "machine": machine(),
     }
     write_json_atomic(out / "heldout_match.json", match)
     per_class = ", ".join(f"{k[3:]} {v:.1f}" for k, v in ap.items() if k.startswith("AP-"))
@@ -356,6 +358,7 @@ def main(argv=None) -> int:
             **real_match,
             "classes_found": classes_found,
             "targets": {"matched_fraction": ">= 0.5", "false_fraction": "<= 0.25"},
+            "machine": machine(),
         }
         write_json_atomic(out / "real_match.json", real_match)
         print(
