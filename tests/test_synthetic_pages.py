@@ -131,3 +131,37 @@ def test_caption_placement(tmp_path, captions):
 def test_unknown_caption_placement_is_refused(tmp_path):
     with pytest.raises(ValueError, match="captions 'beside' is not one of"):
         synthetic_pages.generate(tmp_path, pages=1, captions="beside")
+
+
+def test_labelme_layout_is_cdlas_and_holds_the_coco_layouts_boxes(pages, tmp_path):
+    out, paths = pages
+    folders = synthetic_pages.generate(tmp_path, pages=5, seed=3, split_val=0.4, layout="labelme")
+    assert folders == {"train": tmp_path / "train", "val": tmp_path / "val"}
+    coco = {
+        split: json.loads(paths[split].read_text()) for split in ("train", "val")
+    }  # the same pages, as COCO
+    for split, data in coco.items():
+        names = {c["id"]: c["name"] for c in data["categories"]}
+        for image in data["images"]:
+            stem = Path(image["file_name"]).stem
+            page = json.loads((tmp_path / split / f"{stem}.json").read_text())
+            assert page["imagePath"] == f"{stem}.jpg" and page["imageData"] is None
+            assert (page["imageWidth"], page["imageHeight"]) == (image["width"], image["height"])
+            assert Image.open(tmp_path / split / page["imagePath"]).format == "JPEG"
+            boxes = []
+            for shape in page["shapes"]:
+                xs, ys = [x for x, _ in shape["points"]], [y for _, y in shape["points"]]
+                boxes.append(
+                    (shape["label"], min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys))
+                )
+            expected = [
+                (names[a["category_id"]], *a["bbox"])
+                for a in data["annotations"]
+                if a["image_id"] == image["id"]
+            ]
+            assert sorted(boxes) == sorted(expected)
+            assert (tmp_path / "text" / f"{stem}.json").read_text() == (
+                out / "OCR" / f"{stem}.json"
+            ).read_text()
+    with pytest.raises(ValueError, match="layout 'voc' is not one of"):
+        synthetic_pages.generate(tmp_path, pages=1, layout="voc")
