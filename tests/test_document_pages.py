@@ -136,3 +136,17 @@ def test_chinese_document_pages_wrap_by_character_and_keep_their_boxes():
     assert all(line == line.strip() and line[0] not in "，。、" for line in lines)
     latin = {word for line in paragraphs for word in re.findall(r"[A-Za-z][A-Za-z0-9-]*", line)}
     assert latin and latin <= set(CHINESE_LATIN_TERMS)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_chinese_lines_never_break_inside_a_latin_term(seed):
+    try:
+        cjk_font = synthetic.find_font("zh")
+    except FileNotFoundError as error:
+        pytest.skip(str(error))
+    page = DocumentPage(random.Random(seed), "zh", font=cjk_font, scanned=False)
+    page.render()
+    text = " ".join(w for w in page.ocr_words if re.search("[\u4e00-\u9fff]", w))
+    text = re.sub(r"\([a-f]\)", "", text)  # list labels "(a)", "(b)"
+    latin = set(re.findall(r"[A-Za-z][A-Za-z0-9-]*", text))
+    assert latin <= set(CHINESE_LATIN_TERMS), latin - set(CHINESE_LATIN_TERMS)

@@ -17,22 +17,18 @@ labels) is part of the picture, not of the OCR truth.
 """
 
 import random
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
 from .document_figures import equation_image, figure_image
-from .document_text import TextSource
+from .document_text import CHINESE_TOKENS, TextSource
 from .page_degrade import degrade
 
 __all__ = ["LABELS", "DocumentPage"]
 
 NO_LINE_START = set("，。、；：？！）》」』”’")  # no Chinese line begins with these
-# Chinese text wraps between characters, but not inside a Latin word or number ("ResNet-50",
-# "95.2%"), and a space around one is a token of its own
-CHINESE_TOKENS = re.compile(r"[A-Za-z0-9][A-Za-z0-9.%\-]*| |.")
 
 # Block kind -> (CDLA class, PubLayNet class; None: PubLayNet does not mark it).
 LABELS = {
@@ -179,7 +175,7 @@ class DocumentPage:
                 line.append(word)
                 used += needed
                 continue
-            if hyphenate and line and len(word) >= 7 and word.isalpha():
+            if hyphenate and self.language == "en" and line and len(word) >= 7 and word.isalpha():
                 for cut in range(len(word) - 3, 2, -1):
                     head = word[:cut] + "-"
                     if used + space + font.getlength(head) <= room:

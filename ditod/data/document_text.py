@@ -19,6 +19,9 @@ CHINESE_CHARACTERS = (
 CHINESE_LATIN_TERMS = (
     "CNN", "Transformer", "LayoutLMv3", "OCR", "GPU", "mAP", "IoU", "ResNet-50", "PDF", "BERT",
 )  # fmt: skip
+# Chinese text wraps between characters, but not inside a Latin word or number ("ResNet-50",
+# "95.2%"), and a space around one is a token of its own
+CHINESE_TOKENS = re.compile(r"[A-Za-z0-9][A-Za-z0-9.%\-]*| |.")
 _MARKUP = re.compile(r"[*`|<>{}\[\]\\_=#~^]")
 
 
@@ -80,8 +83,9 @@ class TextSource:
 
     def title(self, words: tuple[int, int] = (4, 12)) -> str:
         """A title-like phrase: the start of a sentence, without its final stop."""
-        if self.language == "zh":
-            return self.sentence()[: self.rng.randint(6, 16)].rstrip("，")
+        if self.language == "zh":  # cut between characters, never inside a Latin term
+            tokens = CHINESE_TOKENS.findall(self.sentence())[: self.rng.randint(6, 16)]
+            return "".join(tokens).strip().rstrip("，")
         text = self.rng.choice(english_sentences()).rstrip(".!?").split()
         return " ".join(text[: self.rng.randint(*words)]).rstrip(",;:")
 
