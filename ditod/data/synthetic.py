@@ -323,7 +323,7 @@ def _page_files(out: Path, names: list[str], splits: list[str], layout: str, pdf
         else:
             image, text = out / split / f"{name}.jpg", out / "text" / f"{name}.json"
         files.append(PageFiles(image, text, pdf_path))
-    for folder in {path.parent for page in files for path in vars(page).values() if path}:
+    for folder in {path.parent for f in files for path in (f.image, f.text, f.pdf) if path}:
         folder.mkdir(parents=True, exist_ok=True)
     return files
 
