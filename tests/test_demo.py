@@ -1,9 +1,14 @@
-"""tools/demo.py's helpers: which real pages it evaluates on, and when it may reuse the pages
-an earlier run rendered."""
+"""tools/demo.py: which real pages it evaluates on, when it may reuse the pages an earlier run
+rendered, and the whole demo at its smallest, in English and in Chinese."""
 
 import json
+import subprocess
+import sys
 
-from conftest import import_script
+import pytest
+from conftest import ROOT, import_script
+
+from ditod.fonts import cjk_fonts
 
 demo = import_script("tools/demo.py")
 
@@ -26,3 +31,31 @@ def test_pages_are_reused_only_with_the_same_settings(tmp_path):
     assert demo.rendered_with(tmp_path) == settings
     (tmp_path / "pages.json").write_text("{not json")
     assert demo.rendered_with(tmp_path) is None  # an unreadable record means: render again
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_the_demo_runs_end_to_end_in_each_language(tmp_path, language):
+    """``make demo`` / ``make demo-zh`` at the smallest size: every step runs, the counts and the
+    machine land in heldout_match.json, Markdown is written for each held-out page."""
+    if language == "zh" and not cjk_fonts():
+        pytest.skip("no CJK font installed (scripts/install.sh installs one)")
+    out = tmp_path / "demo"
+    command = [
+        *(sys.executable, str(ROOT / "tools" / "demo.py"), "--language", language),
+        *("--output-dir", out, "--pages", 6, "--held-out", 1, "--iterations", 10),
+        *("--real-pages", ""),
+    ]
+    result = subprocess.run(
+        [str(c) for c in command], capture_output=True, text=True, timeout=900, cwd=ROOT
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    match = json.loads((out / "heldout_match.json").read_text())
+    assert match["gt"] > 5 and match["machine"]["cores"] >= 1
+    assert match["benchmark"].startswith("make demo-zh" if language == "zh" else "make demo:")
+    assert len(list((out / "inference" / "markdown").glob("*.md"))) == 1
+    if language == "zh":  # the CDLA user's files: labelme pages, their COCO, their OCR
+        cdla = out / "data" / "CDLA"
+        assert list((cdla / "train").glob("*.json")) and (cdla / "train.json").is_file()
+        assert len(list((cdla / "OCR").glob("*.json"))) == 6
+        assert (out / "tokenizer" / "sentencepiece.bpe.model").is_file()
