@@ -401,7 +401,14 @@ def interrupt_and_resume(command, done_folder: Path, pattern: str, total: int):
     """Start ``command`` in its own process group, send the group SIGINT once the first output
     exists, and check the end: one line, exit 130, no process left; then the rerun finishes."""
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        # a suite started in the background (`make test &`) ignores SIGINT, and so would the
+        # command: give it the default, as a terminal's Ctrl-C finds it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         wait_for(lambda: any(done_folder.rglob(pattern)), 300, f"a first {pattern}")
