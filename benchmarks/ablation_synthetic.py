@@ -76,9 +76,10 @@ def main():
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides for every run")
     args = parser.parse_args()
     zh = args.language == "zh"
-    args.out = args.out or f"benchmarks/results/ablation_synthetic{'_zh' if zh else ''}.json"
+    suffix = "_zh" if zh else ""  # of the result, data and runs of the Chinese ablation
+    args.out = args.out or f"benchmarks/results/ablation_synthetic{suffix}.json"
     work = Path(args.work)
-    data = work / f"data_{args.captions}_{args.pages}{'_zh' if zh else ''}"
+    data = work / f"data_{args.captions}_{args.pages}{suffix}"
     if not (data / "train.json").is_file():
         shutil.rmtree(data, ignore_errors=True)
         synthetic.generate(
@@ -93,7 +94,7 @@ def main():
     title = f"Fusion on synthetic {pages} (captions {args.captions}: {TITLES[args.captions]})"
     runs = work / (
         f"runs_captions_{args.captions}_fusion_{'-'.join(args.fusion_layers)}_"
-        f"tokens_{args.tokens_per_segment or 'all'}_iter_{args.iterations}{'_zh' if zh else ''}"
+        f"tokens_{args.tokens_per_segment or 'all'}_iter_{args.iterations}{suffix}"
     )
     lines = [
         w

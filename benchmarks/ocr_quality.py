@@ -13,13 +13,13 @@ not counted; text inside figures is not in the known text, so reading it costs p
 """
 
 import argparse
-import json
 import tempfile
 from pathlib import Path
 
 from _harness import stopwatch, write_result
 
 from ditod.data import synthetic
+from ditod.pages.ocr_json import read_ocr_json
 from ditod.pages.ocr_runner import PageJob, available_cores, default_layout, run_ocr_jobs
 from ditod.pages.text_match import CharacterMatch, character_match
 
@@ -46,8 +46,8 @@ def read_set(root: Path, language: str, born_digital: bool, pages: int) -> dict:
         raise RuntimeError(f"{root}: pages not read: {summary.failed}")
     total = CharacterMatch()
     for job in jobs:
-        truth = json.loads((root / "OCR" / job.target.name).read_text(encoding="utf-8"))
-        total = total + character_match(truth, json.loads(job.target.read_text(encoding="utf-8")))
+        truth = read_ocr_json(root / "OCR" / job.target.name)
+        total = total + character_match(truth, read_ocr_json(job.target))
     return {
         "character_recall": round(total.recall, 4),
         "character_precision": round(total.precision, 4),
