@@ -20,7 +20,8 @@ RESULTS = HERE / "results"
 README = HERE.parent / "README.md"
 START, END = "<!-- bench-table -->", "<!-- /bench-table -->"
 PRECISION_START, PRECISION_END = "<!-- precision-table -->", "<!-- /precision-table -->"
-LONG = {"ablation_synthetic.py"}  # hours of training on 2 cores (its docstring has the time)
+# hours of training on 2 cores (its docstring has the time); the demo, a quarter of an hour
+LONG = {"ablation_synthetic.py", "demo_real_pages.py"}
 
 
 def number(value) -> str:
