@@ -1,9 +1,10 @@
-"""Fonts the project draws with that matplotlib does not ship: a CJK font for Chinese pages,
-PDFs and overlay labels (``scripts/install.sh`` installs ``fonts-wqy-microhei`` where it can)."""
+"""Fonts the project draws with: the TrueType fonts matplotlib ships (DejaVu, STIX), and a CJK
+font for Chinese pages, PDFs and overlay labels, which matplotlib does not ship
+(``scripts/install.sh`` installs ``fonts-wqy-microhei`` where it can)."""
 
 from pathlib import Path
 
-__all__ = ["CJK_FONTS", "cjk_fonts", "find_cjk_font"]
+__all__ = ["CJK_FONTS", "cjk_fonts", "find_cjk_font", "matplotlib_font"]
 
 CJK_FONTS = (
     "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
@@ -29,3 +30,10 @@ def find_cjk_font() -> str:
             "`apt-get install fonts-wqy-microhei` (scripts/install.sh does, as root) or pass --font"
         )
     return found[0]
+
+
+def matplotlib_font(name: str) -> str:
+    """Path of the TrueType font ``name`` (e.g. ``"DejaVuSans.ttf"``) that matplotlib ships."""
+    import matplotlib
+
+    return str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / name)

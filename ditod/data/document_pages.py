@@ -18,10 +18,10 @@ labels) is part of the picture, not of the OCR truth.
 
 import random
 from dataclasses import dataclass
-from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from ..fonts import matplotlib_font
 from .document_figures import equation_image, figure_image
 from .document_text import CHINESE_TOKENS, TextSource
 from .page_degrade import degrade
@@ -54,12 +54,6 @@ PAGE_SIZES = ((612, 792), (595, 842))
 CAPTION_LINES = 4  # at most
 
 
-def _font_dir() -> Path:
-    import matplotlib
-
-    return Path(matplotlib.get_data_path()) / "fonts" / "ttf"
-
-
 @dataclass
 class Style:
     """One page's typography and geometry, drawn at random."""
@@ -79,14 +73,13 @@ class Style:
 
     @classmethod
     def draw(cls, rng: random.Random, columns, font: str | None):
-        fonts = _font_dir()
         if font:
             body = heading = (font,) * 3
         else:
             family = rng.choices(list(FAMILIES), [5, 2, 2])[0]
-            body = tuple(str(fonts / name) for name in FAMILIES[family])
+            body = tuple(matplotlib_font(name) for name in FAMILIES[family])
             heading_family = family if rng.random() < 0.7 else "dejavu-sans"
-            heading = tuple(str(fonts / name) for name in FAMILIES[heading_family])
+            heading = tuple(matplotlib_font(name) for name in FAMILIES[heading_family])
         indent = rng.choice([0, 10, 12, 15, 18])
         return cls(
             body=body,

@@ -28,7 +28,7 @@ from PIL import Image, ImageDraw, ImageFont
 from ditod.data.class_sets import CDLA_CLASSES, PUBLAYNET_CLASSES
 from ditod.data.labelme import labelme_page
 from ditod.file_io import atomic_path, write_json_atomic
-from ditod.fonts import find_cjk_font
+from ditod.fonts import find_cjk_font, matplotlib_font
 
 ENGLISH_VOCABULARY = (
     "layout detection document model page text region feature network training data results "
@@ -54,9 +54,7 @@ def find_font(language: str, font: str | None = None) -> str:
             raise FileNotFoundError(f"--font {font} does not exist")
         return font
     if language == "en":
-        import matplotlib
-
-        return str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf")
+        return matplotlib_font("DejaVuSans.ttf")
     return find_cjk_font()
 
 
