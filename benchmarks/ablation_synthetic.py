@@ -137,6 +137,9 @@ def main():
         str(args.tokens_per_segment),
         "SOLVER.CHECKPOINT_PERIOD",
         str(10 * args.iterations),
+        # the FPN the recorded results ran with (the demo's has GroupNorm since; KEY VALUE to try)
+        "MODEL.FPN.NORM",
+        "",
         *rules,
         *args.opts,
     ]
