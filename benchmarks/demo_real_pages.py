@@ -51,6 +51,7 @@ def summary(demo: Path) -> dict:
         "heldout_false_fraction": held_out["false_fraction"],
         "val_ap": held_out["val_ap"],
         "minutes": held_out["minutes"],
+        "pages_reused": held_out.get("pages_reused", False),  # rendering and OCR not timed
         "real_per_class": {k: f"{v['matched']}/{v['gt']}" for k, v in real_classes.items()},
         "real": {k: real[k] for k in ("gt", "matched", "shown", "false")},
         "heldout": {k: held_out[k] for k in ("gt", "matched", "shown", "false")},

@@ -325,6 +325,8 @@ def main(argv=None) -> int:
         "device": f"cpu ({len(os.sched_getaffinity(0))} cores)",
         **match,
         "minutes": round((time.perf_counter() - start) / 60, 2),
+        # the pages and their OCR of an earlier run: the minutes leave out rendering and OCR
+        "pages_reused": reuse,
         "val_ap": round(ap["AP"], 2),
         "targets": {
             "matched_fraction": ">= 0.85",
