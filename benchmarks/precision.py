@@ -1,6 +1,7 @@
 """Inference precision on this CPU, side by side in one run: s/page of the base image-only
-detector and the demo model's AP per ``TEST.PRECISION`` (fp32, bf16 with the fp32 box heads,
-bf16 under plain autocast, int8), the share of the fp32 boxes each finds again, and what
+detector and the demo model's AP per ``TEST.PRECISION`` (fp32; bf16 with the fp32 FPN outputs
+and the attention kernel its probe picks; the same with PyTorch's fused attention; bf16 under
+plain autocast; int8), the share of the fp32 boxes each finds again, and what
 ``auto`` chose here.
 
     python benchmarks/precision.py [--pages 2] [--rounds 2] [--demo output/demo] [--out F]
@@ -32,7 +33,7 @@ from quantization import (
 
 from ditod.config import add_layoutlmv3_config, load_config
 from ditod.deploy.predictor import LayoutPredictor
-from ditod.modeling.precision import choose_precision
+from ditod.modeling.precision import choose_attention_block, choose_precision
 
 DEFAULTS = get_cfg()
 add_layoutlmv3_config(DEFAULTS)
@@ -42,6 +43,11 @@ SHOWN = 0.5  # tools/infer.py's default score threshold: the boxes a user sees
 VARIANTS = {
     "fp32": {"PRECISION": "fp32"},
     "bf16": {"PRECISION": "bf16", "FP32_MODULES": DEFAULTS.TEST.FP32_MODULES},
+    "bf16_fused_attention": {
+        "PRECISION": "bf16",
+        "FP32_MODULES": DEFAULTS.TEST.FP32_MODULES,
+        "ATTENTION_QUERY_BLOCK": 0,
+    },
     "bf16_plain_autocast": {"PRECISION": "bf16", "FP32_MODULES": []},
     "int8": {"PRECISION": "int8"},
 }
@@ -114,6 +120,7 @@ def main():
     parser.add_argument("--out", default="benchmarks/results/precision.json")
     args = parser.parse_args()
     auto = choose_precision("auto", "cpu")
+    _, attention = choose_attention_block(-1, "cpu")
     demo, demo_pages = demo_results(Path(args.demo))
     base, base_pages = base_seconds(args.config, args.pages, args.rounds)
     summary = {
@@ -123,15 +130,20 @@ def main():
         "device": f"cpu, {torch.get_num_threads()} threads",
         "auto_choice": auto.precision,
         "auto_reason": auto.reason,
+        "bf16_attention": attention,
         **{f"s_per_page_base_{name}": seconds for name, seconds in base.items()},
         **{f"ap_demo_{name}": result["ap"] for name, result in demo.items()},
         **{f"fp32_boxes_found_{name}": r["fp32_boxes_found"] for name, r in demo.items()},
         **{f"boxes_also_in_fp32_{name}": r["boxes_also_in_fp32"] for name, r in demo.items()},
         "speedup_bf16": round(base["fp32"] / base["bf16"], 3),
+        "speedup_bf16_fused_attention": round(base["fp32"] / base["bf16_fused_attention"], 3),
         "speedup_bf16_plain_autocast": round(base["fp32"] / base["bf16_plain_autocast"], 3),
         "speedup_int8": round(base["fp32"] / base["int8"], 3),
         "speedup_auto": round(base["fp32"] / base[auto.precision], 3),
         "ap_drop_bf16": round(demo["fp32"]["ap"] - demo["bf16"]["ap"], 2),
+        "ap_drop_bf16_fused_attention": round(
+            demo["fp32"]["ap"] - demo["bf16_fused_attention"]["ap"], 2
+        ),
         "ap_drop_bf16_plain_autocast": round(
             demo["fp32"]["ap"] - demo["bf16_plain_autocast"]["ap"], 2
         ),

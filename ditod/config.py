@@ -195,6 +195,10 @@ def add_layoutlmv3_config(cfg: CN) -> None:
     # Under bf16, the modules that compute (and hand on their maps) in fp32: the FPN's output
     # convolutions. In bf16 their maps cost the demo model 7 AP (86.8 -> 79.7); in fp32, none.
     _C.TEST.FP32_MODULES = [f"backbone.fpn_output{level}" for level in (2, 3, 4, 5)]
+    # Under bf16, the transformer's attention: -1 = a probe at start picks PyTorch's fused
+    # attention or blocks of 64 queries through bf16 matmuls (layoutlmv3.blocked_attention: 2x
+    # the fused kernel on CPUs without AMX); 0 = always the fused kernel; N > 0 = blocks of N.
+    _C.TEST.ATTENTION_QUERY_BLOCK = -1
 
     # Layout post-processing of detections (ditod.modeling.layout_postprocess), in evaluation
     # and inference alike; 0 / empty: off.

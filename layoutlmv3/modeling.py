@@ -27,6 +27,8 @@ from transformers.modeling_outputs import BaseModelOutput
 from transformers.models.layoutlmv3.modeling_layoutlmv3 import LayoutLMv3PreTrainedModel
 from transformers.utils import ModelOutput
 
+from .blocked_attention import blocked_attention
+
 __all__ = [
     "LayoutLMv3DetectionModel",
     "LayoutLMv3DetectionOutput",
@@ -179,6 +181,9 @@ class LayoutLMv3SelfAttention(nn.Module):
         self.key = nn.Linear(config.hidden_size, config.hidden_size)
         self.value = nn.Linear(config.hidden_size, config.hidden_size)
         self.dropout_prob = config.attention_probs_dropout_prob
+        # > 0: bf16 inference through blocked_attention, this many queries a block (set by
+        # LayoutLMv3DetectionModel.set_attention_query_block)
+        self.query_block = 0
 
     def forward(self, hidden_states: torch.Tensor, attn_bias: torch.Tensor | None) -> torch.Tensor:
         """(B, L, D), additive bias broadcastable to (B, heads, L, L) → (B, L, D)."""
@@ -187,13 +192,17 @@ class LayoutLMv3SelfAttention(nn.Module):
         def heads(x):
             return x.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)
 
-        context = F.scaled_dot_product_attention(
-            heads(self.query(hidden_states)),
-            heads(self.key(hidden_states)),
-            heads(self.value(hidden_states)),
-            attn_mask=attn_bias,
-            dropout_p=self.dropout_prob if self.training else 0.0,
-        )
+        query, key, value = (heads(f(hidden_states)) for f in (self.query, self.key, self.value))
+        if self.query_block and not self.training and query.dtype == torch.bfloat16:
+            context = blocked_attention(query, key, value, attn_bias, self.query_block)
+        else:
+            context = F.scaled_dot_product_attention(
+                query,
+                key,
+                value,
+                attn_mask=attn_bias,
+                dropout_p=self.dropout_prob if self.training else 0.0,
+            )
         return context.transpose(1, 2).reshape(batch, length, -1)
 
 
@@ -433,6 +442,12 @@ class LayoutLMv3DetectionModel(LayoutLMv3PreTrainedModel):
         if hub_folder and config is None and not strict and not args:
             return super().from_pretrained(folder, **kwargs)
         return load_pretrained(cls, path, config=config, strict=strict, **kwargs)
+
+    def set_attention_query_block(self, block: int) -> None:
+        """Run bf16 inference attention through :func:`blocked_attention`, ``block`` queries at a
+        time (0: PyTorch's fused attention, the default); training always uses the latter."""
+        for layer in self.encoder.layer:
+            layer.attention.self.query_block = block
 
     @staticmethod
     def visual_bbox(height: int, width: int, device=None) -> torch.Tensor:

@@ -8,7 +8,8 @@ import torch
 from transformers import LayoutLMv3Config, LayoutLMv3ForTokenClassification
 from transformers import LayoutLMv3Model as HFLayoutLMv3Model
 
-from layoutlmv3 import IncompatibleWeights, LayoutLMv3DetectionModel, load_state_dict
+from layoutlmv3 import IncompatibleWeights, LayoutLMv3DetectionModel, load_state_dict, modeling
+from layoutlmv3.blocked_attention import blocked_attention
 
 VOCAB = 300
 
@@ -323,3 +324,69 @@ def test_attention_dropout_key_overrides_the_checkpoint_config():
     assert build_layoutlmv3_config(load_config(config, base)).attention_probs_dropout_prob == 0.1
     off = load_config(config, [*base, "MODEL.LAYOUTLMV3.ATTENTION_DROPOUT", "0.0"])
     assert build_layoutlmv3_config(off).attention_probs_dropout_prob == 0.0
+
+
+def attention_inputs(mask: str, batch=2, heads=3, length=70, dim=16, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    query, key, value = (torch.randn(batch, heads, length, dim, generator=generator) for _ in "qkv")
+    if mask == "bias":  # the encoder's: (B, heads, L, L) in rows padded to 16, padding masked
+        storage = torch.randn(batch, heads, length, 80, generator=generator)
+        bias = storage[..., :length]
+        bias[1, :, :, 60:] = torch.finfo(torch.float32).min
+    elif mask == "keep":  # text padding only: (B, 1, 1, L) bool
+        bias = torch.ones(batch, 1, 1, length, dtype=torch.bool)
+        bias[1, ..., 60:] = False
+    else:
+        bias = None
+    return query, key, value, bias
+
+
+@pytest.mark.parametrize("mask", ["bias", "keep", "none"])
+def test_blocked_attention_equals_sdpa(mask):
+    """Blocks of 16 queries (the last one partial) give PyTorch's attention: in fp32 to rounding,
+    in bf16 within bf16's error of the fp32 result."""
+    query, key, value, bias = attention_inputs(mask)
+    expected = torch.nn.functional.scaled_dot_product_attention(query, key, value, bias)
+    got = blocked_attention(query, key, value, bias, block=16)
+    assert got.shape == expected.shape and got.dtype == torch.float32
+    assert (got - expected).abs().max().item() <= 1e-5
+    half = [
+        t.bfloat16() if t is not None and t.is_floating_point() else t
+        for t in (query, key, value, bias)
+    ]
+    got = blocked_attention(*half, block=16)
+    assert got.dtype == torch.bfloat16
+    assert (got.float() - expected).abs().max().item() <= 0.05
+
+
+def test_bf16_inference_through_blocked_attention_matches_the_fused_kernel():
+    """``set_attention_query_block``: bf16 inference with text padding and both biases runs
+    blocked attention (as close to fp32 as the fused kernel is); training and fp32 never do."""
+    model = detection_model(bias=True)
+    pixels = random_image(batch=2, height=128, width=96)
+    text = text_inputs(batch=2, length=9)
+    text["attention_mask"][1, 5:] = 0
+
+    def maps(dtype=None):
+        with torch.no_grad(), torch.autocast("cpu", torch.bfloat16, enabled=dtype is not None):
+            return model(**text, pixel_values=pixels).feature_maps
+
+    reference = maps()
+    fused = maps(torch.bfloat16)
+    model.set_attention_query_block(16)
+    calls = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            modeling, "blocked_attention", lambda *a: calls.append(1) or blocked_attention(*a)
+        )
+        blocked = maps(torch.bfloat16)
+        assert len(calls) == 4  # every layer
+        assert all((maps()[name] == reference[name]).all() for name in reference)  # fp32
+        model.train()
+        maps(torch.bfloat16)
+        model.eval()
+        assert len(calls) == 4
+    for name, expected in reference.items():
+        fused_error = (fused[name].float() - expected).abs().max().item()
+        blocked_error = (blocked[name].float() - expected).abs().max().item()
+        assert blocked_error <= 1.5 * fused_error + 1e-3, (name, blocked_error, fused_error)

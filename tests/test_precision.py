@@ -49,6 +49,31 @@ def test_auto_picks_by_the_cpu_units_and_the_probe(monkeypatch, flags, probe, ch
         assert probed == []  # nothing to probe without the units
 
 
+@pytest.mark.parametrize(
+    ("setting", "device", "probe", "block", "reason"),
+    [
+        (-1, "cpu", 2.1, 64, "blocks of 64 queries: 2.1x PyTorch's fused bf16 attention"),
+        (-1, "cpu", 0.8, 0, "fused attention (blocked ran 0.80x it"),
+        (-1, "cuda", 9.0, 0, "fused attention (not a CPU)"),
+        (0, "cpu", 9.0, 0, "set by TEST.ATTENTION_QUERY_BLOCK"),
+        (128, "cpu", 0.1, 128, "blocks of 128 queries (set by TEST.ATTENTION_QUERY_BLOCK)"),
+    ],
+    ids=["probe-blocked", "probe-fused", "cuda", "fused", "forced"],
+)
+def test_attention_kernel_for_bf16(monkeypatch, setting, device, probe, block, reason):
+    probed = []
+    monkeypatch.setattr(
+        precision_module, "_probe_attention_speedup", lambda b: probed.append(b) or probe
+    )
+    chosen, why = precision_module.choose_attention_block(setting, device)
+    assert chosen == block and reason in why, why
+    assert probed == ([64] if setting == -1 and device == "cpu" else [])
+
+
+def test_attention_probe_measures_both_kernels():
+    assert 0.05 < precision_module._probe_attention_speedup(64) < 50
+
+
 def test_explicit_and_wrong_settings():
     assert choose_precision("int8", "cpu").precision == "int8"
     assert choose_precision("fp32", "cuda").reason == "set by TEST.PRECISION"
@@ -117,9 +142,10 @@ def trained_tiny(tmp_path_factory):
     MetadataCatalog.remove(name)
 
 
-def detect(cfg, precision, pages) -> list[Instances]:
+def detect(cfg, precision, pages, attention_query_block=-1) -> list[Instances]:
     cfg = cfg.clone()
     cfg.TEST.PRECISION = precision
+    cfg.TEST.ATTENTION_QUERY_BLOCK = attention_query_block
     predictor = LayoutPredictor(cfg)
     assert predictor.precision.precision == precision
     return [predictor([predictor.map_page(page["file_name"])])[0] for page in pages]
@@ -143,14 +169,18 @@ def found_and_false(pages: list[dict], detections: list[Instances]) -> tuple[int
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("precision", ["bf16", "int8"])
-def test_reduced_precision_shows_what_fp32_shows(trained_tiny, precision):
-    """On the boxes a user sees (score >= 0.5), bf16 / int8 find the blocks fp32 finds and show
-    no more false boxes, give or take one: a box at the edge of the NMS overlap may merge with
-    its neighbour in one precision and not in the other."""
+@pytest.mark.parametrize(
+    ("precision", "attention_query_block"),
+    [("bf16", 0), ("bf16", 64), ("int8", -1)],
+    ids=["bf16-fused-attention", "bf16-blocked-attention", "int8"],
+)
+def test_reduced_precision_shows_what_fp32_shows(trained_tiny, precision, attention_query_block):
+    """On the boxes a user sees (score >= 0.5), bf16 (either attention kernel) / int8 find the
+    blocks fp32 finds and show no more false boxes, give or take one: a box at the edge of the
+    NMS overlap may merge with its neighbour in one precision and not in the other."""
     cfg, pages = trained_tiny
     reference = found_and_false(pages, detect(cfg, "fp32", pages))
-    reduced = found_and_false(pages, detect(cfg, precision, pages))
+    reduced = found_and_false(pages, detect(cfg, precision, pages, attention_query_block))
     assert reference[0] >= len(pages)  # the model finds blocks
     assert reduced[0] >= reference[0] - 1 and reduced[1] <= reference[1] + 1, (reduced, reference)
 

@@ -3,10 +3,12 @@ device and the CPU's matrix units at run time.
 
 - ``fp32``: everything in float32.
 - ``bf16``: the model under bfloat16 autocast (convolutions, linear layers, matmuls and
-  attention in bf16), while the modules named by ``TEST.FP32_MODULES`` compute in float32 from
-  float32 inputs. The default, the FPN's output convolutions, is where plain autocast loses the
-  AP: their maps feed the RPN and every RoIAlign, and stored in bf16 (3 significant digits)
-  they cost the demo model 7 AP; in fp32 it keeps its fp32 AP and boxes
+  attention in bf16; on a CPU, attention through :func:`layoutlmv3.blocked_attention` where a
+  probe finds it faster than PyTorch's fused kernel, as on CPUs without AMX;
+  ``TEST.ATTENTION_QUERY_BLOCK``), while the modules named by ``TEST.FP32_MODULES`` compute in
+  float32 from float32 inputs. The default, the FPN's output convolutions, is where plain
+  autocast loses the AP: their maps feed the RPN and every RoIAlign, and stored in bf16 (3
+  significant digits) they cost the demo model 7 AP; in fp32 it keeps its fp32 AP and boxes
   (``benchmarks/precision.py``). The box heads' softmax was not it: heads and RPN in fp32 gave
   back 0.3 of the 7.
 - ``int8``: the linear layers dynamically quantized to int8 (CPU; on oneDNN, which has VNNI and
@@ -17,6 +19,7 @@ device and the CPU's matrix units at run time.
   chosen and why.
 """
 
+import dataclasses
 import functools
 import logging
 import time
@@ -24,13 +27,18 @@ import warnings
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+from layoutlmv3 import LayoutLMv3DetectionModel
+from layoutlmv3.blocked_attention import DEFAULT_QUERY_BLOCK, blocked_attention
 
 __all__ = [
     "PRECISIONS",
     "PrecisionChoice",
     "apply_inference_precision",
     "check_precision",
+    "choose_attention_block",
     "choose_precision",
     "cpu_kernel_flags",
     "quantize_dynamic_int8",
@@ -57,10 +65,13 @@ PROBE_MARGIN = 1.2
 
 @dataclass(frozen=True)
 class PrecisionChoice:
-    """What inference runs in (``fp32``, ``bf16`` or ``int8``) and why."""
+    """What inference runs in (``fp32``, ``bf16`` or ``int8``) and why; for bf16 on a CPU, the
+    attention's query block (0: PyTorch's fused attention) and why."""
 
     precision: str
     reason: str
+    attention_query_block: int = 0
+    attention_reason: str = ""
 
 
 def cpu_kernel_flags() -> dict[str, bool]:
@@ -98,6 +109,45 @@ def _probe_speedup(precision: str) -> float:
             quantized = quantize_dynamic_int8(nn.Sequential(linear))
             other = _median_seconds(lambda: quantized(x))
     return fp32 / other
+
+
+def _probe_attention_speedup(block: int) -> float:
+    """How many times faster than PyTorch's fused bf16 attention :func:`blocked_attention` runs
+    here on 4 heads of 1,024 tokens with a full bias (a few tens of ms)."""
+    generator = torch.Generator().manual_seed(0)
+    query, key, value, bias = (
+        torch.randn(shape, generator=generator).bfloat16()
+        for shape in [(1, 4, 1024, 64)] * 3 + [(1, 4, 1024, 1024)]
+    )
+    with torch.inference_mode():
+        fused = _median_seconds(
+            lambda: F.scaled_dot_product_attention(query, key, value, attn_mask=bias)
+        )
+        blocked = _median_seconds(lambda: blocked_attention(query, key, value, bias, block))
+    return fused / blocked
+
+
+def choose_attention_block(setting: int, device: str) -> tuple[int, str]:
+    """The query block bf16 inference attention runs with on ``device`` (0: PyTorch's fused
+    attention) and why, for ``TEST.ATTENTION_QUERY_BLOCK`` ``setting``: -1 picks
+    :func:`blocked_attention` on a CPU where a probe finds it at least :data:`PROBE_MARGIN` times
+    faster than the fused kernel; 0 or a block size is taken as it is."""
+    if setting == 0:
+        return 0, "fused attention (set by TEST.ATTENTION_QUERY_BLOCK)"
+    if setting > 0:
+        return (
+            setting,
+            f"attention in blocks of {setting} queries (set by TEST.ATTENTION_QUERY_BLOCK)",
+        )
+    if torch.device(device).type != "cpu":
+        return 0, "fused attention (not a CPU)"
+    speedup = _probe_attention_speedup(DEFAULT_QUERY_BLOCK)
+    if speedup >= PROBE_MARGIN:
+        return DEFAULT_QUERY_BLOCK, (
+            f"attention in blocks of {DEFAULT_QUERY_BLOCK} queries: {speedup:.1f}x "
+            "PyTorch's fused bf16 attention on this CPU"
+        )
+    return 0, f"fused attention (blocked ran {speedup:.2f}x it on this CPU)"
 
 
 def check_precision(setting: str, device: str) -> None:
@@ -185,11 +235,24 @@ def apply_inference_precision(
 ) -> tuple[nn.Module, PrecisionChoice]:
     """``model`` (weights loaded, eval mode) set up to infer in ``choice`` (default:
     :func:`choose_precision` of ``TEST.PRECISION``): for bf16, the autocast dtype of its
-    :meth:`inference` and the fp32 modules of ``TEST.FP32_MODULES``; for int8, its linear layers
-    quantized (a new module). Logs the choice in one line."""
+    :meth:`inference`, the fp32 modules of ``TEST.FP32_MODULES`` and the attention kernel
+    (:func:`choose_attention_block`, unless ``choice`` names it); for int8, its linear layers
+    quantized (a new module). Logs the choice in one line. Returns the model and the choice,
+    the attention's included."""
     choice = choice or choose_precision(cfg.TEST.PRECISION, cfg.MODEL.DEVICE)
-    logger.info("inference precision: %s (%s)", choice.precision, choice.reason)
+    if choice.precision == "bf16" and not choice.attention_reason:
+        block, reason = choose_attention_block(cfg.TEST.ATTENTION_QUERY_BLOCK, cfg.MODEL.DEVICE)
+        choice = dataclasses.replace(choice, attention_query_block=block, attention_reason=reason)
+    logger.info(
+        "inference precision: %s (%s)%s",
+        choice.precision,
+        choice.reason,
+        f"; {choice.attention_reason}" if choice.attention_reason else "",
+    )
     if choice.precision == "bf16":
+        for module in model.modules():
+            if isinstance(module, LayoutLMv3DetectionModel):
+                module.set_attention_query_block(choice.attention_query_block)
         named = dict(model.named_modules())
         for name in cfg.TEST.FP32_MODULES:
             if name not in named:
