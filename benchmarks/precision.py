@@ -23,13 +23,7 @@ from _harness import ROOT, write_result
 from detectron2.config import get_cfg
 from detectron2.structures import pairwise_iou
 from faster_coco_eval import COCO
-from quantization import (
-    ap_of,
-    page_detections,
-    pages_per_second,
-    random_base_detector,
-    with_test_keys,
-)
+from quantization import ap_of, page_detections, pages_per_second, random_base_detector
 
 from ditod.config import add_layoutlmv3_config, load_config
 from ditod.deploy.predictor import LayoutPredictor
@@ -38,23 +32,26 @@ from ditod.modeling.precision import choose_attention_block, choose_precision
 DEFAULTS = get_cfg()
 add_layoutlmv3_config(DEFAULTS)
 SHOWN = 0.5  # tools/infer.py's default score threshold: the boxes a user sees
-# variant → TEST.* overrides; bf16 with this project's default fp32 modules, not those a saved
+# variant → config overrides; bf16 with this project's default fp32 modules, not those a saved
 # config may hold
 VARIANTS = {
-    "fp32": {"PRECISION": "fp32"},
-    "bf16": {"PRECISION": "bf16", "FP32_MODULES": DEFAULTS.TEST.FP32_MODULES},
+    "fp32": {"TEST.PRECISION": "fp32"},
+    "bf16": {"TEST.PRECISION": "bf16", "TEST.FP32_MODULES": DEFAULTS.TEST.FP32_MODULES},
     "bf16_fused_attention": {
-        "PRECISION": "bf16",
-        "FP32_MODULES": DEFAULTS.TEST.FP32_MODULES,
-        "ATTENTION_QUERY_BLOCK": 0,
+        "TEST.PRECISION": "bf16",
+        "TEST.FP32_MODULES": DEFAULTS.TEST.FP32_MODULES,
+        "MODEL.LAYOUTLMV3.ATTENTION_QUERY_BLOCK": 0,
     },
-    "bf16_plain_autocast": {"PRECISION": "bf16", "FP32_MODULES": []},
-    "int8": {"PRECISION": "int8"},
+    "bf16_plain_autocast": {"TEST.PRECISION": "bf16", "TEST.FP32_MODULES": []},
+    "int8": {"TEST.PRECISION": "int8"},
 }
 
 
 def predictor(cfg, variant: str) -> LayoutPredictor:
-    return LayoutPredictor(with_test_keys(cfg, **VARIANTS[variant]))
+    cfg = cfg.clone()
+    cfg.defrost()
+    cfg.merge_from_list([item for pair in VARIANTS[variant].items() for item in pair])
+    return LayoutPredictor(cfg)
 
 
 def base_seconds(config: str, num_pages: int, rounds: int) -> tuple[dict, str]:

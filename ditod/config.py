@@ -111,6 +111,12 @@ def add_layoutlmv3_config(cfg: CN) -> None:
     # path (fp32 matmuls and an N x N dropout mask): 0 makes a base training step 1.8x faster in
     # fp32 and lets bf16 pay (benchmarks/training_precision.py).
     _C.MODEL.LAYOUTLMV3.ATTENTION_DROPOUT = -1.0
+    # The transformer's attention where it runs in bf16 (TEST.PRECISION bf16, SOLVER.AMP bf16):
+    # -1 = a probe at start picks PyTorch's fused attention or blocks of 64 queries through bf16
+    # matmuls (layoutlmv3.blocked_attention; on CPUs without AMX 2x the fused kernel, and with
+    # attention dropout, which the fused CPU kernel lacks, a base training step 2.3x); 0 = always
+    # the fused kernel; N > 0 = blocks of N queries.
+    _C.MODEL.LAYOUTLMV3.ATTENTION_QUERY_BLOCK = -1
     _C.MODEL.LAYOUTLMV3.GRADIENT_CHECKPOINTING = False
     # Relative 1-D / spatial 2-D attention biases (unilm turns them off for detection).
     _C.MODEL.LAYOUTLMV3.RELATIVE_ATTENTION_BIAS = False
@@ -195,10 +201,6 @@ def add_layoutlmv3_config(cfg: CN) -> None:
     # Under bf16, the modules that compute (and hand on their maps) in fp32: the FPN's output
     # convolutions. In bf16 their maps cost the demo model 7 AP (86.8 -> 79.7); in fp32, none.
     _C.TEST.FP32_MODULES = [f"backbone.fpn_output{level}" for level in (2, 3, 4, 5)]
-    # Under bf16, the transformer's attention: -1 = a probe at start picks PyTorch's fused
-    # attention or blocks of 64 queries through bf16 matmuls (layoutlmv3.blocked_attention: 2x
-    # the fused kernel on CPUs without AMX); 0 = always the fused kernel; N > 0 = blocks of N.
-    _C.TEST.ATTENTION_QUERY_BLOCK = -1
 
     # Layout post-processing of detections (ditod.modeling.layout_postprocess), in evaluation
     # and inference alike; 0 / empty: off.

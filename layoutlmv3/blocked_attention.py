@@ -24,12 +24,14 @@ def blocked_attention(
     value: torch.Tensor,
     attn_bias: torch.Tensor | None = None,
     block: int = DEFAULT_QUERY_BLOCK,
+    dropout_p: float = 0.0,
 ) -> torch.Tensor:
-    """``softmax(query keyᵀ / √d + attn_bias) value``, ``block`` queries at a time, no dropout.
+    """``dropout(softmax(query keyᵀ / √d + attn_bias)) value``, ``block`` queries at a time.
 
     ``query``, ``key``, ``value``: (B, heads, L, d). ``attn_bias``: additive (float) or
     keep-mask (bool, True = attend), broadcastable to (B, heads, L, L). Returns (B, heads, L, d)
-    in the inputs' dtype, the same as ``F.scaled_dot_product_attention`` without dropout.
+    in the inputs' dtype, what ``F.scaled_dot_product_attention`` gives (without dropout: the
+    same numbers); differentiable.
     """
     batch, heads, length, dim = query.shape
     if attn_bias is not None and attn_bias.dtype == torch.bool:
@@ -45,7 +47,7 @@ def blocked_attention(
     query = (query * dim**-0.5).reshape(batch * heads, length, dim)
     key_t = key.reshape(batch * heads, length, dim).transpose(1, 2).contiguous()
     value = value.reshape(batch * heads, length, dim)
-    out = torch.empty_like(query)
+    blocks = []
     for start in range(0, length, block):
         rows = slice(start, start + block)
         if attn_bias is None:
@@ -53,5 +55,8 @@ def blocked_attention(
         else:
             bias = attn_bias if attn_bias.shape[1] == 1 else attn_bias[:, rows]
             scores = torch.baddbmm(bias, query[:, rows], key_t)
-        torch.bmm(scores.softmax(-1), value, out=out[:, rows])
-    return out.view(batch, heads, length, dim)
+        probs = scores.softmax(-1)
+        if dropout_p:
+            probs = torch.nn.functional.dropout(probs, dropout_p)
+        blocks.append(torch.bmm(probs, value))
+    return torch.cat(blocks, dim=1).view(batch, heads, length, dim)

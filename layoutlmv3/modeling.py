@@ -193,15 +193,12 @@ class LayoutLMv3SelfAttention(nn.Module):
             return x.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)
 
         query, key, value = (heads(f(hidden_states)) for f in (self.query, self.key, self.value))
-        if self.query_block and not self.training and query.dtype == torch.bfloat16:
-            context = blocked_attention(query, key, value, attn_bias, self.query_block)
+        dropout = self.dropout_prob if self.training else 0.0
+        if self.query_block and query.dtype == torch.bfloat16:
+            context = blocked_attention(query, key, value, attn_bias, self.query_block, dropout)
         else:
             context = F.scaled_dot_product_attention(
-                query,
-                key,
-                value,
-                attn_mask=attn_bias,
-                dropout_p=self.dropout_prob if self.training else 0.0,
+                query, key, value, attn_mask=attn_bias, dropout_p=dropout
             )
         return context.transpose(1, 2).reshape(batch, length, -1)
 

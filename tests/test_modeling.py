@@ -359,9 +359,9 @@ def test_blocked_attention_equals_sdpa(mask):
     assert (got.float() - expected).abs().max().item() <= 0.05
 
 
-def test_bf16_inference_through_blocked_attention_matches_the_fused_kernel():
+def test_bf16_attention_through_blocked_attention_matches_the_fused_kernel():
     """``set_attention_query_block``: bf16 inference with text padding and both biases runs
-    blocked attention (as close to fp32 as the fused kernel is); training and fp32 never do."""
+    blocked attention (as close to fp32 as the fused kernel is), bf16 training too; fp32 never."""
     model = detection_model(bias=True)
     pixels = random_image(batch=2, height=128, width=96)
     text = text_inputs(batch=2, length=9)
@@ -385,8 +385,22 @@ def test_bf16_inference_through_blocked_attention_matches_the_fused_kernel():
         model.train()
         maps(torch.bfloat16)
         model.eval()
-        assert len(calls) == 4
+        assert len(calls) == 8
     for name, expected in reference.items():
         fused_error = (fused[name].float() - expected).abs().max().item()
         blocked_error = (blocked[name].float() - expected).abs().max().item()
         assert blocked_error <= 1.5 * fused_error + 1e-3, (name, blocked_error, fused_error)
+
+
+def test_blocked_attention_gradients_equal_sdpas_and_dropout_applies():
+    query, key, value, bias = attention_inputs("bias")
+    grads = []
+    for attend in (torch.nn.functional.scaled_dot_product_attention, blocked_attention):
+        inputs = [t.clone().requires_grad_() for t in (query, key, value, bias)]
+        attend(*inputs).pow(2).sum().backward()
+        grads.append([t.grad for t in inputs])
+    for expected, got in zip(*grads):
+        assert (got - expected).abs().max().item() <= 1e-4 * (1 + expected.abs().max().item())
+    assert blocked_attention(query, key, value, bias, 16, dropout_p=1.0).abs().max() == 0
+    dropped = blocked_attention(query, key, value, bias, 16, dropout_p=0.3)
+    assert (dropped - blocked_attention(query, key, value, bias, 16)).abs().max() > 0.1

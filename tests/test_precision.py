@@ -18,6 +18,7 @@ from ditod.data.datasets import register_layout_dataset
 from ditod.deploy.predictor import LayoutPredictor
 from ditod.modeling import precision as precision_module
 from ditod.modeling.precision import choose_precision, cpu_kernel_flags, run_in_fp32
+from layoutlmv3 import modeling
 
 SHOWN = 0.5  # tools/infer.py's score threshold: the boxes a user sees
 NO_UNITS = {
@@ -55,8 +56,14 @@ def test_auto_picks_by_the_cpu_units_and_the_probe(monkeypatch, flags, probe, ch
         (-1, "cpu", 2.1, 64, "blocks of 64 queries: 2.1x PyTorch's fused bf16 attention"),
         (-1, "cpu", 0.8, 0, "fused attention (blocked ran 0.80x it"),
         (-1, "cuda", 9.0, 0, "fused attention (not a CPU)"),
-        (0, "cpu", 9.0, 0, "set by TEST.ATTENTION_QUERY_BLOCK"),
-        (128, "cpu", 0.1, 128, "blocks of 128 queries (set by TEST.ATTENTION_QUERY_BLOCK)"),
+        (0, "cpu", 9.0, 0, "set by MODEL.LAYOUTLMV3.ATTENTION_QUERY_BLOCK"),
+        (
+            128,
+            "cpu",
+            0.1,
+            128,
+            "blocks of 128 queries (set by MODEL.LAYOUTLMV3.ATTENTION_QUERY_BLOCK)",
+        ),
     ],
     ids=["probe-blocked", "probe-fused", "cuda", "fused", "forced"],
 )
@@ -68,6 +75,41 @@ def test_attention_kernel_for_bf16(monkeypatch, setting, device, probe, block, r
     chosen, why = precision_module.choose_attention_block(setting, device)
     assert chosen == block and reason in why, why
     assert probed == ([64] if setting == -1 and device == "cpu" else [])
+
+
+def test_bf16_training_runs_the_chosen_attention(monkeypatch, tmp_path, caplog):
+    """``SOLVER.AMP`` bf16: the trainer sets the probe's attention kernel on the backbone and
+    trains through it (finite losses); fp32 training keeps the fused kernel."""
+    monkeypatch.setattr(precision_module, "_probe_attention_speedup", lambda block: 2.0)
+    coco_json = write_rectangle_coco(tmp_path, num_images=2)
+    register_layout_dataset("bf16_training_pages", coco_json, tmp_path / "images")
+    cfg = tiny_cfg()
+    cfg.DATASETS.TRAIN = cfg.DATASETS.TEST = ("bf16_training_pages",)
+    cfg.SOLVER.MAX_ITER = 3
+    cfg.SOLVER.IMS_PER_BATCH = 1
+    cfg.TEST.EVAL_PERIOD = 0
+    cfg.OUTPUT_DIR = str(tmp_path / "train")
+    cfg.SOLVER.AMP.ENABLED, cfg.SOLVER.AMP.DTYPE = True, "bfloat16"
+    try:
+        with caplog.at_level("INFO", logger="ditod.engine.trainer"):
+            trainer = LayoutTrainer(cfg)
+        encoder = trainer.model.backbone.bottom_up.backbone.encoder
+        assert {layer.attention.self.query_block for layer in encoder.layer} == {64}
+        assert "bf16 training: attention in blocks of 64 queries: 2.0x" in caplog.text
+        calls = []
+        blocked = modeling.blocked_attention
+        monkeypatch.setattr(
+            modeling, "blocked_attention", lambda *a: calls.append(1) or blocked(*a)
+        )
+        trainer.train()
+        assert len(calls) == 3 * len(encoder.layer)
+        assert torch.isfinite(torch.tensor(trainer.storage.history("total_loss").values())).all()
+        cfg.SOLVER.AMP.ENABLED = False
+        encoder = LayoutTrainer(cfg).model.backbone.bottom_up.backbone.encoder
+        assert {layer.attention.self.query_block for layer in encoder.layer} == {0}
+    finally:
+        DatasetCatalog.remove("bf16_training_pages")
+        MetadataCatalog.remove("bf16_training_pages")
 
 
 def test_attention_probe_measures_both_kernels():
@@ -145,7 +187,7 @@ def trained_tiny(tmp_path_factory):
 def detect(cfg, precision, pages, attention_query_block=-1) -> list[Instances]:
     cfg = cfg.clone()
     cfg.TEST.PRECISION = precision
-    cfg.TEST.ATTENTION_QUERY_BLOCK = attention_query_block
+    cfg.MODEL.LAYOUTLMV3.ATTENTION_QUERY_BLOCK = attention_query_block
     predictor = LayoutPredictor(cfg)
     assert predictor.precision.precision == precision
     return [predictor([predictor.map_page(page["file_name"])])[0] for page in pages]

@@ -29,6 +29,7 @@ from torch.utils.data import Sampler
 from ..data.class_sets import check_class_sets
 from ..data.datasets import check_mask_annotations
 from ..data.mapper import LayoutDatasetMapper
+from ..modeling.precision import choose_attention_block, set_attention_query_block
 from .checkpoint import LayoutCheckpointer
 from .evaluation import LayoutEvaluator
 from .optimizer import build_optimizer
@@ -163,6 +164,14 @@ class LayoutTrainer(DefaultTrainer):
             setup_logger()
         cfg = DefaultTrainer.auto_scale_workers(cfg, comm.get_world_size())
         model = self.build_model(cfg)
+        if cfg.SOLVER.AMP.ENABLED and cfg.SOLVER.AMP.DTYPE == "bfloat16":
+            block, reason = choose_attention_block(
+                cfg.MODEL.LAYOUTLMV3.ATTENTION_QUERY_BLOCK, cfg.MODEL.DEVICE
+            )
+            # every rank runs rank 0's choice (a timing probe may differ between them)
+            block, reason = comm.all_gather((block, reason))[0]
+            set_attention_query_block(model, block)
+            logging.getLogger(__name__).info("bf16 training: %s", reason)
         optimizer = self.build_optimizer(cfg, model)
         ddp_kwargs = {"find_unused_parameters": not cfg.MODEL.LAYOUTLMV3.IMAGE_ONLY}
         if cfg.MODEL.DEVICE == "cpu":

@@ -5,10 +5,11 @@ device and the CPU's matrix units at run time.
 - ``bf16``: the model under bfloat16 autocast (convolutions, linear layers, matmuls and
   attention in bf16; on a CPU, attention through :func:`layoutlmv3.blocked_attention` where a
   probe finds it faster than PyTorch's fused kernel, as on CPUs without AMX;
-  ``TEST.ATTENTION_QUERY_BLOCK``), while the modules named by ``TEST.FP32_MODULES`` compute in
-  float32 from float32 inputs. The default, the FPN's output convolutions, is where plain
-  autocast loses the AP: their maps feed the RPN and every RoIAlign, and stored in bf16 (3
-  significant digits) they cost the demo model 7 AP; in fp32 it keeps its fp32 AP and boxes
+  ``MODEL.LAYOUTLMV3.ATTENTION_QUERY_BLOCK``), while the modules named by
+  ``TEST.FP32_MODULES`` compute in float32 from float32 inputs. The default, the FPN's output
+  convolutions, is where plain autocast loses the AP: their maps feed the RPN and every
+  RoIAlign, and stored in bf16 (3 significant digits) they cost the earlier demo model 7 AP
+  (today's GroupNorm one 0.9); in fp32 it keeps its fp32 AP and boxes
   (``benchmarks/precision.py``). The box heads' softmax was not it: heads and RPN in fp32 gave
   back 0.3 of the 7.
 - ``int8``: the linear layers dynamically quantized to int8 (CPU; on oneDNN, which has VNNI and
@@ -43,6 +44,7 @@ __all__ = [
     "cpu_kernel_flags",
     "quantize_dynamic_int8",
     "run_in_fp32",
+    "set_attention_query_block",
 ]
 
 logger = logging.getLogger(__name__)
@@ -129,15 +131,15 @@ def _probe_attention_speedup(block: int) -> float:
 
 def choose_attention_block(setting: int, device: str) -> tuple[int, str]:
     """The query block bf16 inference attention runs with on ``device`` (0: PyTorch's fused
-    attention) and why, for ``TEST.ATTENTION_QUERY_BLOCK`` ``setting``: -1 picks
+    attention) and why, for ``MODEL.LAYOUTLMV3.ATTENTION_QUERY_BLOCK`` ``setting``: -1 picks
     :func:`blocked_attention` on a CPU where a probe finds it at least :data:`PROBE_MARGIN` times
     faster than the fused kernel; 0 or a block size is taken as it is."""
     if setting == 0:
-        return 0, "fused attention (set by TEST.ATTENTION_QUERY_BLOCK)"
+        return 0, "fused attention (set by MODEL.LAYOUTLMV3.ATTENTION_QUERY_BLOCK)"
     if setting > 0:
-        return (
-            setting,
-            f"attention in blocks of {setting} queries (set by TEST.ATTENTION_QUERY_BLOCK)",
+        return setting, (
+            f"attention in blocks of {setting} queries (set by "
+            "MODEL.LAYOUTLMV3.ATTENTION_QUERY_BLOCK)"
         )
     if torch.device(device).type != "cpu":
         return 0, "fused attention (not a CPU)"
@@ -148,6 +150,13 @@ def choose_attention_block(setting: int, device: str) -> tuple[int, str]:
             "PyTorch's fused bf16 attention on this CPU"
         )
     return 0, f"fused attention (blocked ran {speedup:.2f}x it on this CPU)"
+
+
+def set_attention_query_block(model: nn.Module, block: int) -> None:
+    """Set the bf16 attention's query block (0: fused) of every LayoutLMv3 model in ``model``."""
+    for module in model.modules():
+        if isinstance(module, LayoutLMv3DetectionModel):
+            module.set_attention_query_block(block)
 
 
 def check_precision(setting: str, device: str) -> None:
@@ -241,7 +250,9 @@ def apply_inference_precision(
     the attention's included."""
     choice = choice or choose_precision(cfg.TEST.PRECISION, cfg.MODEL.DEVICE)
     if choice.precision == "bf16" and not choice.attention_reason:
-        block, reason = choose_attention_block(cfg.TEST.ATTENTION_QUERY_BLOCK, cfg.MODEL.DEVICE)
+        block, reason = choose_attention_block(
+            cfg.MODEL.LAYOUTLMV3.ATTENTION_QUERY_BLOCK, cfg.MODEL.DEVICE
+        )
         choice = dataclasses.replace(choice, attention_query_block=block, attention_reason=reason)
     logger.info(
         "inference precision: %s (%s)%s",
@@ -250,9 +261,7 @@ def apply_inference_precision(
         f"; {choice.attention_reason}" if choice.attention_reason else "",
     )
     if choice.precision == "bf16":
-        for module in model.modules():
-            if isinstance(module, LayoutLMv3DetectionModel):
-                module.set_attention_query_block(choice.attention_query_block)
+        set_attention_query_block(model, choice.attention_query_block)
         named = dict(model.named_modules())
         for name in cfg.TEST.FP32_MODULES:
             if name not in named:
