@@ -107,9 +107,9 @@ def add_layoutlmv3_config(cfg: CN) -> None:
     _C.MODEL.LAYOUTLMV3.IMAGE_ONLY = True
     _C.MODEL.LAYOUTLMV3.DROP_PATH = 0.1
     # Dropout on the attention probabilities in training; -1: the CONFIG's / preset's (0.1 in
-    # the hub's, unilm's recipe). On CPU any dropout here sends attention to PyTorch's unfused
-    # path (fp32 matmuls and an N x N dropout mask): 0 makes a base training step 1.8x faster in
-    # fp32 and lets bf16 pay (benchmarks/training_precision.py).
+    # the hub's, unilm's recipe). On CPU in fp32 any dropout here sends attention to PyTorch's
+    # unfused path (0 makes a base step 2.2x faster); bf16 runs it through blocked attention
+    # (ATTENTION_QUERY_BLOCK) at near the no-dropout speed (benchmarks/training_precision.py).
     _C.MODEL.LAYOUTLMV3.ATTENTION_DROPOUT = -1.0
     # The transformer's attention where it runs in bf16 (TEST.PRECISION bf16, SOLVER.AMP bf16):
     # -1 = a probe at start picks PyTorch's fused attention or blocks of 64 queries through bf16
