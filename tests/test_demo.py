@@ -9,6 +9,7 @@ import pytest
 from conftest import ROOT, import_script
 
 from ditod.fonts import cjk_fonts
+from ditod.modeling.precision import PrecisionChoice
 
 demo = import_script("tools/demo.py")
 
@@ -33,6 +34,25 @@ def test_pages_are_reused_only_with_the_same_settings(tmp_path):
     assert demo.rendered_with(tmp_path) is None  # an unreadable record means: render again
 
 
+@pytest.mark.parametrize(
+    ("chosen", "opts", "amp"),
+    [("bf16", [], "bfloat16"), ("fp32", [], ""), ("bf16", ["SOLVER.AMP.ENABLED", "False"], None)],
+    ids=["bf16-units", "no-bf16-units", "user-set"],
+)
+def test_the_demo_trains_in_bf16_where_inference_would_run_it(monkeypatch, chosen, opts, amp):
+    probed = []
+    monkeypatch.setattr(
+        demo,
+        "choose_precision",
+        lambda setting, device: probed.append((setting, device)) or PrecisionChoice(chosen, "why"),
+    )
+    assert demo.training_amp(["MODEL.WEIGHTS", "x", *opts]) == (
+        amp,
+        "SOLVER.AMP as given" if amp is None else "why",
+    )
+    assert probed == ([] if amp is None else [("auto", "cpu")])
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("language", ["en", "zh"])
 def test_the_demo_runs_end_to_end_in_each_language(tmp_path, language):
@@ -52,6 +72,8 @@ def test_the_demo_runs_end_to_end_in_each_language(tmp_path, language):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     match = json.loads((out / "heldout_match.json").read_text())
     assert match["gt"] > 5 and match["machine"]["cores"] >= 1
+    assert match["training_precision"] in ("bfloat16", "fp32")
+    assert f"== training precision: {match['training_precision']} (" in result.stdout
     assert match["benchmark"].startswith("make demo-zh" if language == "zh" else "make demo:")
     assert len(list((out / "inference" / "markdown").glob("*.md"))) == 1
     if language == "zh":  # the CDLA user's files: labelme pages, their COCO, their OCR
