@@ -51,6 +51,7 @@ def test_the_demo_trains_in_bf16_where_inference_would_run_it(monkeypatch, chose
         "SOLVER.AMP as given" if amp is None else "why",
     )
     assert probed == ([] if amp is None else [("auto", "cpu")])
+    assert demo.training_amp([], "zh")[0] == ""  # bf16 did not hold on the Chinese demo
 
 
 @pytest.mark.slow
