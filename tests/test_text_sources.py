@@ -356,6 +356,64 @@ def test_cjk_line_starts_are_cut_by_glyph_count_and_read_as_characters():
     assert first_characters("layout detection of pages", 3) is None  # Latin: read it whole
 
 
+def test_ocr_cli_refuses_a_tokenizer_without_first_tokens(tmp_path, capsys):
+    ocr_pages = import_script("tools/ocr_pages.py")
+    with pytest.raises(SystemExit):
+        ocr_pages.parse_args([str(tmp_path), "--tokenizer", str(tmp_path / "tok")])
+    assert "--tokenizer is for --first-tokens K" in capsys.readouterr().err
+    args = ocr_pages.parse_args([str(tmp_path), "--first-tokens", "3", "--tokenizer", "tok"])
+    assert args.tokenizer == "tok"
+
+
+def test_cjk_cuts_verified_by_the_tokenizer():
+    from ditod.pages.first_tokens import cjk_prefix_widths, first_tokens_read
+
+    height, line = 20, np.full((24, 1200, 3), 255, np.uint8)
+    for x in range(2, 1180, 26):
+        line[2:22, x : x + 4] = 0
+        line[2:22, x + 13 : x + 17] = 0
+    assert cjk_prefix_widths(line, 3) == [(2 * 3 + 4) * height, (3 * 3 + 5) * height]
+    assert cjk_prefix_widths(line[:, :300], 3) == []
+
+    def pairs(text):  # a tokenizer of 2-character pieces, sentencepiece's mark first
+        return ["▁", *(text[i : i + 2] for i in range(0, len(text), 2))]
+
+    # the last glyph read may be cut: 7 characters kept, 4 pieces past the lone "▁"
+    assert first_tokens_read("文档版面分析模型", 3, pairs) == "文档版面分析模"
+    assert first_tokens_read("文档版面分析模", 3, pairs) is None  # 3 pieces: read wider
+    assert first_tokens_read("layout detection of pages", 3, pairs) is None  # Latin: whole
+
+
+@pytest.mark.slow
+def test_first_token_ocr_cut_by_the_tokenizer_keeps_the_first_tokens(tmp_path):
+    from layoutlmv3.tokenization import load_tokenizer, train_sentencepiece_tokenizer
+
+    try:
+        synthetic.generate(tmp_path, pages=1, language="zh", seed=2, split_val=0.0, columns=(1,))
+    except FileNotFoundError as error:
+        pytest.skip(str(error))
+    truth = json.loads(next((tmp_path / "OCR").glob("*.json")).read_text())["words"]
+    folder = train_sentencepiece_tokenizer(truth * 20, tmp_path / "tokenizer", 400)
+    tokenizer = load_tokenizer(folder)
+    image = next((tmp_path / "images").glob("*.png"))
+    full = ocr_page(build_engine("rapidocr", threads=2), image)
+    engine = build_engine("rapidocr", threads=2, first_tokens=3, tokenizer=folder)
+    start = ocr_page(engine, image)
+    assert start["engine"]["tokenizer"] == str(folder)
+
+    def first(text):
+        pieces = tokenizer.tokenize(text)
+        return pieces[1:4] if len(pieces) > 1 and pieces[0] == "▁" else pieces[:3]
+
+    lines = {tuple(box): text for box, text in zip(full["bbox"], full["words"])}
+    starts = {tuple(box): text for box, text in zip(start["bbox"], start["words"])}
+    boxes = lines.keys() | starts.keys()
+    same = sum(first(lines.get(b) or "") == first(starts.get(b) or "") for b in boxes)
+    assert same >= 0.9 * len(boxes), (same, len(boxes))
+    long = [b for b in lines if len(lines[b]) > 20 and b in starts]
+    assert long and sum(len(starts[b]) < 10 for b in long) >= 0.5 * len(long)  # the narrow cut
+
+
 @pytest.mark.slow
 def test_first_token_ocr_of_chinese_lines_keeps_their_first_characters(tmp_path):
     try:

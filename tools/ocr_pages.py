@@ -5,6 +5,7 @@
     python tools/ocr_pages.py --coco data/CDLA/val.json --image-root data/CDLA/val
     python tools/ocr_pages.py papers/ --out data/mine/OCR --pages-dir data/mine/images
     python tools/ocr_pages.py IMAGES --first-tokens 3                  # for TOKENS_PER_SEGMENT 3
+    python tools/ocr_pages.py IMAGES --first-tokens 3 --tokenizer TOK  # Chinese: cut by its tokens
     python tools/ocr_pages.py IMAGES --ray-address auto                # on a Ray cluster
 
 PDFs are rendered at ``--dpi`` into ``--pages-dir`` (``<pdf>/page-0001.png`` …); a page with a
@@ -76,6 +77,12 @@ def parse_args(argv=None):
         "models with TOKENS_PER_SEGMENT <= K; rapidocr only)",
     )
     parser.add_argument(
+        "--tokenizer",
+        help="with --first-tokens: the model's tokenizer folder (MODEL.LAYOUTLMV3.TEXT."
+        "TOKENIZER); Chinese/Japanese lines are then cut where their first K tokens end, "
+        "checked by tokenizing each read, instead of at 3 characters a token",
+    )
+    parser.add_argument(
         "--ray-address",
         help="run OCR on a Ray cluster: auto (the one this "
         "machine joined), ray://HOST:10001, or local",
@@ -104,6 +111,8 @@ def parse_args(argv=None):
         parser.error("--coco needs --image-root")
     if args.first_tokens < 0:
         parser.error("--first-tokens must be >= 0")
+    if args.tokenizer and not args.first_tokens:
+        parser.error("--tokenizer is for --first-tokens K (where the model's first K tokens end)")
     return args
 
 
@@ -147,6 +156,7 @@ def main(argv=None) -> int:
                 ("cls_model_dir", args.cls_model_dir),
                 ("threads", args.threads),
                 ("first_tokens", args.first_tokens),
+                ("tokenizer", args.tokenizer),
             )
             if v
         }

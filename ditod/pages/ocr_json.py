@@ -30,6 +30,8 @@ def engine_record(engine) -> dict:
     record = {"name": engine.name, "version": engine.version}
     if getattr(engine, "first_tokens", 0):
         record["first_tokens"] = engine.first_tokens
+        if getattr(engine, "tokenizer", ""):  # the lines were cut where its tokens end
+            record["tokenizer"] = engine.tokenizer
     return record
 
 

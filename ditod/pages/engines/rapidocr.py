@@ -1,5 +1,6 @@
 """RapidOCR: PP-OCR models in ONNX, shipped in the wheel (offline); the default engine."""
 
+import functools
 from types import SimpleNamespace
 
 import numpy as np
@@ -7,7 +8,9 @@ import numpy as np
 from ..cjk import is_cjk_text
 from ..first_tokens import (
     cjk_prefix_width,
+    cjk_prefix_widths,
     first_characters,
+    first_tokens_read,
     first_words,
     looks_cjk,
     prefix_widths,
@@ -23,15 +26,24 @@ LINE_MIN_WIDTH = 192
 _NO_TEXT = SimpleNamespace(txts=(), scores=())
 
 
-def _line_start_cuts(crop: np.ndarray, k: int) -> list:
-    """``(width, reader)`` of the line starts to try, in order: at word gaps (``first_words``),
-    then, for a long line, at the width of k CJK tokens (``first_characters``; the only cut
+def _line_start_cuts(crop: np.ndarray, k: int, tokenize=None) -> tuple[list, int]:
+    """``(width, reader)`` of the line starts to try, in order — at word gaps
+    (``first_words``), then, for a long line, at the width of k CJK tokens: the bound
+    (``first_characters``) or, given ``tokenize`` (text → pieces), from narrow to that bound,
+    each read verified (``first_tokens_read``) — and the index of the first CJK cut (the cuts
     tried once a read shows CJK text)."""
     cuts = [(width, first_words) for width in prefix_widths(crop, k)]
-    width = cjk_prefix_width(crop, k)
-    if width is None:
-        return cuts
-    return [(width, first_characters)] if looks_cjk(crop) else [*cuts, (width, first_characters)]
+    if tokenize is None:
+        width = cjk_prefix_width(crop, k)
+        cjk = [] if width is None else [(width, first_characters)]
+    else:
+        reader = functools.partial(first_tokens_read, tokenize=tokenize)
+        cjk = [(width, reader) for width in cjk_prefix_widths(crop, k)]
+    if not cjk:
+        return cuts, len(cuts)
+    if looks_cjk(crop):
+        return cjk, 0
+    return [*cuts, *cjk], len(cuts)
 
 
 @register_engine
@@ -41,13 +53,23 @@ class RapidOCREngine:
     Args:
         first_tokens: k > 0 recognises only the start of each line, enough for its first k
             tokens (see :mod:`..first_tokens`); its lines' text is then their first k words.
+        tokenizer: with ``first_tokens``, the model's tokenizer (a transformers folder, as
+            ``MODEL.LAYOUTLMV3.TEXT.TOKENIZER``): CJK lines are cut where their first k tokens
+            end, each read tokenized to check, instead of at 3 characters a token.
         threads: onnxruntime intra-op threads of each model (-1: onnxruntime's default).
     """
 
     name = "rapidocr"
     supports_first_tokens = True
 
-    def __init__(self, use_angle_cls: bool = True, threads: int = -1, first_tokens: int = 0, **_):
+    def __init__(
+        self,
+        use_angle_cls: bool = True,
+        threads: int = -1,
+        first_tokens: int = 0,
+        tokenizer: str = "",
+        **_,
+    ):
         try:
             from rapidocr import RapidOCR
         except ImportError as error:
@@ -64,6 +86,12 @@ class RapidOCREngine:
         self.engine = RapidOCR(params=params)
         self.use_angle_cls = use_angle_cls
         self.first_tokens = first_tokens
+        self.tokenizer = str(tokenizer)
+        self._tokenize = None
+        if tokenizer:
+            from transformers import AutoTokenizer
+
+            self._tokenize = AutoTokenizer.from_pretrained(str(tokenizer)).tokenize
         self.version = package_version("rapidocr")
 
     def __call__(self, image: np.ndarray) -> list:
@@ -89,7 +117,8 @@ class RapidOCREngine:
         except RapidOCRError:
             return []
         texts, scores = [None] * len(crops), [0.0] * len(crops)
-        cuts = [_line_start_cuts(crop, k) for crop in crops]
+        planned = [_line_start_cuts(crop, k, self._tokenize) for crop in crops]
+        cuts, first_cjk = [plan[0] for plan in planned], [plan[1] for plan in planned]
         tried = [0] * len(crops)  # each line's next cut
         while lines := [
             i for i, text in enumerate(texts) if text is None and tried[i] < len(cuts[i])
@@ -101,7 +130,7 @@ class RapidOCREngine:
                 texts[i], scores[i] = reader(text, k), score
                 tried[i] += 1
                 if reader is first_words and is_cjk_text(text):  # its glyph gaps are no word
-                    tried[i] = max(tried[i], len(cuts[i]) - 1)  # gaps: on to the CJK cut
+                    tried[i] = max(tried[i], first_cjk[i])  # gaps: on to the CJK cuts
         whole = [i for i, text in enumerate(texts) if text is None]
         if whole:
             lines = self._recognize([crops[i] for i in whole], LINE_MIN_WIDTH)
