@@ -131,9 +131,10 @@ def _probe_attention_speedup(block: int) -> float:
 
 def choose_attention_block(setting: int, device: str) -> tuple[int, str]:
     """The query block bf16 attention (inference, or training under ``SOLVER.AMP``) runs with on
-    ``device`` (0: PyTorch's fused attention) and why, for ``MODEL.LAYOUTLMV3.ATTENTION_QUERY_BLOCK`` ``setting``: -1 picks
-    :func:`blocked_attention` on a CPU where a probe finds it at least :data:`PROBE_MARGIN` times
-    faster than the fused kernel; 0 or a block size is taken as it is."""
+    ``device`` (0: PyTorch's fused attention) and why, for ``setting``
+    (``MODEL.LAYOUTLMV3.ATTENTION_QUERY_BLOCK``): -1 picks :func:`blocked_attention` on a CPU
+    where a probe finds it at least :data:`PROBE_MARGIN` times faster than the fused kernel; 0
+    or a block size is taken as it is."""
     if setting == 0:
         return 0, "fused attention (set by MODEL.LAYOUTLMV3.ATTENTION_QUERY_BLOCK)"
     if setting > 0:
