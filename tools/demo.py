@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The whole pipeline on synthetic pages, offline, on CPU, into one output folder.
 
-    python tools/demo.py --output-dir output/demo [--pages 640] [--iterations N] [KEY VALUE ...]
+    python tools/demo.py --output-dir output/demo [--pages 160] [--iterations N] [KEY VALUE ...]
     python tools/demo.py --language zh --output-dir output/demo-zh     # Chinese, as CDLA
 
 1. renders synthetic pages with known layout and text, the 10 CDLA classes (``--style
@@ -191,8 +191,8 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--pages",
         type=int,
-        help="training + validation pages (default: 640 English, rendered in about a minute; "
-        "160 Chinese, each OCR'd as CDLA's are)",
+        default=160,
+        help="training + validation pages",
     )
     parser.add_argument("--held-out", type=int, default=8, help="pages OCR'd and detected on")
     parser.add_argument("--iterations", type=int, help="default: the config's SOLVER.MAX_ITER")
@@ -222,8 +222,6 @@ def main(argv=None) -> int:
         help="config overrides (KEY VALUE ...) for training and inference",
     )
     args = parser.parse_args(argv)
-    if args.pages is None:
-        args.pages = 640 if args.language == "en" else 160
     if args.real_pages is None:
         args.real_pages = str(REAL_PAGES) if args.language == "en" else ""
     out = Path(args.output_dir).resolve()
