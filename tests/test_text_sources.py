@@ -198,8 +198,7 @@ def test_first_token_ocr_reads_the_same_first_tokens_and_is_refused_for_more(
     start = ocr_page(engine, image)
     assert start["engine"]["first_tokens"] == 3
     # lines by their (full-line) box: the same first 3 words on >= 95% of all lines found
-    lines = {tuple(box): text for box, text in zip(full["bbox"], full["words"])}
-    starts = {tuple(box): text for box, text in zip(start["bbox"], start["words"])}
+    lines, starts = lines_by_box(full), lines_by_box(start)
     same = [
         (lines.get(box) or "").split()[:3] == (starts.get(box) or "").split()[:3]
         for box in lines.keys() | starts.keys()
@@ -384,18 +383,29 @@ def test_cjk_cuts_verified_by_the_tokenizer():
     assert first_tokens_read("layout detection of pages", 3, pairs) is None  # Latin: whole
 
 
+def lines_by_box(page: dict) -> dict:
+    """An OCR page dict's line texts keyed by their box."""
+    return {tuple(box): text for box, text in zip(page["bbox"], page["words"])}
+
+
+def chinese_page(folder: Path) -> Path:
+    """One synthetic one-column Chinese page rendered into ``folder`` (skips without a CJK
+    font); its image path."""
+    try:
+        synthetic.generate(folder, pages=1, language="zh", seed=2, split_val=0.0, columns=(1,))
+    except FileNotFoundError as error:
+        pytest.skip(str(error))
+    return next((folder / "images").glob("*.png"))
+
+
 @pytest.mark.slow
 def test_first_token_ocr_cut_by_the_tokenizer_keeps_the_first_tokens(tmp_path):
     from layoutlmv3.tokenization import load_tokenizer, train_sentencepiece_tokenizer
 
-    try:
-        synthetic.generate(tmp_path, pages=1, language="zh", seed=2, split_val=0.0, columns=(1,))
-    except FileNotFoundError as error:
-        pytest.skip(str(error))
+    image = chinese_page(tmp_path)
     truth = json.loads(next((tmp_path / "OCR").glob("*.json")).read_text())["words"]
     folder = train_sentencepiece_tokenizer(truth * 20, tmp_path / "tokenizer", 400)
     tokenizer = load_tokenizer(folder)
-    image = next((tmp_path / "images").glob("*.png"))
     full = ocr_page(build_engine("rapidocr", threads=2), image)
     engine = build_engine("rapidocr", threads=2, first_tokens=3, tokenizer=folder)
     start = ocr_page(engine, image)
@@ -405,8 +415,7 @@ def test_first_token_ocr_cut_by_the_tokenizer_keeps_the_first_tokens(tmp_path):
         pieces = tokenizer.tokenize(text)
         return pieces[1:4] if len(pieces) > 1 and pieces[0] == "▁" else pieces[:3]
 
-    lines = {tuple(box): text for box, text in zip(full["bbox"], full["words"])}
-    starts = {tuple(box): text for box, text in zip(start["bbox"], start["words"])}
+    lines, starts = lines_by_box(full), lines_by_box(start)
     boxes = lines.keys() | starts.keys()
     same = sum(first(lines.get(b) or "") == first(starts.get(b) or "") for b in boxes)
     assert same >= 0.9 * len(boxes), (same, len(boxes))
@@ -416,15 +425,10 @@ def test_first_token_ocr_cut_by_the_tokenizer_keeps_the_first_tokens(tmp_path):
 
 @pytest.mark.slow
 def test_first_token_ocr_of_chinese_lines_keeps_their_first_characters(tmp_path):
-    try:
-        synthetic.generate(tmp_path, pages=1, language="zh", seed=2, split_val=0.0, columns=(1,))
-    except FileNotFoundError as error:
-        pytest.skip(str(error))
-    image = next((tmp_path / "images").glob("*.png"))
+    image = chinese_page(tmp_path)
     full = ocr_page(build_engine("rapidocr", threads=2), image)
     start = ocr_page(build_engine("rapidocr", threads=2, first_tokens=3), image)
-    lines = {tuple(box): text for box, text in zip(full["bbox"], full["words"])}
-    starts = {tuple(box): text for box, text in zip(start["bbox"], start["words"])}
+    lines, starts = lines_by_box(full), lines_by_box(start)
     boxes = lines.keys() | starts.keys()
     same = sum((lines.get(b) or "")[:10] == (starts.get(b) or "")[:10] for b in boxes)
     assert same >= 0.9 * len(boxes)
