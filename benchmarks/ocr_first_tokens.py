@@ -30,7 +30,11 @@ from ditod.pages.engines import build_engine
 from ditod.pages.first_tokens import CHARACTERS_PER_TOKEN
 from ditod.pages.image_io import find_images, read_page_image
 from ditod.pages.ocr_runner import available_cores
-from layoutlmv3.tokenization import load_tokenizer, train_sentencepiece_tokenizer
+from layoutlmv3.tokenization import (
+    OCRPageTokenizer,
+    load_tokenizer,
+    train_sentencepiece_tokenizer,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT.parent / "shared" / "data" / "publaynet-samples"
@@ -95,14 +99,6 @@ def main():
     write_result(summary, args.out)
 
 
-def model_tokens(tokenizer, text: str, k: int) -> list[str]:
-    """The first ``k`` tokens the model takes from a line: a lone leading "▁" dropped."""
-    pieces = tokenizer.tokenize(text)
-    if len(pieces) > 1 and pieces[0] == "▁":
-        pieces = pieces[1:]
-    return pieces[:k]
-
-
 def chinese(args) -> None:
     from ditod.data import synthetic
 
@@ -115,7 +111,10 @@ def chinese(args) -> None:
             w for p in (scratch / "OCR").glob("*.json") for w in json.loads(p.read_text())["words"]
         ]
         folder = train_sentencepiece_tokenizer(truth, scratch / "xlmr", args.vocab)
-        tokenizer = load_tokenizer(folder)
+        # the model's first k tokens of a line (a lone leading "▁" dropped)
+        model_tokens = OCRPageTokenizer(
+            load_tokenizer(folder), tokens_per_segment=args.k, drop_leading_space=True
+        ).segment_ids
         engines = {
             "full": build_engine("rapidocr", threads=threads),
             "first_tokens": build_engine("rapidocr", threads=threads, first_tokens=args.k),
@@ -140,7 +139,7 @@ def chinese(args) -> None:
                 same_chars += a[:keep] == (read["first_tokens"][0].get(box) or "")[:keep]
                 for name in same_tokens:
                     b = read[name][0].get(box) or ""
-                    same = model_tokens(tokenizer, a, args.k) == model_tokens(tokenizer, b, args.k)
+                    same = model_tokens(a) == model_tokens(b)
                     same_tokens[name] += same
                     cut[name] += len(a) > keep + 10 and box in read[name][0] and len(b) < len(a)
                 long += len(a) > keep + 10 and box in read["first_tokens"][0]
