@@ -1,8 +1,8 @@
 """Inference precision on this CPU, side by side in one run: s/page of the base image-only
 detector and the demo model's AP per ``TEST.PRECISION`` (fp32; bf16 with the fp32 FPN outputs
 and the attention kernel its probe picks; the same with PyTorch's fused attention; bf16 under
-plain autocast; int8), the share of the fp32 boxes each finds again, and what
-``auto`` chose here.
+plain autocast; int8 with the attention ``TEST.INT8_ATTENTION`` picks; int8 with fp32 attention),
+the share of the fp32 boxes each finds again, and what ``auto`` chose here.
 
     python benchmarks/precision.py [--pages 2] [--rounds 2] [--demo output/demo] [--out F]
 
@@ -27,7 +27,11 @@ from quantization import ap_of, page_detections, pages_per_second, random_base_d
 
 from ditod.config import add_layoutlmv3_config, load_config
 from ditod.deploy.predictor import LayoutPredictor
-from ditod.modeling.precision import choose_attention_block, choose_precision
+from ditod.modeling.precision import (
+    choose_attention_block,
+    choose_int8_attention,
+    choose_precision,
+)
 
 DEFAULTS = get_cfg()
 add_layoutlmv3_config(DEFAULTS)
@@ -44,6 +48,7 @@ VARIANTS = {
     },
     "bf16_plain_autocast": {"TEST.PRECISION": "bf16", "TEST.FP32_MODULES": []},
     "int8": {"TEST.PRECISION": "int8"},
+    "int8_fp32_attention": {"TEST.PRECISION": "int8", "TEST.INT8_ATTENTION": "fp32"},
 }
 
 
@@ -118,6 +123,7 @@ def main():
     args = parser.parse_args()
     auto = choose_precision("auto", "cpu")
     _, attention = choose_attention_block(-1, "cpu")
+    *_, int8_attention = choose_int8_attention("auto", -1)
     demo, demo_pages = demo_results(Path(args.demo))
     base, base_pages = base_seconds(args.config, args.pages, args.rounds)
     summary = {
@@ -128,6 +134,7 @@ def main():
         "auto_choice": auto.precision,
         "auto_reason": auto.reason,
         "bf16_attention": attention,
+        "int8_attention": int8_attention,
         **{f"s_per_page_base_{name}": seconds for name, seconds in base.items()},
         **{f"ap_demo_{name}": result["ap"] for name, result in demo.items()},
         **{f"fp32_boxes_found_{name}": r["fp32_boxes_found"] for name, r in demo.items()},
@@ -136,6 +143,7 @@ def main():
         "speedup_bf16_fused_attention": round(base["fp32"] / base["bf16_fused_attention"], 3),
         "speedup_bf16_plain_autocast": round(base["fp32"] / base["bf16_plain_autocast"], 3),
         "speedup_int8": round(base["fp32"] / base["int8"], 3),
+        "speedup_int8_fp32_attention": round(base["fp32"] / base["int8_fp32_attention"], 3),
         "speedup_auto": round(base["fp32"] / base[auto.precision], 3),
         "ap_drop_bf16": round(demo["fp32"]["ap"] - demo["bf16"]["ap"], 2),
         "ap_drop_bf16_fused_attention": round(
@@ -145,6 +153,9 @@ def main():
             demo["fp32"]["ap"] - demo["bf16_plain_autocast"]["ap"], 2
         ),
         "ap_drop_int8": round(demo["fp32"]["ap"] - demo["int8"]["ap"], 2),
+        "ap_drop_int8_fp32_attention": round(
+            demo["fp32"]["ap"] - demo["int8_fp32_attention"]["ap"], 2
+        ),
         "targets": {
             "ap_drop_bf16": "<= 0.3",
             "fp32_boxes_found_bf16": "all (IoU >= 0.9, score >= 0.5)",

@@ -69,13 +69,15 @@ def precision_table() -> str:
         f"Measured on {machine['cpu']} ({machine['cores']} cores, {machine['threads']} threads, "
         f"{machine['cpu_capability']}: {' '.join(machine['cpu_flags'])}; load "
         f"{machine['load_average'][0]}); `auto` chose **{result['auto_choice']}** "
-        f"({result['auto_reason']}); bf16's attention: {result['bf16_attention']}.",
+        f"({result['auto_reason']}); bf16's attention: {result['bf16_attention']}; int8's: "
+        f"{result['int8_attention']}.",
         "",
         "| TEST.PRECISION | base page (s) | speed-up | demo AP | fp32 boxes found |",
         "|---|---|---|---|---|",
     ]
     fp32 = result["s_per_page_base_fp32"]
-    for name in ("fp32", "bf16", "bf16_fused_attention", "bf16_plain_autocast", "int8"):
+    variants = ("fp32", "bf16", "bf16_fused_attention", "bf16_plain_autocast", "int8")
+    for name in (*variants, "int8_fp32_attention"):
         seconds = result[f"s_per_page_base_{name}"]
         rows.append(
             f"| {name.replace('_', ' ')} | {number(seconds)} | {fp32 / seconds:.2f}x "

@@ -201,6 +201,10 @@ def add_layoutlmv3_config(cfg: CN) -> None:
     # Under bf16, the modules that compute (and hand on their maps) in fp32: the FPN's output
     # convolutions. In bf16 their maps cost the demo model 7 AP (86.8 -> 79.7); in fp32, none.
     _C.TEST.FP32_MODULES = [f"backbone.fpn_output{level}" for level in (2, 3, 4, 5)]
+    # Under int8, the attention between the int8 linear layers: auto | bf16 | fp32. auto: bf16
+    # where the CPU has bf16 matrix units (probed; blocks as ATTENTION_QUERY_BLOCK says), else fp32.
+    # On an AVX512-BF16 CPU bf16 attention takes half fp32's time (benchmarks/precision.py).
+    _C.TEST.INT8_ATTENTION = "auto"
 
     # Layout post-processing of detections (ditod.modeling.layout_postprocess), in evaluation
     # and inference alike; 0 / empty: off.

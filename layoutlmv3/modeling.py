@@ -181,9 +181,11 @@ class LayoutLMv3SelfAttention(nn.Module):
         self.key = nn.Linear(config.hidden_size, config.hidden_size)
         self.value = nn.Linear(config.hidden_size, config.hidden_size)
         self.dropout_prob = config.attention_probs_dropout_prob
-        # > 0: bf16 inference through blocked_attention, this many queries a block (set by
-        # LayoutLMv3DetectionModel.set_attention_query_block)
+        # > 0: bf16 attention through blocked_attention, this many queries a block; a dtype:
+        # attention computed in it whatever the layers around it run in (int8 linear layers
+        # with bf16 attention). Both set by LayoutLMv3DetectionModel.set_attention_query_block.
         self.query_block = 0
+        self.attention_dtype: torch.dtype | None = None
 
     def forward(self, hidden_states: torch.Tensor, attn_bias: torch.Tensor | None) -> torch.Tensor:
         """(B, L, D), additive bias broadcastable to (B, heads, L, L) → (B, L, D)."""
@@ -193,6 +195,9 @@ class LayoutLMv3SelfAttention(nn.Module):
             return x.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)
 
         query, key, value = (heads(f(hidden_states)) for f in (self.query, self.key, self.value))
+        layers_dtype = query.dtype
+        if self.attention_dtype is not None:
+            query, key, value = (x.to(self.attention_dtype) for x in (query, key, value))
         dropout = self.dropout_prob if self.training else 0.0
         if self.query_block and query.dtype == torch.bfloat16:
             context = blocked_attention(query, key, value, attn_bias, self.query_block, dropout)
@@ -200,7 +205,7 @@ class LayoutLMv3SelfAttention(nn.Module):
             context = F.scaled_dot_product_attention(
                 query, key, value, attn_mask=attn_bias, dropout_p=dropout
             )
-        return context.transpose(1, 2).reshape(batch, length, -1)
+        return context.to(layers_dtype).transpose(1, 2).reshape(batch, length, -1)
 
 
 class LayoutLMv3ResidualOutput(nn.Module):
@@ -378,6 +383,7 @@ class LayoutLMv3DetectionModel(LayoutLMv3PreTrainedModel):
             self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
             self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.encoder = LayoutLMv3Encoder(config, drop_path_rate)
+        self.attention_dtype: torch.dtype | None = None  # see set_attention_query_block
 
         if detection:
             if len(out_features) != len(PYRAMID_STRIDES):
@@ -440,11 +446,15 @@ class LayoutLMv3DetectionModel(LayoutLMv3PreTrainedModel):
             return super().from_pretrained(folder, **kwargs)
         return load_pretrained(cls, path, config=config, strict=strict, **kwargs)
 
-    def set_attention_query_block(self, block: int) -> None:
-        """Run bf16 inference attention through :func:`blocked_attention`, ``block`` queries at a
-        time (0: PyTorch's fused attention, the default); training always uses the latter."""
+    def set_attention_query_block(self, block: int, dtype: torch.dtype | None = None) -> None:
+        """Run bf16 attention through :func:`blocked_attention`, ``block`` queries at a time (0:
+        PyTorch's fused attention, the default). ``dtype``: compute attention (and build its bias)
+        in it whatever the layers around it run in — bf16 attention between int8 linear layers;
+        None: in theirs."""
+        self.attention_dtype = dtype
         for layer in self.encoder.layer:
             layer.attention.self.query_block = block
+            layer.attention.self.attention_dtype = dtype
 
     @staticmethod
     def visual_bbox(height: int, width: int, device=None) -> torch.Tensor:
@@ -523,6 +533,7 @@ class LayoutLMv3DetectionModel(LayoutLMv3PreTrainedModel):
         compute_dtype = hidden_states.dtype
         if torch.is_autocast_enabled(hidden_states.device.type):
             compute_dtype = torch.get_autocast_dtype(hidden_states.device.type)
+        compute_dtype = self.attention_dtype or compute_dtype
         attn_bias = encoder.attention_bias(
             torch.cat(positions, dim=1) if with_bias else None,
             torch.cat(boxes, dim=1).long() if with_bias else None,

@@ -392,6 +392,37 @@ def test_bf16_attention_through_blocked_attention_matches_the_fused_kernel():
         assert blocked_error <= 1.5 * fused_error + 1e-3, (name, blocked_error, fused_error)
 
 
+def test_attention_in_bf16_between_fp32_layers():
+    """``set_attention_query_block(block, torch.bfloat16)`` (int8 inference's attention): the
+    layers keep their dtype, the attention and its bias run in bf16 through blocked attention,
+    and the maps stay as close to fp32 as bf16 attention under autocast allows."""
+    model = detection_model(bias=True)
+    pixels = random_image(batch=2, height=128, width=96)
+    text = text_inputs(batch=2, length=9)
+    text["attention_mask"][1, 5:] = 0
+    with torch.no_grad():
+        reference = model(**text, pixel_values=pixels).feature_maps
+    model.set_attention_query_block(16, torch.bfloat16)
+    seen = []
+
+    def spy(query, key, value, bias, *args):
+        seen.append((query.dtype, bias.dtype))
+        return blocked_attention(query, key, value, bias, *args)
+
+    with pytest.MonkeyPatch.context() as patch, torch.no_grad():
+        patch.setattr(modeling, "blocked_attention", spy)
+        got = model(**text, pixel_values=pixels).feature_maps
+    assert seen == [(torch.bfloat16, torch.bfloat16)] * 4
+    for name, expected in reference.items():
+        assert got[name].dtype == torch.float32
+        error = (got[name] - expected).abs().max().item()
+        assert 0 < error <= 0.05 * expected.abs().max().item(), (name, error)
+    model.set_attention_query_block(0)
+    with torch.no_grad():
+        again = model(**text, pixel_values=pixels).feature_maps
+    assert all((again[name] == reference[name]).all() for name in reference)
+
+
 def test_blocked_attention_gradients_equal_sdpas_and_dropout_applies():
     query, key, value, bias = attention_inputs("bias")
     grads = []

@@ -77,6 +77,28 @@ def test_attention_kernel_for_bf16(monkeypatch, setting, device, probe, block, r
     assert probed == ([64] if setting == -1 and device == "cpu" else [])
 
 
+@pytest.mark.parametrize(
+    ("setting", "flags", "probe", "dtype", "reason"),
+    [
+        ("auto", {"avx512_bf16": True}, 2.4, torch.bfloat16, "bf16 attention (the CPU has avx5"),
+        ("auto", {"avx512_vnni": True}, 9.0, None, "fp32 (the CPU has no bf16 matrix units)"),
+        ("auto", {"avx512_bf16": True}, 0.02, None, "avx512_bf16 but a bf16 linear layer ran"),
+        ("bf16", {}, 9.0, torch.bfloat16, "bf16 attention (set by TEST.INT8_ATTENTION)"),
+        ("fp32", {"amx_bf16": True}, 9.0, None, "attention in fp32 (set by TEST.INT8_ATTENTION)"),
+    ],
+    ids=["zen4", "vnni-only", "capped", "bf16", "fp32"],
+)
+def test_attention_between_int8_layers(monkeypatch, setting, flags, probe, dtype, reason):
+    monkeypatch.setattr(precision_module, "cpu_kernel_flags", lambda: NO_UNITS | flags)
+    monkeypatch.setattr(precision_module, "_probe_speedup", lambda p: probe)
+    monkeypatch.setattr(precision_module, "_probe_attention_speedup", lambda b: 2.0)
+    chosen, block, why = precision_module.choose_int8_attention(setting, -1)
+    assert chosen == dtype and reason in why, why
+    assert block == (64 if dtype else 0)
+    with pytest.raises(ValueError, match=r"TEST.INT8_ATTENTION 'int8' is not one of auto, bf16"):
+        precision_module.choose_int8_attention("int8", -1)
+
+
 def test_bf16_training_runs_the_chosen_attention(monkeypatch, tmp_path, caplog):
     """``SOLVER.AMP`` bf16: the trainer sets the probe's attention kernel on the backbone and
     trains through it (finite losses); fp32 training keeps the fused kernel."""
@@ -184,10 +206,10 @@ def trained_tiny(tmp_path_factory):
     MetadataCatalog.remove(name)
 
 
-def detect(cfg, precision, pages, attention_query_block=-1) -> list[Instances]:
+def detect(cfg, precision, pages, overrides=()) -> list[Instances]:
     cfg = cfg.clone()
     cfg.TEST.PRECISION = precision
-    cfg.MODEL.LAYOUTLMV3.ATTENTION_QUERY_BLOCK = attention_query_block
+    cfg.merge_from_list(list(overrides))
     predictor = LayoutPredictor(cfg)
     assert predictor.precision.precision == precision
     return [predictor([predictor.map_page(page["file_name"])])[0] for page in pages]
@@ -212,17 +234,23 @@ def found_and_false(pages: list[dict], detections: list[Instances]) -> tuple[int
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("precision", "attention_query_block"),
-    [("bf16", 0), ("bf16", 64), ("int8", -1)],
-    ids=["bf16-fused-attention", "bf16-blocked-attention", "int8"],
+    ("precision", "overrides"),
+    [
+        ("bf16", ["MODEL.LAYOUTLMV3.ATTENTION_QUERY_BLOCK", 0]),
+        ("bf16", ["MODEL.LAYOUTLMV3.ATTENTION_QUERY_BLOCK", 64]),
+        ("int8", ["TEST.INT8_ATTENTION", "fp32"]),
+        ("int8", ["TEST.INT8_ATTENTION", "bf16", "MODEL.LAYOUTLMV3.ATTENTION_QUERY_BLOCK", 64]),
+    ],
+    ids=["bf16-fused-attention", "bf16-blocked-attention", "int8", "int8-bf16-attention"],
 )
-def test_reduced_precision_shows_what_fp32_shows(trained_tiny, precision, attention_query_block):
-    """On the boxes a user sees (score >= 0.5), bf16 (either attention kernel) / int8 find the
-    blocks fp32 finds and show no more false boxes, give or take one: a box at the edge of the
-    NMS overlap may merge with its neighbour in one precision and not in the other."""
+def test_reduced_precision_shows_what_fp32_shows(trained_tiny, precision, overrides):
+    """On the boxes a user sees (score >= 0.5), bf16 (either attention kernel) / int8 (fp32 or
+    bf16 attention) find the blocks fp32 finds and show no more false boxes, give or take one: a
+    box at the edge of the NMS overlap may merge with its neighbour in one precision and not in
+    the other."""
     cfg, pages = trained_tiny
     reference = found_and_false(pages, detect(cfg, "fp32", pages))
-    reduced = found_and_false(pages, detect(cfg, precision, pages, attention_query_block))
+    reduced = found_and_false(pages, detect(cfg, precision, pages, overrides))
     assert reference[0] >= len(pages)  # the model finds blocks
     assert reduced[0] >= reference[0] - 1 and reduced[1] <= reference[1] + 1, (reduced, reference)
 

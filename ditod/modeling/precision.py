@@ -13,7 +13,9 @@ device and the CPU's matrix units at run time.
   (``benchmarks/precision.py``). The box heads' softmax was not it: heads and RPN in fp32 gave
   back 0.3 of the 7.
 - ``int8``: the linear layers dynamically quantized to int8 (CPU; on oneDNN, which has VNNI and
-  AMX kernels, where torch has it).
+  AMX kernels, where torch has it); the attention between them in bf16 where the CPU has bf16
+  units (``TEST.INT8_ATTENTION``; on an AVX512-BF16 CPU it halves the attention's share), else
+  in fp32.
 - ``auto``: on CUDA, bf16 where the GPU supports it, else fp32; on a CPU, bf16 where it has bf16
   matrix instructions (AMX or AVX512-BF16) and a probe matmul confirms they run, int8 where it
   has VNNI but no bf16 and a probe confirms int8 pays, else fp32. One log line says what was
@@ -40,6 +42,7 @@ __all__ = [
     "apply_inference_precision",
     "check_precision",
     "choose_attention_block",
+    "choose_int8_attention",
     "choose_precision",
     "cpu_kernel_flags",
     "quantize_dynamic_int8",
@@ -50,6 +53,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
+INT8_ATTENTION = ("auto", "bf16", "fp32")
 # The CPU flags that decide which kernels run, as torch.cpu.get_capabilities() names them.
 KERNEL_FLAGS = (
     "avx2",
@@ -68,12 +72,14 @@ PROBE_MARGIN = 1.2
 @dataclass(frozen=True)
 class PrecisionChoice:
     """What inference runs in (``fp32``, ``bf16`` or ``int8``) and why; for bf16 on a CPU, the
-    attention's query block (0: PyTorch's fused attention) and why."""
+    attention's query block (0: PyTorch's fused attention) and why; for int8, the attention's
+    dtype too (None: the layers' fp32)."""
 
     precision: str
     reason: str
     attention_query_block: int = 0
     attention_reason: str = ""
+    attention_dtype: torch.dtype | None = None
 
 
 def cpu_kernel_flags() -> dict[str, bool]:
@@ -153,11 +159,46 @@ def choose_attention_block(setting: int, device: str) -> tuple[int, str]:
     return 0, f"fused attention (blocked ran {speedup:.2f}x it on this CPU)"
 
 
-def set_attention_query_block(model: nn.Module, block: int) -> None:
-    """Set the bf16 attention's query block (0: fused) of every LayoutLMv3 model in ``model``."""
+def choose_int8_attention(setting: str, block_setting: int) -> tuple[torch.dtype | None, int, str]:
+    """The dtype (None: fp32), query block and reason of the attention between int8 linear layers
+    for ``setting`` (``TEST.INT8_ATTENTION``): ``auto`` takes bf16 where the CPU has bf16 units
+    (AMX or AVX512-BF16) and a probe linear layer confirms they run, ``bf16`` / ``fp32`` as
+    said. bf16's query block comes from :func:`choose_attention_block` of ``block_setting``."""
+    if setting not in INT8_ATTENTION:
+        raise ValueError(
+            f"TEST.INT8_ATTENTION '{setting}' is not one of {', '.join(INT8_ATTENTION)}"
+        )
+    if setting == "fp32":
+        return None, 0, "attention in fp32 (set by TEST.INT8_ATTENTION)"
+    why = "set by TEST.INT8_ATTENTION"
+    if setting == "auto":
+        flags = cpu_kernel_flags()
+        units = [name for name in ("amx_bf16", "avx512_bf16") if flags[name]]
+        if not units:
+            return None, 0, "attention in fp32 (the CPU has no bf16 matrix units)"
+        speedup = _probe_speedup("bf16")
+        if speedup < PROBE_MARGIN:
+            return (
+                None,
+                0,
+                (
+                    f"attention in fp32 (the CPU reports {'+'.join(units)} but a bf16 linear layer "
+                    f"ran only {speedup:.2f}x fp32)"
+                ),
+            )
+        why = f"the CPU has {'+'.join(units)}"
+    block, kernel = choose_attention_block(block_setting, "cpu")
+    return torch.bfloat16, block, f"bf16 attention ({why}); {kernel}"
+
+
+def set_attention_query_block(
+    model: nn.Module, block: int, dtype: torch.dtype | None = None
+) -> None:
+    """Set the bf16 attention's query block (0: fused) of every LayoutLMv3 model in ``model``,
+    and the dtype its attention computes in (None: the layers' own)."""
     for module in model.modules():
         if isinstance(module, LayoutLMv3DetectionModel):
-            module.set_attention_query_block(block)
+            module.set_attention_query_block(block, dtype)
 
 
 def check_precision(setting: str, device: str) -> None:
@@ -247,14 +288,22 @@ def apply_inference_precision(
     :func:`choose_precision` of ``TEST.PRECISION``): for bf16, the autocast dtype of its
     :meth:`inference`, the fp32 modules of ``TEST.FP32_MODULES`` and the attention kernel
     (:func:`choose_attention_block`, unless ``choice`` names it); for int8, its linear layers
-    quantized (a new module). Logs the choice in one line. Returns the model and the choice,
-    the attention's included."""
+    quantized (a new module) and its attention's dtype (:func:`choose_int8_attention`, unless
+    ``choice`` names it). Logs the choice in one line. Returns the model and the choice, the
+    attention's included."""
     choice = choice or choose_precision(cfg.TEST.PRECISION, cfg.MODEL.DEVICE)
     if choice.precision == "bf16" and not choice.attention_reason:
         block, reason = choose_attention_block(
             cfg.MODEL.LAYOUTLMV3.ATTENTION_QUERY_BLOCK, cfg.MODEL.DEVICE
         )
         choice = dataclasses.replace(choice, attention_query_block=block, attention_reason=reason)
+    if choice.precision == "int8" and not choice.attention_reason:
+        dtype, block, reason = choose_int8_attention(
+            cfg.TEST.INT8_ATTENTION, cfg.MODEL.LAYOUTLMV3.ATTENTION_QUERY_BLOCK
+        )
+        choice = dataclasses.replace(
+            choice, attention_query_block=block, attention_reason=reason, attention_dtype=dtype
+        )
     logger.info(
         "inference precision: %s (%s)%s",
         choice.precision,
@@ -273,6 +322,7 @@ def apply_inference_precision(
                 run_in_fp32(part)
         model.autocast_dtype = torch.bfloat16
     elif choice.precision == "int8":
+        set_attention_query_block(model, choice.attention_query_block, choice.attention_dtype)
         model = quantize_dynamic_int8(model)
     return model, choice
 
