@@ -327,39 +327,66 @@ class DocumentPage:
         return True
 
     def table(self, flow, span: bool = False) -> bool:
+        """A ruled table under its caption: numbers in centred columns, or (half the tables)
+        words and phrases wrapped in left-aligned cells of one to four lines, as tables of
+        definitions and study designs are set."""
         width = flow.full_width if span else flow.width
         x0 = flow.left if span else flow.x
         size = self.style.size - self.rng.choice([0, 0.5, 1])
         font, bold = self.font(self.style.body[0], size), self.font(self.style.body[1], size)
-        columns = self.rng.randint(3, 7 if span or self.style.columns == 1 else 4)
-        rows = self.rng.randint(3, 12)
-        step = size * 1.45
+        wide = span or self.style.columns == 1
+        words = self.rng.random() < 0.5
+        columns = (
+            self.rng.randint(2, 5 if wide else 3)
+            if words
+            else self.rng.randint(3, 7 if wide else 4)
+        )
+        rows = self.rng.randint(3, 9 if words else 12)
+        cell_width = width / columns
+        if words:
+            phrase = (1, max(3, int(cell_width / size)))  # up to ~3 lines a cell
+            body = [
+                [self.text.title((1, 3))] + [self.text.title(phrase) for _ in range(columns - 1)]
+                for _ in range(rows)
+            ]
+        else:
+            body = [[self.text.title((1, 2))] + [self.text.number() for _ in range(columns - 1)]]
+            body += [
+                [self.text.title((1, 3))] + [self.text.number() for _ in range(columns - 1)]
+                for _ in range(rows - 1)
+            ]
+        cells = [[self.text.title((1, 2)) for _ in range(columns)], *body]
+        step = size * (1.3 if words else 1.45)
+        wrapped = [
+            [
+                self.wrap(value, bold if r == 0 else font, cell_width - 8, hyphenate=False)
+                for value in row
+            ]
+            for r, row in enumerate(cells)
+        ]
+        if not words:  # numbers and short names: one line a cell
+            wrapped = [[lines[:1] for lines in row] for row in wrapped]
+        heights = [max(len(lines) for lines in row) for row in wrapped]
         caption_room = CAPTION_LINES * self.style.size * self.style.leading
-        if not flow.fits((rows + 1) * (step + 2) + caption_room + 20):
+        needed = sum(heights) * step + len(heights) * 4 + caption_room + 20
+        if not flow.fits(needed):
             return False
         flow.y += 4
         self.caption(flow, "table", width, x0)
         flow.y += 3
-        cells = [[self.text.title((1, 2)) for _ in range(columns)]]
-        cells += [[self.text.title((1, 2))] + [self.text.number() for _ in range(columns - 1)]]
-        cells += [
-            [self.text.title((1, 3))] + [self.text.number() for _ in range(columns - 1)]
-            for _ in range(rows - 1)
-        ]
-        cell_width = width / columns
         top = flow.y
         self.draw.line([x0, top, x0 + width, top], fill="black", width=self.rng.choice([1, 2]))
         flow.y += 3
         grid = self.rng.random() < 0.2
-        for r, row in enumerate(cells):
-            for c, value in enumerate(row):
+        for r, (row, height) in enumerate(zip(wrapped, heights)):
+            for c, lines in enumerate(row):
                 cell_font = bold if r == 0 else font
-                room = cell_width - 6
-                words = self.wrap(value, cell_font, room, hyphenate=False)[0]
-                length = cell_font.getlength(" ".join(words))
-                x = x0 + c * cell_width + (3 if c == 0 else (cell_width - length) / 2)
-                self.words_line(x, flow.y, words, cell_font)
-            flow.y += step
+                for index, line in enumerate(lines):
+                    length = cell_font.getlength(" ".join(line))
+                    centred = not words and c > 0
+                    x = x0 + c * cell_width + ((cell_width - length) / 2 if centred else 4)
+                    self.words_line(x, flow.y + index * step, line, cell_font)
+            flow.y += height * step + (4 if words else 0)
             if r == 0 or grid:
                 self.draw.line([x0, flow.y, x0 + width, flow.y], fill="black")
                 flow.y += 2
