@@ -49,6 +49,41 @@ def test_boxes_hold_all_the_ink_and_every_box_has_some(seed):
     assert {name for name, _ in page.boxes} <= set(CDLA_CLASSES)
 
 
+def table_lines(page: DocumentPage) -> list[list[tuple]]:
+    """The OCR lines inside each table of ``page``: ``(x0, y0, x1, y1, text)``."""
+    tables = []
+    for name, (x, y, w, h) in page.boxes:
+        if name == "Table":
+            tables.append(
+                [
+                    (lx, ly, lx + lw, ly + lh, text)
+                    for (lx, ly, lw, lh), text in zip(page.ocr_boxes, page.ocr_words)
+                    if lx >= x and ly >= y and lx + lw <= x + w and ly + lh <= y + h
+                ]
+            )
+    return tables
+
+
+def test_table_cells_wrap_inside_their_column():
+    """Tables of words wrap a cell's text over lines of its own column (lines of words stacked
+    at one left edge, right of the first column), and no cell's line runs into its
+    neighbour's on the same row."""
+    wrapped_cells = 0
+    for seed in range(40):
+        for lines in table_lines(rendered(seed, scanned=False)):
+            assert len(lines) >= 6
+            first_column = min(line[0] for line in lines) + 10
+            for a in lines:
+                for b in lines:
+                    same_row = a != b and a[1] < b[3] and b[1] < a[3]
+                    assert not (same_row and a[0] < b[2] and b[0] < a[2]), (seed, a, b)
+                    words = re.search("[a-z]", a[4]) and re.search("[a-z]", b[4])
+                    gap = b[1] - a[3]
+                    stacked = a[0] == b[0] > first_column and 0 < gap < 0.6 * (a[3] - a[1])
+                    wrapped_cells += bool(words and stacked)
+    assert wrapped_cells >= 10
+
+
 def test_rotate_box_follows_the_rotated_image():
     image = Image.new("L", (400, 300), 255)
     box = [250, 40, 60, 20]
