@@ -8,6 +8,7 @@ import sys
 import pytest
 from conftest import ROOT, import_script
 
+from ditod.data import synthetic
 from ditod.fonts import cjk_fonts
 from ditod.modeling.precision import PrecisionChoice
 
@@ -32,6 +33,20 @@ def test_pages_are_reused_only_with_the_same_settings(tmp_path):
     assert demo.rendered_with(tmp_path) == settings
     (tmp_path / "pages.json").write_text("{not json")
     assert demo.rendered_with(tmp_path) is None  # an unreadable record means: render again
+
+
+def test_pages_of_another_generator_version_are_not_reused(tmp_path, monkeypatch):
+    """The page cache's settings carry a digest of the generator's code: the same code gives
+    the same digest, a change to any of its modules another."""
+    source = ROOT / "ditod" / "data"
+    for name in synthetic.RENDERING_MODULES:
+        (tmp_path / name).write_bytes((source / name).read_bytes())
+    current = synthetic.generator_fingerprint()
+    monkeypatch.setattr(synthetic, "__file__", str(tmp_path / "synthetic.py"))
+    assert synthetic.generator_fingerprint() == current
+    with (tmp_path / "document_pages.py").open("a") as module:
+        module.write("# tables drawn another way\n")
+    assert synthetic.generator_fingerprint() != current
 
 
 @pytest.mark.parametrize(

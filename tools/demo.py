@@ -226,6 +226,7 @@ def main(argv=None) -> int:
         args.real_pages = str(REAL_PAGES) if args.language == "en" else ""
     out = Path(args.output_dir).resolve()
     settings = {k: getattr(args, k) for k in ("pages", "held_out", "seed", "style", "language")}
+    settings["generator"] = synthetic.generator_fingerprint()  # not pages of an older version
     reuse = rendered_with(out) == settings  # pages (and their OCR) of an earlier run
     kept = ("data", "held_out", "real_ocr") if reuse else ("real_ocr",)
     for previous in ("data", "held_out", "tokenizer", "train", "inference", "real", "plots"):

@@ -16,6 +16,7 @@ English uses DejaVu (matplotlib ships it); Chinese needs a CJK font (:mod:`ditod
 ``--font``).
 """
 
+import hashlib
 import multiprocessing
 import os
 import random
@@ -45,6 +46,25 @@ LINE_HEIGHT = int(11 * 1.5)  # a text line at 11 pt
 TABLE_ROW_HEIGHT = 16
 CAPTION_HEIGHT = 24  # a 10 pt caption line and the space after it
 CAPTION_PLACEMENTS = ("below", "apart")
+
+
+# The modules whose code decides what a synthetic page looks like.
+RENDERING_MODULES = (
+    "synthetic.py",
+    "document_pages.py",
+    "document_figures.py",
+    "document_text.py",
+    "page_degrade.py",
+)
+
+
+def generator_fingerprint() -> str:
+    """A digest of the page generator's code (:data:`RENDERING_MODULES`): pages cached under one
+    fingerprint are what this version renders for the same settings."""
+    digest = hashlib.sha1()
+    for name in RENDERING_MODULES:
+        digest.update((Path(__file__).parent / name).read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def find_font(language: str, font: str | None = None) -> str:
