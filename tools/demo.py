@@ -130,7 +130,7 @@ def english_pages(args, out: Path, reuse: bool, log: Path) -> TrainingSet:
     as ``DATASETS.EXTRA``; a byte-level BPE trained on their text."""
     data = out / "data"
     if not reuse:
-        synthetic.generate(data, args.pages, seed=args.seed, style=args.style)
+        synthetic.generate(data, args.pages, classes=args.classes, seed=args.seed, style=args.style)
     print("\n== tokenizer: byte-level BPE on the training pages' text", flush=True)
     tokenizer = train_bpe_tokenizer(
         ocr_folder_lines(data / "OCR"), out / "tokenizer", vocab_size=2000
@@ -212,6 +212,14 @@ def main(argv=None) -> int:
         "ablation (their held-out pages are easy; real pages are not like them)",
     )
     parser.add_argument(
+        "--classes",
+        choices=["cdla", "publaynet"],
+        default="cdla",
+        help="the classes the English pages are labelled with: CDLA's 10 or PubLayNet's 5 "
+        "(captions, equations and references are text; headers and footers unmarked); "
+        "Chinese pages are CDLA's",
+    )
+    parser.add_argument(
         "--real-pages",
         help="folder of real page images with one COCO JSON of their blocks ('' to skip; "
         f"default for English: {REAL_PAGES})",
@@ -222,10 +230,13 @@ def main(argv=None) -> int:
         help="config overrides (KEY VALUE ...) for training and inference",
     )
     args = parser.parse_args(argv)
+    if args.language == "zh" and args.classes != "cdla":
+        parser.error("--classes publaynet is for English pages; Chinese pages are CDLA's")
     if args.real_pages is None:
         args.real_pages = str(REAL_PAGES) if args.language == "en" else ""
     out = Path(args.output_dir).resolve()
-    settings = {k: getattr(args, k) for k in ("pages", "held_out", "seed", "style", "language")}
+    keys = ("pages", "held_out", "seed", "style", "language", "classes")
+    settings = {k: getattr(args, k) for k in keys}
     settings["generator"] = synthetic.generator_fingerprint()  # not pages of an older version
     reuse = rendered_with(out) == settings  # pages (and their OCR) of an earlier run
     kept = ("data", "held_out", "real_ocr") if reuse else ("real_ocr",)
@@ -253,6 +264,7 @@ def main(argv=None) -> int:
         held_out_truth = synthetic.generate(
             held_out,
             args.held_out,
+            classes=args.classes,
             language=args.language,
             seed=args.seed + 1000,
             style=args.style,
@@ -268,7 +280,8 @@ def main(argv=None) -> int:
     )
     write_json_atomic(out / "pages.json", settings)
 
-    common = ["MODEL.LAYOUTLMV3.TEXT.TOKENIZER", training.tokenizer, *args.opts]
+    classes = ["MODEL.ROI_HEADS.NUM_CLASSES", 5] if args.classes == "publaynet" else []
+    common = ["MODEL.LAYOUTLMV3.TEXT.TOKENIZER", training.tokenizer, *classes, *args.opts]
     amp, amp_reason = training_amp(args.opts, args.language)
     shown = "as given" if amp is None else amp or "fp32"
     print(f"== training precision: {shown} ({amp_reason})", flush=True)
@@ -377,13 +390,16 @@ def main(argv=None) -> int:
     )
     if real:
         real_match = match_predictions(
-            [real[0]], out / "real" / "predictions", SHOWN_SCORE, class_map=CDLA_AS_PUBLAYNET
+            [real[0]],
+            out / "real" / "predictions",
+            SHOWN_SCORE,
+            class_map=CDLA_AS_PUBLAYNET if args.classes == "cdla" else None,
         )
         classes_found = sorted(k for k, v in real_match["per_class"].items() if v["matched"])
         real_match = {
             "benchmark": f"make demo: what the overlays show (score >= {SHOWN_SCORE}) on "
-            f"{len(real[1])} real pages ({real[0]}), from their OCR, CDLA classes counted as "
-            "PubLayNet's",
+            f"{len(real[1])} real pages ({real[0]}), from their OCR"
+            + (", CDLA classes counted as PubLayNet's" if args.classes == "cdla" else ""),
             "device": f"cpu ({len(os.sched_getaffinity(0))} cores)",
             **real_match,
             "classes_found": classes_found,
