@@ -6,9 +6,11 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from conftest import ROOT, import_script
 
 from ditod.data import synthetic
+from ditod.data.class_sets import CDLA_CLASSES, PUBLAYNET_CLASSES
 from ditod.fonts import cjk_fonts
 from ditod.modeling.precision import PrecisionChoice
 
@@ -69,18 +71,29 @@ def test_the_demo_trains_in_bf16_where_inference_would_run_it(monkeypatch, chose
     assert demo.training_amp([], "zh")[0] == ""  # bf16 did not hold on the Chinese demo
 
 
+def test_publaynet_classes_are_for_english_pages(capsys):
+    with pytest.raises(SystemExit):
+        demo.main(["--language", "zh", "--classes", "publaynet", "--output-dir", "unused"])
+    assert "--classes publaynet is for English pages" in capsys.readouterr().err
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("language", ["en", "zh"])
-def test_the_demo_runs_end_to_end_in_each_language(tmp_path, language):
+@pytest.mark.parametrize(
+    ("language", "classes"),
+    [("en", "cdla"), ("en", "publaynet"), ("zh", "cdla")],
+    ids=["en", "en-publaynet", "zh"],
+)
+def test_the_demo_runs_end_to_end_in_each_language(tmp_path, language, classes):
     """``make demo`` / ``make demo-zh`` at the smallest size: every step runs, the counts and the
-    machine land in heldout_match.json, Markdown is written for each held-out page."""
+    machine land in heldout_match.json, Markdown is written for each held-out page; with
+    ``--classes publaynet`` the pages and the model have PubLayNet's classes."""
     if language == "zh" and not cjk_fonts():
         pytest.skip("no CJK font installed (scripts/install.sh installs one)")
     out = tmp_path / "demo"
     command = [
         *(sys.executable, str(ROOT / "tools" / "demo.py"), "--language", language),
         *("--output-dir", out, "--pages", 6, "--held-out", 1, "--iterations", 10),
-        *("--real-pages", ""),
+        *("--real-pages", "", "--classes", classes),
     ]
     result = subprocess.run(
         [str(c) for c in command], capture_output=True, text=True, timeout=900, cwd=ROOT
@@ -92,6 +105,13 @@ def test_the_demo_runs_end_to_end_in_each_language(tmp_path, language):
     assert f"== training precision: {match['training_precision']} (" in result.stdout
     assert match["benchmark"].startswith("make demo-zh" if language == "zh" else "make demo:")
     assert len(list((out / "inference" / "markdown").glob("*.md"))) == 1
+    names = [
+        c["name"] for c in json.loads((out / "held_out" / "val.json").read_text())["categories"]
+    ]
+    assert names == list(PUBLAYNET_CLASSES if classes == "publaynet" else CDLA_CLASSES)
+    if classes == "publaynet":
+        checkpoint = torch.load(out / "train" / "model_final.pth", weights_only=False)
+        assert checkpoint["class_names"] == list(PUBLAYNET_CLASSES)
     if language == "zh":  # the CDLA user's files: labelme pages, their COCO, their OCR
         cdla = out / "data" / "CDLA"
         assert list((cdla / "train").glob("*.json")) and (cdla / "train.json").is_file()
