@@ -119,6 +119,14 @@ def _probe_speedup(precision: str) -> float:
     return fp32 / other
 
 
+def _bf16_units() -> tuple[list[str], float]:
+    """The CPU's bf16 matrix units (AMX, AVX512-BF16) and, where it has any, how many times
+    fp32 a bf16 linear layer runs on them (:func:`_probe_speedup`; 0 without units)."""
+    flags = cpu_kernel_flags()
+    units = [name for name in ("amx_bf16", "avx512_bf16") if flags[name]]
+    return units, (_probe_speedup("bf16") if units else 0.0)
+
+
 def _probe_attention_speedup(block: int) -> float:
     """How many times faster than PyTorch's fused bf16 attention :func:`blocked_attention` runs
     here on 4 heads of 1,024 tokens with a full bias (a few tens of ms)."""
@@ -172,20 +180,12 @@ def choose_int8_attention(setting: str, block_setting: int) -> tuple[torch.dtype
         return None, 0, "attention in fp32 (set by TEST.INT8_ATTENTION)"
     why = "set by TEST.INT8_ATTENTION"
     if setting == "auto":
-        flags = cpu_kernel_flags()
-        units = [name for name in ("amx_bf16", "avx512_bf16") if flags[name]]
+        units, speedup = _bf16_units()
         if not units:
             return None, 0, "attention in fp32 (the CPU has no bf16 matrix units)"
-        speedup = _probe_speedup("bf16")
         if speedup < PROBE_MARGIN:
-            return (
-                None,
-                0,
-                (
-                    f"attention in fp32 (the CPU reports {'+'.join(units)} but a bf16 linear layer "
-                    f"ran only {speedup:.2f}x fp32)"
-                ),
-            )
+            why = f"the CPU reports {'+'.join(units)} but a bf16 linear layer ran {speedup:.2f}x"
+            return None, 0, f"attention in fp32 ({why})"
         why = f"the CPU has {'+'.join(units)}"
     block, kernel = choose_attention_block(block_setting, "cpu")
     return torch.bfloat16, block, f"bf16 attention ({why}); {kernel}"
@@ -219,10 +219,8 @@ def choose_precision(setting: str, device: str) -> PrecisionChoice:
         if torch.cuda.is_bf16_supported():
             return PrecisionChoice("bf16", f"{torch.cuda.get_device_name()} supports bf16")
         return PrecisionChoice("fp32", f"{torch.cuda.get_device_name()} has no bf16")
-    flags = cpu_kernel_flags()
-    units = [name for name in ("amx_bf16", "avx512_bf16") if flags[name]]
+    units, speedup = _bf16_units()
     if units:
-        speedup = _probe_speedup("bf16")
         if speedup >= PROBE_MARGIN:
             return PrecisionChoice(
                 "bf16",
@@ -233,6 +231,7 @@ def choose_precision(setting: str, device: str) -> PrecisionChoice:
             f"the CPU reports {'+'.join(units)} but a bf16 linear "
             f"layer ran only {speedup:.2f}x fp32 (a capped ISA?)",
         )
+    flags = cpu_kernel_flags()
     vnni = [name for name in ("amx_int8", "avx512_vnni", "avx_vnni") if flags[name]]
     if vnni:
         speedup = _probe_speedup("int8")
