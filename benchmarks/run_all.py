@@ -76,8 +76,15 @@ def precision_table() -> str:
         "|---|---|---|---|---|",
     ]
     fp32 = result["s_per_page_base_fp32"]
-    variants = ("fp32", "bf16", "bf16_fused_attention", "bf16_plain_autocast", "int8")
-    for name in (*variants, "int8_fp32_attention"):
+    variants = (
+        "fp32",
+        "bf16",
+        "bf16_fused_attention",
+        "bf16_plain_autocast",
+        "int8",
+        "int8_fp32_attention",
+    )
+    for name in variants:
         seconds = result[f"s_per_page_base_{name}"]
         rows.append(
             f"| {name.replace('_', ' ')} | {number(seconds)} | {fp32 / seconds:.2f}x "

@@ -383,7 +383,6 @@ class LayoutLMv3DetectionModel(LayoutLMv3PreTrainedModel):
             self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
             self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.encoder = LayoutLMv3Encoder(config, drop_path_rate)
-        self.attention_dtype: torch.dtype | None = None  # see set_attention_query_block
 
         if detection:
             if len(out_features) != len(PYRAMID_STRIDES):
@@ -451,7 +450,6 @@ class LayoutLMv3DetectionModel(LayoutLMv3PreTrainedModel):
         PyTorch's fused attention, the default). ``dtype``: compute attention (and build its bias)
         in it whatever the layers around it run in — bf16 attention between int8 linear layers;
         None: in theirs."""
-        self.attention_dtype = dtype
         for layer in self.encoder.layer:
             layer.attention.self.query_block = block
             layer.attention.self.attention_dtype = dtype
@@ -533,7 +531,8 @@ class LayoutLMv3DetectionModel(LayoutLMv3PreTrainedModel):
         compute_dtype = hidden_states.dtype
         if torch.is_autocast_enabled(hidden_states.device.type):
             compute_dtype = torch.get_autocast_dtype(hidden_states.device.type)
-        compute_dtype = self.attention_dtype or compute_dtype
+        # the attention's own dtype where set_attention_query_block gave one (every layer's)
+        compute_dtype = encoder.layer[0].attention.self.attention_dtype or compute_dtype
         attn_bias = encoder.attention_bias(
             torch.cat(positions, dim=1) if with_bias else None,
             torch.cat(boxes, dim=1).long() if with_bias else None,

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ditod.data import synthetic
-from ditod.data.class_sets import CDLA_AS_PUBLAYNET
+from ditod.data.class_sets import CDLA_AS_PUBLAYNET, PUBLAYNET_CLASSES
 from ditod.engine.page_match import match_predictions
 from ditod.file_io import write_json_atomic
 from ditod.machine import machine
@@ -280,7 +280,11 @@ def main(argv=None) -> int:
     )
     write_json_atomic(out / "pages.json", settings)
 
-    classes = ["MODEL.ROI_HEADS.NUM_CLASSES", 5] if args.classes == "publaynet" else []
+    classes = (
+        ["MODEL.ROI_HEADS.NUM_CLASSES", len(PUBLAYNET_CLASSES)]
+        if args.classes == "publaynet"
+        else []
+    )
     common = ["MODEL.LAYOUTLMV3.TEXT.TOKENIZER", training.tokenizer, *classes, *args.opts]
     amp, amp_reason = training_amp(args.opts, args.language)
     shown = "as given" if amp is None else amp or "fp32"
