@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from ditod.data import synthetic
+from ditod.data import document_pages, synthetic
 from ditod.data.class_sets import CDLA_CLASSES, PUBLAYNET_CLASSES
 from ditod.data.document_pages import DocumentPage
-from ditod.data.document_text import CHINESE_LATIN_TERMS
+from ditod.data.document_text import CHINESE_LATIN_TERMS, SECTION_NAMES
 from ditod.data.page_degrade import rotate_box
 
 DARK = 160  # a pixel darker than this is ink
@@ -185,3 +185,41 @@ def test_chinese_lines_never_break_inside_a_latin_term(seed):
     text = re.sub(r"\([a-f]\)", "", text)  # list labels "(a)", "(b)"
     latin = set(re.findall(r"[A-Za-z][A-Za-z0-9-]*", text))
     assert latin <= set(CHINESE_LATIN_TERMS), latin - set(CHINESE_LATIN_TERMS)
+
+
+def reference_pages(seeds) -> set:
+    return {s for s in seeds if any(n == "Reference" for n, _ in rendered(s, False).boxes)}
+
+
+def test_the_reference_list_is_drawn_per_page_not_per_block(monkeypatch):
+    """Whether a page ends its article (declarations, references) is drawn once a page: pages
+    of longer paragraphs (fewer blocks) end one as often (a draw per block made it rarer)."""
+    seeds = range(60)
+    monkeypatch.setattr(document_pages, "PARAGRAPH_SENTENCES", (2, 3))
+    short = reference_pages(seeds)
+    monkeypatch.setattr(document_pages, "PARAGRAPH_SENTENCES", (9, 10))
+    long = reference_pages(seeds)
+    assert len(short) >= 4 and len(long) >= 4
+    assert len(short ^ long) <= 2, (short, long)
+
+
+def test_headings_take_the_pages_look_and_common_section_names():
+    """Section headings: numbered on some pages and not on others, common section names among
+    them, and drawn in the page's heading colour (blue pages' heading ink is blue)."""
+    numbered = plain = named = blue = 0
+    for seed in range(40):
+        page = rendered(seed, scanned=False)
+        lines = dict(zip(map(tuple, page.ocr_boxes), page.ocr_words))
+        pixels = np.asarray(page.image.convert("RGB")).astype(int)
+        for name, (x, y, w, h) in page.boxes:
+            if name != "Title" or y < 120:  # section headings, not the paper's title
+                continue
+            text = " ".join(t for (lx, ly, _, _), t in lines.items() if lx == x and ly == y)
+            numbered += bool(re.match(r"\d+(\.\d+)?\. ", text))
+            plain += not re.match(r"\d", text)
+            named += text.split(". ")[-1].lower() in {n.lower() for n in SECTION_NAMES["en"]}
+            if page.style.heading_colour == (25, 60, 130):
+                ink = pixels[y : y + h, x : x + w].reshape(-1, 3)
+                ink = ink[ink.sum(axis=1) < 450]
+                blue += bool(len(ink)) and (ink[:, 2] > ink[:, 0] + 40).mean() > 0.8
+    assert numbered >= 10 and plain >= 10 and named >= 5 and blue >= 2

@@ -2,14 +2,17 @@
 :func:`ditod.data.synthetic.generate`.
 
 Each page draws its own style: serif or sans body text (STIX, DejaVu Serif or DejaVu Sans, as
-matplotlib ships them) at 8.5–11 px, bold or italic headings, justified or ragged paragraphs
-wrapped at word boundaries (hyphenated on some pages), first-line indents or gaps between
-paragraphs, one or two columns, page sizes and margins of letter and A4 pages. Pages carry
-running headers, page numbers, titles with authors and affiliations, abstracts, numbered section
-headings, bulleted and numbered lists, figures (matplotlib plots, multi-panel plots, photo-like
-pictures) and ruled tables of numbers with their captions, column-spanning figures and tables on
-two-column pages, display equations (mathtext) and reference lists. A share of pages are
-degraded as scans are (rotated < 1°, blurred, noisy, grey, JPEG-compressed).
+matplotlib ships them) at 8.5–11 px, justified or ragged paragraphs wrapped at word boundaries
+(hyphenated on some pages), first-line indents or gaps between paragraphs, one or two columns,
+page sizes and margins of letter and A4 pages, and its section headings' look: numbered or not,
+sentence case, title case or capitals, black, grey or blue, their second level italic or bold.
+Pages carry running headers, page numbers, titles with authors and affiliations, abstracts,
+section headings (common section names or phrases), bulleted and numbered lists, figures
+(matplotlib plots, multi-panel plots, photo-like pictures) and ruled tables of numbers or of
+wrapped words with their captions, column-spanning figures and tables on two-column pages,
+display equations (mathtext), and on some pages the article's end: its declarations
+("Funding", "Abbreviations", ...) and reference list. A share of pages are degraded as scans
+are (rotated < 1°, blurred, noisy, grey, JPEG-compressed).
 
 Every layout box is the ink of its block, every OCR line the exact text and ink box of a drawn
 line (after the rotation, the box around its rotated corners); figure-internal text (axis
@@ -52,6 +55,8 @@ FAMILIES = {
 }
 PAGE_SIZES = ((612, 792), (595, 842))
 CAPTION_LINES = 4  # at most
+PARAGRAPH_SENTENCES = (2, 10)  # as tall as real papers' paragraphs (median 9% of the page)
+REFERENCE_PAGES = 0.12  # share of pages on which the article ends in its reference list
 
 
 @dataclass
@@ -60,6 +65,11 @@ class Style:
 
     body: tuple  # (regular, bold, italic) font paths
     heading: tuple
+    heading_step: float  # first-level headings this much larger than the body
+    heading_case: str  # of first-level headings: "sentence", "title" or "upper"
+    heading_colour: tuple  # RGB
+    numbered: bool  # section headings numbered ("2.", "2.1.")
+    italic_subheadings: bool  # second-level headings italic, else bold at the body's size
     size: float
     leading: float
     justify: bool
@@ -84,6 +94,11 @@ class Style:
         return cls(
             body=body,
             heading=heading,
+            heading_step=rng.choice([0, 1, 1, 2, 3]),
+            heading_case=rng.choices(["sentence", "title", "upper"], [6, 3, 1])[0],
+            heading_colour=rng.choices([(0, 0, 0), (90, 90, 90), (25, 60, 130)], [8, 1, 1])[0],
+            numbered=rng.random() < 0.5,
+            italic_subheadings=rng.random() < 0.5,
             size=rng.choice([8.5, 9, 9.5, 10, 10.5, 11]),
             leading=rng.uniform(1.12, 1.4),
             justify=rng.random() < 0.8,
@@ -99,7 +114,7 @@ class Style:
 
 class DocumentPage:
     """One document page: ``image``, ``boxes`` (``(class, [x, y, w, h])``), ``ocr_boxes`` /
-    ``ocr_words`` (one per drawn line) and ``texts`` (``(x, baseline, text, size, font path)``
+    ``ocr_words`` (one per drawn line) and ``texts`` (``(x, baseline, text, size, font path, RGB)``
     per drawn word, for the PDF variant)."""
 
     def __init__(self, rng, language, columns=(1, 2), font=None, publaynet=False, scanned=True):
@@ -128,9 +143,10 @@ class DocumentPage:
         if name is not None and x1 > x0 and y1 > y0:
             self.boxes.append((name, [x0, y0, x1 - x0, y1 - y0]))
 
-    def words_line(self, x, y, words, font, width=None, justify=False) -> tuple:
-        """Draw ``words`` from ``(x, y)`` (top of the line), spread to ``width`` when
-        ``justify``; record the line for OCR and its words for the PDF; return its ink box."""
+    def words_line(self, x, y, words, font, width=None, justify=False, colour=(0, 0, 0)) -> tuple:
+        """Draw ``words`` from ``(x, y)`` (top of the line) in ``colour``, spread to ``width``
+        when ``justify``; record the line for OCR and its words for the PDF; return its ink
+        box."""
         joiner = "" if self.language == "zh" else " "
         lengths = [font.getlength(w) for w in words]
         space = font.getlength(" ") if joiner else 0.0
@@ -139,11 +155,11 @@ class DocumentPage:
         ascent = font.getmetrics()[0]
         ink = None
         for word, length in zip(words, lengths):
-            self.draw.text((x, y), word, fill="black", font=font)
+            self.draw.text((x, y), word, fill=colour, font=font)
             left, top, right, bottom = font.getbbox(word)
             box = (x + left, y + top, x + right, y + bottom)
             ink = box if ink is None else _union(ink, box)
-            self.texts.append((x, y + ascent, word, font.size, font.path))
+            self.texts.append((x, y + ascent, word, font.size, font.path, colour))
             x += length + space
         x0, y0, x1, y1 = (round(v) for v in ink)
         self.ocr_boxes.append([x0, y0, x1 - x0, y1 - y0])
@@ -214,7 +230,9 @@ class DocumentPage:
             self.add(kind, box)
         return True
 
-    def lines_block(self, flow, kind, lines, font, indent=0.0, hanging=0.0, justify=None) -> bool:
+    def lines_block(
+        self, flow, kind, lines, font, indent=0.0, hanging=0.0, justify=None, colour=(0, 0, 0)
+    ) -> bool:
         """Place wrapped ``lines`` in the flow (:meth:`place_lines`), the first indented by
         ``indent``, the others by ``hanging``, all but the last justified when ``justify``."""
         justify = self.style.justify if justify is None else justify
@@ -222,8 +240,9 @@ class DocumentPage:
         def draw(index, words):
             offset = indent if index == 0 else hanging
             last = index == len(lines) - 1
+            width = flow.width - offset
             return self.words_line(
-                flow.x + offset, flow.y, words, font, flow.width - offset, justify and not last
+                flow.x + offset, flow.y, words, font, width, justify and not last, colour
             )
 
         draws = [lambda i=i, w=w: draw(i, w) for i, w in enumerate(lines)]
@@ -234,26 +253,40 @@ class DocumentPage:
 
     def paragraph(self, flow, sentences=None) -> bool:
         font = self.font(self.style.body[0], self.style.size)
-        text = self.text.paragraph(sentences or self.rng.randint(2, 7))
+        text = self.text.paragraph(sentences or self.rng.randint(*PARAGRAPH_SENTENCES))
         lines = self.wrap(text, font, flow.width, self.style.indent)
         return self.lines_block(flow, "paragraph", lines, font, indent=self.style.indent)
 
     def heading(self, flow, number) -> bool:
-        style = self.style
-        level = self.rng.random()
-        font = self.font(
-            style.heading[1 if level < 0.6 else 2], style.size + (1 if level < 0.6 else 0)
-        )
-        label = f"{number}. " if self.language == "en" else f"{number} "
-        if level >= 0.6:
-            label = f"{number}.{self.rng.randint(1, 4)}. "
-        text = label + self.text.title((2, 7))
+        """A section heading (its first level larger, the second italic or bold at the body's
+        size), numbered on pages whose style numbers them (Chinese pages always), in the page's
+        heading colour and case; a common section name or a phrase."""
+        style, english = self.style, self.language == "en"
+        first_level = self.rng.random() < 0.6
+        if first_level:
+            font = self.font(style.heading[1], style.size + style.heading_step)
+            text = self.text.section_name() if self.rng.random() < 0.5 else self.text.title((1, 7))
+        else:
+            font = self.font(style.heading[2 if style.italic_subheadings else 1], style.size)
+            text = self.text.title((2, 8))
+        if english and style.heading_case == "title":
+            text = " ".join(w[:1].upper() + w[1:] if len(w) > 3 else w for w in text.split())
+        elif english and first_level and style.heading_case == "upper":
+            text = text.upper()
+        if style.numbered or not english:
+            label = str(number) if first_level else f"{number}.{self.rng.randint(1, 4)}"
+            text = f"{label}{'.' if english else ''} {text}"
+        return self.titled_block(flow, text, font, style.heading_colour)
+
+    def titled_block(self, flow, text, font, colour=(0, 0, 0)) -> bool:
+        """``text`` as a heading block where two lines of text fit after it (else at the next
+        column's top)."""
         lines = self.wrap(text, font, flow.width)
-        room = font.size * style.leading * (len(lines) + 2) + 6  # with two lines of text after
+        room = font.size * self.style.leading * (len(lines) + 2) + 6  # two lines of text after
         if not flow.fits(room) and not flow.next_column():
             return False
         flow.y += self.rng.randint(3, 8)
-        ok = self.lines_block(flow, "heading", lines, font, justify=False)
+        ok = self.lines_block(flow, "heading", lines, font, justify=False, colour=colour)
         flow.y += 2
         return ok
 
@@ -420,6 +453,19 @@ class DocumentPage:
         flow.y += picture.height + 10
         return True
 
+    def back_matter(self, flow) -> bool:
+        """The declarations papers end with: 2–5 short sections ("Funding", "Abbreviations",
+        ...), each a small bold heading and a sentence or two in a smaller font (English)."""
+        heading = self.font(self.style.heading[1], self.style.size - 0.5)
+        font = self.font(self.style.body[0], self.style.size - 1)
+        for name in self.text.declarations(self.rng.randint(2, 5)):
+            if not self.titled_block(flow, name, heading):
+                return False
+            lines = self.wrap(self.text.paragraph(self.rng.randint(1, 2)), font, flow.width)
+            if not self.lines_block(flow, "paragraph", lines, font, justify=False):
+                return False
+        return True
+
     def references(self, flow) -> None:
         """A "References" heading and numbered entries in a smaller font, to the page's end."""
         heading = self.font(self.style.heading[1], self.style.size + 1)
@@ -494,6 +540,8 @@ class DocumentPage:
             (self.picture if self.rng.random() < 0.6 else self.table)(flow, span=True)
         flow.split_columns()
         section = self.rng.randint(1, 6)
+        # where the article ends, drawn per page so that longer blocks do not make it rarer
+        ends_at = self.rng.uniform(0.15, 0.7) if self.rng.random() < REFERENCE_PAGES else None
         blocks = ["paragraph", "heading", "list", "figure", "table", "equation"]
         weights = [10, 2, 1.2, 1.5, 1.2, 0.8]
         while True:
@@ -513,7 +561,9 @@ class DocumentPage:
                 placed = self.paragraph(flow)
             if not placed or flow.done():
                 break
-            if self.rng.random() < 0.012:  # the article ends on this page
+            if ends_at is not None and flow.progress() >= ends_at:
+                if self.language == "en" and self.rng.random() < 0.5 and not self.back_matter(flow):
+                    break
                 self.references(flow)
                 break
         if self.scanned:
@@ -558,6 +608,12 @@ class Flow:
         self.index += 1
         self.y = self.top
         return True
+
+    def progress(self) -> float:
+        """Share of the body (all columns below the column top) filled so far, 0–1."""
+        height = max(self.bottom - self.top, 1.0)
+        filled = min(max(self.y - self.top, 0.0), height) / height
+        return (self.index + filled) / len(self.columns)
 
     def done(self) -> bool:
         return self.index == len(self.columns) - 1 and not self.fits(2 * self.style.size)

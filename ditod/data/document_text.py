@@ -22,6 +22,22 @@ CHINESE_LATIN_TERMS = (
 # Chinese text wraps between characters, but not inside a Latin word or number ("ResNet-50",
 # "95.2%"), and a space around one is a token of its own
 CHINESE_TOKENS = re.compile(r"[A-Za-z0-9][A-Za-z0-9.%\-]*| |.")
+# First-level section names as papers print them (half of the first-level headings)
+SECTION_NAMES = {
+    "en": (
+        "Introduction", "Background", "Methods", "Materials and methods", "Results",
+        "Discussion", "Conclusions", "Conclusion", "Related work", "Statistical analysis",
+        "Study design", "Participants", "Data collection", "Limitations", "Experimental section",
+        "Case presentation", "Results and discussion", "Methods and materials",
+    ),
+    "zh": ("引言", "相关工作", "方法", "实验", "实验结果", "讨论", "结论", "研究方法"),
+}  # fmt: skip
+# The short sections an article ends with before its references
+DECLARATIONS = (
+    "Abbreviations", "Acknowledgements", "Funding", "Competing interests",
+    "Authors' contributions", "Availability of data and materials", "Consent for publication",
+    "Ethics approval and consent to participate", "Supplementary material", "Conflict of interest",
+)  # fmt: skip
 _MARKUP = re.compile(r"[*`|<>{}\[\]\\_=#~^]")
 
 
@@ -88,6 +104,15 @@ class TextSource:
             return "".join(tokens).strip().rstrip("，")
         text = self.rng.choice(english_sentences()).rstrip(".!?").split()
         return " ".join(text[: self.rng.randint(*words)]).rstrip(",;:")
+
+    def section_name(self) -> str:
+        """A common first-level section name ("Methods", "Discussion", ...)."""
+        return self.rng.choice(SECTION_NAMES[self.language])
+
+    def declarations(self, count: int) -> list[str]:
+        """``count`` different back-matter section names ("Funding", ...), in a paper's order."""
+        picked = self.rng.sample(range(len(DECLARATIONS)), count)
+        return [DECLARATIONS[i] for i in sorted(picked)]
 
     def name(self) -> str:
         if self.language == "zh":

@@ -89,7 +89,7 @@ class PageWriter:
         self.image = Image.new("RGB", PAGE_SIZE, "white")
         self.draw = ImageDraw.Draw(self.image)
         self.boxes, self.ocr_boxes, self.ocr_words = [], [], []
-        self.texts = []  # (x, baseline y, text, font size, font path) of every line drawn
+        self.texts = []  # (x, baseline y, text, font size, font path, RGB) of every line drawn
 
     def font(self, size):
         return ImageFont.truetype(self.font_path, size)
@@ -104,7 +104,7 @@ class PageWriter:
         while width and self.draw.textlength(text, font=font) > width and len(text) > 1:
             text = text[:-1].rstrip()
         self.draw.text((x, y), text, fill="black", font=font)
-        self.texts.append((x, y + font.getmetrics()[0], text, size, self.font_path))
+        self.texts.append((x, y + font.getmetrics()[0], text, size, self.font_path, (0, 0, 0)))
         x0, y0, x1, y1 = self.draw.textbbox((x, y), text, font=font)
         self.ocr_boxes.append([x0, y0, x1 - x0, y1 - y0])
         self.ocr_words.append(text)
@@ -240,7 +240,7 @@ def write_pdf(page, path: Path) -> None:
     image.set_matrix(pypdfium2.PdfMatrix().scale(width, height))
     pdf_page.insert_obj(image)
     fonts = {}
-    for x, baseline, text, size, font_path in page.texts:
+    for x, baseline, text, size, font_path, (red, green, blue) in page.texts:
         if font_path not in fonts:
             data = Path(font_path).read_bytes()
             buffer = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
@@ -253,6 +253,7 @@ def write_pdf(page, path: Path) -> None:
         encoded = ctypes.create_string_buffer((text + "\0").encode("utf-16-le"))
         pdfium_c.FPDFText_SetText(text_object, ctypes.cast(encoded, pdfium_c.FPDF_WIDESTRING))
         pdfium_c.FPDFPageObj_Transform(text_object, 1, 0, 0, 1, x, height - baseline)
+        pdfium_c.FPDFPageObj_SetFillColor(text_object, red, green, blue, 255)
         pdfium_c.FPDFPage_InsertObject(pdf_page, text_object)
     pdf_page.gen_content()
     try:
