@@ -145,6 +145,10 @@ def add_layoutlmv3_config(cfg: CN) -> None:
     # Order of OCR segments before the token cap: "ocr" (as returned) or "columns" (one- vs
     # two-column pages detected, left column top to bottom before the right one).
     _C.MODEL.LAYOUTLMV3.TEXT.READING_ORDER = "ocr"
+    # A page over MAX_TOKENS keeps: "end" (its tokens in reading order up to the cap; the last
+    # lines get no text) or "lines" (every line its first tokens, as many a line as the cap
+    # allows; one token of evenly spaced lines when the page has more lines than the cap).
+    _C.MODEL.LAYOUTLMV3.TEXT.TRUNCATION = "end"
     # Training only: move each edge of each OCR segment's box by up to this fraction of the
     # segment's height (uniform), so that a model trained on one source of boxes (PDF text, the
     # generator's ink boxes, one OCR engine) is not thrown by another's at inference. 0: off.

@@ -18,6 +18,8 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from .reading_order import READING_ORDERS, column_reading_order
 from .segments import describe_drops, usable_segments
 
+TRUNCATIONS = ("end", "lines")  # what a page over the token cap keeps (OCRPageTokenizer)
+
 __all__ = [
     "EncodedPage",
     "FirstTokensMismatch",
@@ -165,6 +167,10 @@ class OCRPageTokenizer:
         max_tokens: cap on the page's text tokens, ``<s>``/``</s>`` not counted (at most 510).
         reading_order: "ocr" (as the OCR returned the segments) or "columns" (see
             :func:`layoutlmv3.reading_order.column_reading_order`); applied before the caps.
+        truncation: what a page over ``max_tokens`` keeps: "end" (the tokens in reading order
+            up to the cap; the last lines get no text) or "lines" (every line its first tokens,
+            as many a line as the cap allows; evenly spaced lines one token each when the page
+            has more lines than the cap).
     """
 
     def __init__(
@@ -175,6 +181,7 @@ class OCRPageTokenizer:
         drop_unknown: bool = False,
         max_tokens: int = 300,
         reading_order: str = "ocr",
+        truncation: str = "end",
     ):
         if isinstance(tokenizer, str | Path):
             tokenizer = load_tokenizer(tokenizer)
@@ -186,7 +193,10 @@ class OCRPageTokenizer:
             raise ValueError(
                 f"reading_order must be one of {READING_ORDERS}, got '{reading_order}'"
             )
+        if truncation not in TRUNCATIONS:
+            raise ValueError(f"truncation must be one of {TRUNCATIONS}, got '{truncation}'")
         self.tokenizer = tokenizer
+        self.truncation = truncation
         self.reading_order = reading_order
         self.tokens_per_segment = tokens_per_segment
         self.drop_leading_space = drop_leading_space
@@ -270,17 +280,42 @@ class OCRPageTokenizer:
             dropped=dropped,
         )
 
+    def kept_per_segment(self, lengths: list[int]) -> list[int]:
+        """How many of each segment's ``lengths`` tokens the page cap keeps (see
+        ``truncation``)."""
+        cap = self.max_tokens
+        if sum(lengths) <= cap:
+            return list(lengths)
+        if self.truncation == "end":
+            kept, room = [], cap
+            for length in lengths:
+                kept.append(min(length, room))
+                room -= kept[-1]
+            return kept
+        if len(lengths) > cap:  # one token each of evenly spaced lines
+            chosen = set(np.linspace(0, len(lengths) - 1, cap).round().astype(int).tolist())
+            return [int(i in chosen) for i in range(len(lengths))]
+        per_line = 1  # the most tokens a line such that every line keeps that many
+        while sum(min(length, per_line + 1) for length in lengths) <= cap:
+            per_line += 1
+        kept = [min(length, per_line) for length in lengths]
+        room = cap - sum(kept)
+        for index, length in enumerate(lengths):  # what is left: one more for the first lines
+            if room and length > per_line:
+                kept[index] += 1
+                room -= 1
+        return kept
+
     def encode(self, segment_ids, segment_boxes) -> EncodedPage:
         """Assemble ``<s> tokens </s>`` from per-segment ids and their (S, 4) boxes already in
-        0..1000, keeping the page cap; no segments → an empty page."""
+        0..1000, keeping the page cap (``truncation``); no segments → an empty page."""
         ids, token_boxes = [], []
         total = sum(len(segment) for segment in segment_ids)
-        for segment, box in zip(segment_ids, segment_boxes):
-            segment = list(segment)[: self.max_tokens - len(ids)]
+        kept = self.kept_per_segment([len(segment) for segment in segment_ids])
+        for segment, box, keep in zip(segment_ids, segment_boxes, kept):
+            segment = list(segment)[:keep]
             ids += segment
             token_boxes += [[int(v) for v in box]] * len(segment)
-            if len(ids) >= self.max_tokens:
-                break
         if not ids:
             empty = torch.zeros(0, dtype=torch.long)
             return EncodedPage(empty, torch.zeros(0, 4, dtype=torch.long), empty)

@@ -47,6 +47,36 @@ def test_total_cap(bpe_folder):
         OCRPageTokenizer(bpe_folder, max_tokens=600)
 
 
+def test_truncation_lines_gives_every_line_its_first_tokens(bpe_folder):
+    """Over the cap, "end" leaves the last lines without text; "lines" keeps each line's first
+    tokens (as many a line as fit, the rest one more for the first lines) and, with more lines
+    than the cap, one token of evenly spaced lines from the first to the last."""
+    words = [f"line {i} of the text" for i in range(20)]
+    boxes = [[0, 10 * i, 50, 8] for i in range(20)]
+    full = OCRPageTokenizer(bpe_folder, max_tokens=510)(page(words, boxes))
+    assert full.tokens_cut == 0 and len(full.input_ids) - 2 >= 20 * 5
+
+    def lines_and_counts(encoded):
+        tops = [box[1] for box in encoded.bbox.tolist()[1:-1]]
+        return sorted(set(tops)), [tops.count(top) for top in sorted(set(tops))]
+
+    end = OCRPageTokenizer(bpe_folder, max_tokens=50)(page(words, boxes))
+    lines = OCRPageTokenizer(bpe_folder, max_tokens=50, truncation="lines")(page(words, boxes))
+    assert len(end.input_ids) == len(lines.input_ids) == 52
+    assert end.tokens_cut == lines.tokens_cut == len(full.input_ids) - 52
+    assert len(lines_and_counts(end)[0]) < 20 // 2
+    tops, counts = lines_and_counts(lines)
+    assert len(tops) == 20 and counts == [3] * 10 + [2] * 10
+    assert lines.input_ids.tolist()[1:4] == full.input_ids.tolist()[1:4]  # each line's first
+    sparse = OCRPageTokenizer(bpe_folder, max_tokens=5, truncation="lines")(page(words, boxes))
+    tops, counts = lines_and_counts(sparse)
+    assert counts == [1] * 5 and tops[0] == 0 and tops[-1] == full.bbox.tolist()[-2][1]
+    fits = OCRPageTokenizer(bpe_folder, truncation="lines")(page(words, boxes))
+    assert fits.input_ids.tolist() == full.input_ids.tolist()
+    with pytest.raises(ValueError, match="truncation must be one of"):
+        OCRPageTokenizer(bpe_folder, truncation="middle")
+
+
 def test_xlmr_leading_space_drop(xlmr_folder):
     keep = OCRPageTokenizer(xlmr_folder)
     drop = OCRPageTokenizer(xlmr_folder, drop_leading_space=True)

@@ -13,7 +13,7 @@ from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
 
 from layoutlmv3 import EncodedPage, OCRPageTokenizer
-from layoutlmv3.tokenization import FirstTokensMismatch
+from layoutlmv3.tokenization import TRUNCATIONS, FirstTokensMismatch
 
 from ..modeling.backbone import build_layoutlmv3_config
 from ..pages.image_io import page_size, read_page_image
@@ -37,6 +37,10 @@ def build_page_tokenizer(cfg) -> OCRPageTokenizer | None:
             "(MODEL.LAYOUTLMV3.IMAGE_ONLY False): set it to the folder of the pretrained "
             "checkpoint's tokenizer, e.g. a local copy of microsoft/layoutlmv3-base"
         )
+    if text.TRUNCATION not in TRUNCATIONS:
+        raise ValueError(
+            f"MODEL.LAYOUTLMV3.TEXT.TRUNCATION '{text.TRUNCATION}' is not one of {TRUNCATIONS}"
+        )
     tokenizer = OCRPageTokenizer(
         text.TOKENIZER,
         tokens_per_segment=text.TOKENS_PER_SEGMENT,
@@ -44,6 +48,7 @@ def build_page_tokenizer(cfg) -> OCRPageTokenizer | None:
         drop_unknown=text.DROP_UNKNOWN,
         max_tokens=text.MAX_TOKENS,
         reading_order=text.READING_ORDER,
+        truncation=text.TRUNCATION,
     )
     node = cfg.MODEL.LAYOUTLMV3
     model = f"MODEL.LAYOUTLMV3.CONFIG {node.CONFIG}" if node.CONFIG else f"SIZE {node.SIZE}"

@@ -56,7 +56,8 @@ NOTE_ADVICE = {
     "scans)",
     "all OCR text dropped": "Check the OCR JSON's boxes (tools/check_dataset.py names them)",
     "cut at the token cap": "Raise MODEL.LAYOUTLMV3.TEXT.MAX_TOKENS or lower "
-    "TOKENS_PER_SEGMENT to keep every line's text",
+    "TOKENS_PER_SEGMENT to keep every line's text; a model trained with TRUNCATION lines gives "
+    "every line its first tokens instead of none to the last lines",
 }
 
 
