@@ -34,8 +34,8 @@ def number(value) -> str:
 def device(result: dict) -> str:
     """The result's device, with the CPU it ran on where the file records it."""
     machine = result.get("machine")
-    if not machine:
-        return str(result.get("device"))
+    if not machine:  # results of an earlier round, before every file recorded its machine
+        return f"{result.get('device')}; CPU not recorded"
     flags = " ".join(machine["cpu_flags"])
     return (
         f"{result.get('device')}; {machine['cpu']} ({machine['cpu_capability']}: {flags}), "
