@@ -276,9 +276,9 @@ class DocumentPage:
         if style.numbered or not english:
             label = str(number) if first_level else f"{number}.{self.rng.randint(1, 4)}"
             text = f"{label}{'.' if english else ''} {text}"
-        return self.titled_block(flow, text, font, style.heading_colour)
+        return self.heading_block(flow, text, font, style.heading_colour)
 
-    def titled_block(self, flow, text, font, colour=(0, 0, 0)) -> bool:
+    def heading_block(self, flow, text, font, colour=(0, 0, 0)) -> bool:
         """``text`` as a heading block where two lines of text fit after it (else at the next
         column's top)."""
         lines = self.wrap(text, font, flow.width)
@@ -459,7 +459,7 @@ class DocumentPage:
         heading = self.font(self.style.heading[1], self.style.size - 0.5)
         font = self.font(self.style.body[0], self.style.size - 1)
         for name in self.text.declarations(self.rng.randint(2, 5)):
-            if not self.titled_block(flow, name, heading):
+            if not self.heading_block(flow, name, heading):
                 return False
             lines = self.wrap(self.text.paragraph(self.rng.randint(1, 2)), font, flow.width)
             if not self.lines_block(flow, "paragraph", lines, font, justify=False):
