@@ -13,7 +13,7 @@ from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
 
 from layoutlmv3 import EncodedPage, OCRPageTokenizer
-from layoutlmv3.tokenization import TRUNCATIONS, FirstTokensMismatch
+from layoutlmv3.tokenization import FirstTokensMismatch
 
 from ..modeling.backbone import build_layoutlmv3_config
 from ..pages.image_io import page_size, read_page_image
@@ -36,10 +36,6 @@ def build_page_tokenizer(cfg) -> OCRPageTokenizer | None:
             "MODEL.LAYOUTLMV3.TEXT.TOKENIZER is empty but the model reads text "
             "(MODEL.LAYOUTLMV3.IMAGE_ONLY False): set it to the folder of the pretrained "
             "checkpoint's tokenizer, e.g. a local copy of microsoft/layoutlmv3-base"
-        )
-    if text.TRUNCATION not in TRUNCATIONS:
-        raise ValueError(
-            f"MODEL.LAYOUTLMV3.TEXT.TRUNCATION '{text.TRUNCATION}' is not one of {TRUNCATIONS}"
         )
     tokenizer = OCRPageTokenizer(
         text.TOKENIZER,
