@@ -19,6 +19,7 @@ from transformers import LayoutLMv3Config
 from ditod import LayoutCheckpointer
 from ditod.config import load_config
 from ditod.modeling.backbone import LAYOUTLMV3_SIZES
+from ditod.modeling.roi_align import MatmulROIAlign
 from layoutlmv3 import IncompatibleWeights, LayoutLMv3DetectionModel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,6 +72,11 @@ def test_unilm_detector_checkpoint_loads_every_tensor(publaynet_detector, tmp_pa
         assert torch.equal(loaded[ours(name)], value), name
     assert "11 keys renamed from unilm's layout" in caplog.text
     assert "Missing" not in caplog.text and "Shape mismatch" not in caplog.text
+    # the box and mask poolers' RoIAlign (parameter-free) is ours, with unilm's settings
+    heads = publaynet_detector.roi_heads
+    for pooler in (heads.box_pooler, heads.mask_pooler):
+        assert [type(level) for level in pooler.level_poolers] == [MatmulROIAlign] * 4
+        assert all(level.aligned and level.sampling_ratio == 0 for level in pooler.level_poolers)
 
 
 def test_pyramid_left_out_is_refused_in_complete_mode(publaynet_detector, tmp_path):

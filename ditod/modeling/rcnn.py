@@ -3,11 +3,13 @@
 import torch
 from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN
+from detectron2.modeling.poolers import ROIPooler
 from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import get_event_storage
 
 from .backbone import PageBatch
 from .layout_postprocess import LayoutPostprocess
+from .roi_align import use_matmul_roi_align
 from .roi_heads import TEXT_MAP
 
 __all__ = ["VLGeneralizedRCNN"]
@@ -28,6 +30,9 @@ class VLGeneralizedRCNN(GeneralizedRCNN):
 
     ``autocast_dtype`` (None: off) runs :meth:`inference` under autocast; set by
     :func:`ditod.modeling.precision.apply_inference_precision`.
+
+    The ROI heads' RoIAlign is :class:`~ditod.modeling.roi_align.MatmulROIAlign`: the same
+    forward, a faster CPU backward in bf16 training.
     """
 
     @configurable
@@ -40,6 +45,9 @@ class VLGeneralizedRCNN(GeneralizedRCNN):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        for module in self.roi_heads.modules():
+            if isinstance(module, ROIPooler):
+                use_matmul_roi_align(module)
         self.pad_token_id = pad_token_id
         self.use_text = use_text
         self.layout_postprocess = layout_postprocess
