@@ -8,10 +8,10 @@ map's rows, run in bf16 by the CPU's GEMM on all cores. torchvision's CPU backwa
 over boxes × channels × bins × samples on one thread; in bf16 training on the demo's 320-pixel
 pages that loop was a quarter of a step. :class:`MatmulROIAlign` takes the product for bf16
 feature maps (bf16 autocast training) where it costs at most :data:`MATMUL_COST_RATIO`
-multiply-adds per sample of the loop; there it is 1.9-4× faster than the loop and the step 1.2×
-(``benchmarks/roi_align.py``). In float32 the loop stays: the product was slower there. The
-forward is always torchvision's; on CUDA, without autograd, and under tracing or export it is
-detectron2's ``ROIAlign`` as is.
+multiply-adds per sample of the loop; there it was 2.2-4.9× faster than the loop and a demo
+step 1.4× (``benchmarks/roi_align.py``). In float32 the loop stays: the product was slower
+there. The forward is always torchvision's; on CUDA, without autograd, and under tracing or
+export it is detectron2's ``ROIAlign`` as is.
 """
 
 import torch
@@ -30,8 +30,8 @@ __all__ = [
 
 # The product's multiply-adds per sample of torchvision's loop (one sample of one channel) up to
 # which the product runs. The product grows with the map's rows, the loop with the boxes' sizes.
-# On 2 Zen 4 cores (AVX512-BF16), a demo step's boxes on maps of 104×80 to 312×240 cells (367 to
-# 723 per sample): the product 1.9-4.1× faster at 64 channels, 2.1-3.3× at 256.
+# On 2 Zen 4 cores (AVX512-BF16), a demo step's boxes on maps of 104×80 to 312×240 cells (~370
+# to ~720 per sample): the product 2.4-4.9× faster at 64 channels, 2.2-2.5× at 256.
 MATMUL_COST_RATIO = 1024
 # The most elements the product's intermediate (R*P, C*W) may hold (128 MiB in bf16).
 MATMUL_MAX_ELEMENTS = 2**26
@@ -99,7 +99,7 @@ class _MatmulBackwardROIAlign(torch.autograd.Function):
         rois = rois.to(ctx.kernel_dtype)
         weights = None
         if ctx.features_dtype == torch.bfloat16:
-            weights = _axis_weights(rois, ctx.features_shape, output_size, spatial_scale,
+            weights = _matmul_weights(rois, ctx.features_shape, output_size, spatial_scale,
                                     sampling_ratio, aligned)  # fmt: skip
         if weights is None:
             grad = _torchvision_backward(grad_output.to(ctx.kernel_dtype), rois, ctx)
@@ -108,7 +108,7 @@ class _MatmulBackwardROIAlign(torch.autograd.Function):
         return grad.to(ctx.features_dtype), None, None, None, None, None
 
 
-def _axis_weights(rois, shape, output_size, spatial_scale, sampling_ratio, aligned):
+def _matmul_weights(rois, shape, output_size, spatial_scale, sampling_ratio, aligned):
     """(Ay (R, P, H), Ax (R, Q, W)) where the product is the cheaper backward, else None."""
     _, channels, height, width = shape
     (bins_y, bins_x), count = output_size, rois.shape[0]
