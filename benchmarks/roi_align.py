@@ -16,28 +16,11 @@ import ditod  # noqa: F401  (its shims must apply before detectron2 is imported)
 import torch
 from _harness import measure, write_result
 from detectron2.layers import ROIAlign
-from detectron2.modeling import build_model
 from detectron2.utils.events import EventStorage
-from training_step import TINY, config, pages
+from training_step import TINY, config, pages, train_step
 
 from ditod.data.mapper import LayoutDatasetMapper
 from ditod.modeling.roi_align import MATMUL_COST_RATIO, MatmulROIAlign
-
-
-def demo_step(cfg, batch):
-    """The demo model (fresh) and one bf16-autocast AdamW step of it on ``batch``."""
-    torch.manual_seed(0)
-    model = build_model(cfg).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-
-    def step():
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            losses = model(batch)
-        sum(losses.values()).backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    return model, step
 
 
 def levels(model):
@@ -86,7 +69,7 @@ def main():
         cfg = config(TINY, tokenizer, "cpu")
         batch = [LayoutDatasetMapper(cfg, is_train=True)(r) for r in records[:2]]
         with EventStorage(0):
-            model, step = demo_step(cfg, batch)
+            model, step = train_step(cfg, batch, torch.bfloat16)
             for _ in range(3):
                 step()
             shape, rois = pooled_boxes(model, step)

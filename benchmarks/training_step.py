@@ -58,20 +58,22 @@ def config(path: Path, tokenizer: Path, device: str, **overrides):
     return cfg
 
 
-def train_step(cfg, batch):
+def train_step(cfg, batch, autocast_dtype=None):
     """A new model of ``cfg`` and a function that runs one optimizer step (forward, backward,
-    AdamW) of it on ``batch``; call it inside an ``EventStorage``."""
+    AdamW) of it on ``batch``, the forward under CPU autocast to ``autocast_dtype`` if given;
+    call it inside an ``EventStorage``. Returns (model, step)."""
     torch.manual_seed(0)
     model = build_model(cfg).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
     def step():
-        losses = model(batch)
+        with torch.autocast("cpu", dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            losses = model(batch)
         sum(losses.values()).backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    return step
+    return model, step
 
 
 def iterations_per_second(
@@ -84,7 +86,7 @@ def iterations_per_second(
         mapper = LayoutDatasetMapper(cfg, is_train=True)
         batch = [mapper(r) for r in records[:2]]
         with EventStorage(0):
-            rates[size] = 1 / measure(train_step(cfg, batch), min_run_time).median
+            rates[size] = 1 / measure(train_step(cfg, batch)[1], min_run_time).median
     return rates
 
 
@@ -112,7 +114,7 @@ def memory_child(tokens: int, device: str, tokenizer: str, record_file: str) -> 
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     with EventStorage(0):
-        train_step(cfg, [mapped])()
+        train_step(cfg, [mapped])[1]()
     if device.startswith("cuda"):
         peak = torch.cuda.max_memory_allocated() / 2**20
     else:
