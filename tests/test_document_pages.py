@@ -1,6 +1,7 @@
 """Synthetic pages in the "document" style (ditod.data.document_pages): every box exact on
-born-digital and on scan-degraded pages, every OCR line the drawn text, reproducible, in
-CDLA's or PubLayNet's classes, and a PDF whose text layer reads the drawn lines."""
+born-digital and on scan-degraded pages, every OCR line the drawn text (and the text in its
+pictures), reproducible, in CDLA's or PubLayNet's classes, and a PDF whose text layer reads the
+drawn lines."""
 
 import json
 import random
@@ -150,6 +151,61 @@ def test_document_pdf_text_layer_reads_the_drawn_lines(tmp_path):
         total += len(truth["words"])
         same += sum(line in lines for line in truth["words"])
     assert same >= 0.95 * total, f"{same} of {total} lines read back"
+
+
+def inside(box, block, margin: int = 1) -> bool:
+    x, y, w, h = box
+    bx, by, bw, bh = block
+    return (
+        bx - margin <= x
+        and by - margin <= y
+        and x + w <= bx + bw + margin
+        and (y + h <= by + bh + margin)
+    )
+
+
+def test_text_in_pictures_is_in_the_ocr_truth_and_stays_in_the_pdfs_picture(tmp_path):
+    """What an OCR engine reads in a plot (tick and axis labels) and in an equation (one line of
+    plain text over it) are OCR lines of the page, on ink; the PDF variant keeps them in its
+    picture (drawn, not erased) and not in its text layer."""
+    import pypdfium2
+
+    from ditod.pages.pdf_text import PdfTextLayer
+
+    page = rendered(5, scanned=False)
+    figures = [box for name, box in page.boxes if name == "Figure"]
+    equations = [box for name, box in page.boxes if name == "Equation"]
+    assert len(figures) == 1 and len(equations) == 1
+    picture = [(page.ocr_boxes[i], page.ocr_words[i]) for i in sorted(page.picture_lines)]
+    for box, _ in picture:
+        assert any(inside(box, block) for block in figures + equations), box
+    plot = [words for box, words in picture if inside(box, figures[0])]
+    assert len(plot) >= 8, plot
+    assert sum(bool(re.fullmatch(r"[−\d.]+", words)) for words in plot) >= 5, plot  # ticks
+    reading = [words for box, words in picture if inside(box, equations[0])]
+    assert len(reading) == 1 and re.search(r"[=≥]", reading[0]), reading
+    ink = np.asarray(page.image.convert("L")) < DARK
+    for (x, y, w, h), _ in picture:
+        assert ink[y : y + h, x : x + w].any(), (x, y, w, h)
+
+    synthetic.write_pdf(page, tmp_path / "page.pdf")
+    width, height = page.image.size
+    with PdfTextLayer(tmp_path / "page.pdf") as layer:
+        read = layer.read(0, width, height).page
+    in_pictures = [
+        words
+        for box, words in zip(read["bbox"], read["words"])
+        if any(inside(box, block, margin=-2) for block in figures + equations)
+    ]
+    assert in_pictures == []
+    document = pypdfium2.PdfDocument(str(tmp_path / "page.pdf"))
+    try:
+        drawn = document[0].render(scale=1).to_pil().convert("L").resize((width, height))
+    finally:
+        document.close()
+    pdf_ink = np.asarray(drawn) < DARK
+    kept = sum(pdf_ink[y : y + h, x : x + w].any() for (x, y, w, h), _ in picture)
+    assert kept == len(picture), f"{len(picture) - kept} picture lines erased from the PDF"
 
 
 def test_chinese_document_pages_wrap_by_character_and_keep_their_boxes():

@@ -1,27 +1,55 @@
 """Pictures for synthetic documents: matplotlib plots of several kinds (lines, bars, scatter,
 histograms, heat maps, multi-panel), photo-like textures, and display equations (matplotlib
-mathtext), each rendered to a ``PIL.Image`` of the size asked for. Uses matplotlib's object API
-(no pyplot state), so pages can render in worker processes."""
+mathtext), each rendered to a ``PIL.Image`` of the size asked for, with the text an OCR engine
+reads in it: a plot's tick labels, axis labels, legend entries and panel titles at their ink
+boxes, an equation as one line of plain text. Uses matplotlib's object API (no pyplot state), so
+pages can render in worker processes."""
 
 import io
 import random
 import warnings
+from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
 
-__all__ = ["equation_image", "figure_image"]
+__all__ = ["PictureText", "equation_image", "figure_image"]
 
+# (mathtext, the line an OCR engine reads from it)
 EQUATIONS = (
-    r"$E = m c^{2} + \sum_{i=1}^{%d} x_i^{2}$",
-    r"$f(x) = \frac{1}{\sqrt{2\pi\sigma^{2}}}\,e^{-\frac{(x-\mu)^{2}}{2\sigma^{2}}}$",
-    r"$\mathcal{L} = -\sum_{c=1}^{%d} y_c \log p_c + \lambda \|w\|^{2}$",
-    r"$\hat{y}_t = \alpha\, y_{t-1} + (1-\alpha)\, \hat{y}_{t-%d}$",
-    r"$\int_{0}^{\infty} e^{-%d x}\, dx = \frac{1}{%d}$",
-    r"$R^{2} = 1 - \frac{\sum_i (y_i - \hat{y}_i)^{2}}{\sum_i (y_i - \bar{y})^{2}}$",
-    r"$\mathbf{x}^{T} A\, \mathbf{x} \geq %d \, \|\mathbf{x}\|^{2}$",
-    r"$\nabla \cdot \mathbf{E} = \frac{\rho}{\epsilon_{0}}, \quad k = %d$",
+    (r"$E = m c^{2} + \sum_{i=1}^{%d} x_i^{2}$", "E = mc² + Σ xᵢ²"),
+    (
+        r"$f(x) = \frac{1}{\sqrt{2\pi\sigma^{2}}}\,e^{-\frac{(x-\mu)^{2}}{2\sigma^{2}}}$",
+        "f(x) = 1/√(2πσ²) e^(−(x−μ)²/2σ²)",
+    ),
+    (
+        r"$\mathcal{L} = -\sum_{c=1}^{%d} y_c \log p_c + \lambda \|w\|^{2}$",
+        "L = −Σ yc log pc + λ‖w‖²",
+    ),
+    (
+        r"$\hat{y}_t = \alpha\, y_{t-1} + (1-\alpha)\, \hat{y}_{t-%d}$",
+        "ŷt = α yt−1 + (1 − α) ŷt−%d",
+    ),
+    (r"$\int_{0}^{\infty} e^{-%d x}\, dx = \frac{1}{%d}$", "∫ e^−%dx dx = 1/%d"),
+    (
+        r"$R^{2} = 1 - \frac{\sum_i (y_i - \hat{y}_i)^{2}}{\sum_i (y_i - \bar{y})^{2}}$",
+        "R² = 1 − Σ(yi − ŷi)² / Σ(yi − ȳ)²",
+    ),
+    (r"$\mathbf{x}^{T} A\, \mathbf{x} \geq %d \, \|\mathbf{x}\|^{2}$", "xᵀAx ≥ %d ‖x‖²"),
+    (r"$\nabla \cdot \mathbf{E} = \frac{\rho}{\epsilon_{0}}, \quad k = %d$", "∇·E = ρ/ε0, k = %d"),
 )
+
+
+INK = 160  # a grey value darker than this is ink
+
+
+@dataclass
+class PictureText:
+    """What an OCR engine reads in a picture: ``boxes`` ``[x, y, w, h]`` (pixels of the
+    picture) and the ``words`` of each line there."""
+
+    boxes: list = field(default_factory=list)
+    words: list = field(default_factory=list)
 
 
 def _axes_plot(axes, rng: random.Random, kind: str) -> None:
@@ -61,14 +89,42 @@ def _photo(width: int, height: int, rng: random.Random) -> Image.Image:
     return image
 
 
-def figure_image(width: int, height: int, rng: random.Random) -> Image.Image:
-    """A figure of ``width`` × ``height`` pixels: one plot, a grid of panels, or a photo."""
+def _drawn_text(figure, image: Image.Image) -> PictureText:
+    """The text artists of ``figure`` drawn into ``image`` (tick labels, axis labels, legend
+    entries, titles: the non-empty ones with ink in their box, so not the labels of ticks
+    outside the axes' view) with their ink boxes in the image's pixels (origin top left)."""
+    from matplotlib.text import Text
+
+    renderer = figure.canvas.get_renderer()
+    grey = image.convert("L")
+    text = PictureText()
+    for artist in figure.findobj(Text):
+        words = artist.get_text().strip()
+        if not artist.get_visible() or not words:
+            continue
+        extent = artist.get_window_extent(renderer)
+        x0, x1 = max(0, int(extent.x0)), min(image.width, int(np.ceil(extent.x1)))
+        y0 = max(0, int(image.height - extent.y1))
+        y1 = min(image.height, int(np.ceil(image.height - extent.y0)))
+        if x1 <= x0 or y1 <= y0:
+            continue
+        ink = grey.crop((x0, y0, x1, y1)).point(lambda v: 255 if v < INK else 0).getbbox()
+        if ink:
+            left, top, right, bottom = ink
+            text.boxes.append([x0 + left, y0 + top, right - left, bottom - top])
+            text.words.append(words)
+    return text
+
+
+def figure_image(width: int, height: int, rng: random.Random) -> tuple[Image.Image, PictureText]:
+    """A figure of ``width`` × ``height`` pixels (one plot, a grid of panels, or a photo) and the
+    text drawn in it (none in a photo)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     kind = rng.choices(["plot", "panels", "photo"], [5, 3, 2])[0]
     if kind == "photo":
-        return _photo(width, height, rng)
+        return _photo(width, height, rng), PictureText()
     dpi = 100
     figure = Figure(figsize=(width / dpi, height / dpi), dpi=dpi)
     FigureCanvasAgg(figure)
@@ -85,21 +141,30 @@ def figure_image(width: int, height: int, rng: random.Random) -> Image.Image:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi)
     image = Image.open(buffer).convert("RGB")
-    return image.resize((width, height)) if image.size != (width, height) else image
+    text = _drawn_text(figure, image)
+    if image.size != (width, height):  # rounding of the figure's size in inches
+        sx, sy = width / image.width, height / image.height
+        text.boxes = [
+            [int(x * sx), int(y * sy), max(1, round(w * sx)), max(1, round(h * sy))]
+            for x, y, w, h in text.boxes
+        ]
+        image = image.resize((width, height))
+    return image, text
 
 
-def equation_image(rng: random.Random, size: float) -> Image.Image:
+def equation_image(rng: random.Random, size: float) -> tuple[Image.Image, str]:
     """A display equation typeset by mathtext at ``size`` points (one point a pixel), cropped to
-    its ink."""
+    its ink, and the line of plain text an OCR engine reads from it."""
     from matplotlib import mathtext
     from matplotlib.font_manager import FontProperties
 
-    template = rng.choice(EQUATIONS)
-    text = template.replace("%d", str(rng.randint(2, 9)))
+    template, reading = rng.choice(EQUATIONS)
+    number = str(rng.randint(2, 9))
+    text, reading = template.replace("%d", number), reading.replace("%d", number)
     buffer = io.BytesIO()
     mathtext.math_to_image(text, buffer, prop=FontProperties(size=size), dpi=72, format="png")
     image = Image.open(buffer).convert("RGBA")
     white = Image.new("RGBA", image.size, "white")
     image = Image.alpha_composite(white, image).convert("RGB")
     ink = Image.eval(image.convert("L"), lambda v: 255 - v).getbbox()
-    return image.crop(ink) if ink else image
+    return (image.crop(ink) if ink else image), reading

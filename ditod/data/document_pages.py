@@ -15,8 +15,10 @@ display equations (mathtext), and on some pages the article's end: its declarati
 are (rotated < 1°, blurred, noisy, grey, JPEG-compressed).
 
 Every layout box is the ink of its block, every OCR line the exact text and ink box of a drawn
-line (after the rotation, the box around its rotated corners); figure-internal text (axis
-labels) is part of the picture, not of the OCR truth.
+line (after the rotation, the box around its rotated corners). Text inside pictures is in the
+OCR truth as an OCR engine reads it: a plot's tick labels, axis labels, legend entries and panel
+titles each a line at its ink, an equation one line of plain text over its box (the model sees
+at training what it sees on OCR'd pages); in the PDF variant they stay part of the picture.
 """
 
 import random
@@ -114,8 +116,9 @@ class Style:
 
 class DocumentPage:
     """One document page: ``image``, ``boxes`` (``(class, [x, y, w, h])``), ``ocr_boxes`` /
-    ``ocr_words`` (one per drawn line) and ``texts`` (``(x, baseline, text, size, font path, RGB)``
-    per drawn word, for the PDF variant)."""
+    ``ocr_words`` (one per line of text), ``picture_lines`` (the indices of those read from a
+    figure or an equation, not drawn as text) and ``texts`` (``(x, baseline, text, size, font
+    path, RGB)`` per drawn word, for the PDF variant)."""
 
     def __init__(self, rng, language, columns=(1, 2), font=None, publaynet=False, scanned=True):
         """``font``: one TrueType font for all text (needed for Chinese; default: the families
@@ -127,6 +130,7 @@ class DocumentPage:
         self.image = Image.new("RGB", self.style.page, "white")
         self.draw = ImageDraw.Draw(self.image)
         self.boxes, self.ocr_boxes, self.ocr_words, self.texts = [], [], [], []
+        self.picture_lines: set[int] = set()
         self._fonts = {}
         self.counters = {"figure": rng.randint(0, 5), "table": rng.randint(0, 4), "eq": 0}
 
@@ -165,6 +169,12 @@ class DocumentPage:
         self.ocr_boxes.append([x0, y0, x1 - x0, y1 - y0])
         self.ocr_words.append(joiner.join(words))
         return x0, y0, x1, y1
+
+    def picture_line(self, box, words: str) -> None:
+        """Record a line of text an OCR engine reads in a picture, ``box`` ``[x, y, w, h]``."""
+        self.picture_lines.add(len(self.ocr_boxes))
+        self.ocr_boxes.append([int(v) for v in box])
+        self.ocr_words.append(words)
 
     def wrap(self, text: str, font, width: float, indent=0.0, hyphenate=None) -> list[list[str]]:
         """``text`` broken into lines of words no wider than ``width`` (the first ``indent``
@@ -352,8 +362,11 @@ class DocumentPage:
             return False
         x = int((flow.left if span else flow.x) + (width - fig_width) / 2)
         flow.y += 4
-        self.image.paste(figure_image(fig_width, height, self.rng), (x, int(flow.y)))
+        picture, text = figure_image(fig_width, height, self.rng)
+        self.image.paste(picture, (x, int(flow.y)))
         self.add("figure", (x, int(flow.y), x + fig_width, int(flow.y) + height))
+        for (left, top, w, h), words in zip(text.boxes, text.words):
+            self.picture_line((x + left, int(flow.y) + top, w, h), words)
         flow.y += height + 6
         self.caption(flow, "figure", width, flow.left if span else flow.x)
         flow.y += 8
@@ -436,7 +449,7 @@ class DocumentPage:
         return True
 
     def equation(self, flow) -> bool:
-        picture = equation_image(self.rng, self.style.size + 2)
+        picture, reading = equation_image(self.rng, self.style.size + 2)
         if not flow.fits(picture.height + 16) or picture.width > flow.width - 40:
             return False
         flow.y += 6
@@ -445,6 +458,7 @@ class DocumentPage:
         self.add(
             "equation", (int(x), int(flow.y), int(x) + picture.width, int(flow.y) + picture.height)
         )
+        self.picture_line((x, flow.y, picture.width, picture.height), reading)
         self.counters["eq"] += 1
         font = self.font(self.style.body[0], self.style.size)
         label = f"({self.counters['eq']})"

@@ -90,6 +90,7 @@ class PageWriter:
         self.draw = ImageDraw.Draw(self.image)
         self.boxes, self.ocr_boxes, self.ocr_words = [], [], []
         self.texts = []  # (x, baseline y, text, font size, font path, RGB) of every line drawn
+        self.picture_lines: set[int] = set()  # OCR lines read from pictures: none here
 
     def font(self, size):
         return ImageFont.truetype(self.font_path, size)
@@ -221,8 +222,9 @@ class PageWriter:
 
 def write_pdf(page, path: Path) -> None:
     """``page`` (a :class:`PageWriter` or a :class:`~.document_pages.DocumentPage`) as a
-    one-page PDF of its size in points: the image with its text erased as the background, and
-    each text run it drew as real text in its font at its place."""
+    one-page PDF of its size in points: the image with its drawn text erased as the background
+    (the text read from its pictures stays in them), and each text run it drew as real text in
+    its font at its place."""
     import ctypes
 
     import pypdfium2
@@ -230,7 +232,9 @@ def write_pdf(page, path: Path) -> None:
 
     background = page.image.copy()
     eraser = ImageDraw.Draw(background)
-    for x, y, w, h in page.ocr_boxes:
+    for index, (x, y, w, h) in enumerate(page.ocr_boxes):
+        if index in page.picture_lines:
+            continue
         eraser.rectangle([x, y, x + w - 1, y + h - 1], fill="white")
     width, height = page.image.size
     document = pypdfium2.PdfDocument.new()
