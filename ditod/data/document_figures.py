@@ -15,28 +15,29 @@ from PIL import Image
 
 __all__ = ["PictureText", "equation_image", "figure_image"]
 
-# (mathtext, the line an OCR engine reads from it)
+# (mathtext, the line an OCR engine reads from it: operators unspaced, as the default engine
+# reads display equations, e.g. "E=mc²+")
 EQUATIONS = (
-    (r"$E = m c^{2} + \sum_{i=1}^{%d} x_i^{2}$", "E = mc² + Σ xᵢ²"),
+    (r"$E = m c^{2} + \sum_{i=1}^{%d} x_i^{2}$", "E=mc²+Σxᵢ²"),
     (
         r"$f(x) = \frac{1}{\sqrt{2\pi\sigma^{2}}}\,e^{-\frac{(x-\mu)^{2}}{2\sigma^{2}}}$",
-        "f(x) = 1/√(2πσ²) e^(−(x−μ)²/2σ²)",
+        "f(x)=1/√(2πσ²)e^(−(x−μ)²/2σ²)",
     ),
     (
         r"$\mathcal{L} = -\sum_{c=1}^{%d} y_c \log p_c + \lambda \|w\|^{2}$",
-        "L = −Σ yc log pc + λ‖w‖²",
+        "L=−Σyc log pc+λ‖w‖²",
     ),
     (
         r"$\hat{y}_t = \alpha\, y_{t-1} + (1-\alpha)\, \hat{y}_{t-%d}$",
-        "ŷt = α yt−1 + (1 − α) ŷt−%d",
+        "ŷt=αyt−1+(1−α)ŷt−%d",
     ),
-    (r"$\int_{0}^{\infty} e^{-%d x}\, dx = \frac{1}{%d}$", "∫ e^−%dx dx = 1/%d"),
+    (r"$\int_{0}^{\infty} e^{-%d x}\, dx = \frac{1}{%d}$", "∫e^−%dx dx=1/%d"),
     (
         r"$R^{2} = 1 - \frac{\sum_i (y_i - \hat{y}_i)^{2}}{\sum_i (y_i - \bar{y})^{2}}$",
-        "R² = 1 − Σ(yi − ŷi)² / Σ(yi − ȳ)²",
+        "R²=1−Σ(yi−ŷi)²/Σ(yi−ȳ)²",
     ),
-    (r"$\mathbf{x}^{T} A\, \mathbf{x} \geq %d \, \|\mathbf{x}\|^{2}$", "xᵀAx ≥ %d ‖x‖²"),
-    (r"$\nabla \cdot \mathbf{E} = \frac{\rho}{\epsilon_{0}}, \quad k = %d$", "∇·E = ρ/ε0, k = %d"),
+    (r"$\mathbf{x}^{T} A\, \mathbf{x} \geq %d \, \|\mathbf{x}\|^{2}$", "xᵀAx≥%d‖x‖²"),
+    (r"$\nabla \cdot \mathbf{E} = \frac{\rho}{\epsilon_{0}}, \quad k = %d$", "∇·E=ρ/ε0, k=%d"),
 )
 
 
