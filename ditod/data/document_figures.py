@@ -1,11 +1,15 @@
 """Pictures for synthetic documents: matplotlib plots of several kinds (lines, bars, scatter,
-histograms, heat maps, multi-panel), photo-like textures, and display equations (matplotlib
-mathtext), each rendered to a ``PIL.Image`` of the size asked for, with the text an OCR engine
-reads in it: a plot's tick labels, axis labels, legend entries and panel titles at their ink
-boxes, an equation as one line of plain text. Uses matplotlib's object API (no pyplot state), so
-pages can render in worker processes."""
+histograms, heat maps, grids of panels), photo-like pictures (textures, fluorescence and stained
+micrographs), schematic diagrams (labelled boxes and circles joined by arrows), composite
+figures as papers print them (panels of mixed kinds in uneven rows, white gaps between them, a
+letter at each panel's top left), and display equations (matplotlib mathtext), each rendered to
+a ``PIL.Image`` of the size asked for, with the text an OCR engine reads in it: a plot's tick
+labels, axis labels, legend entries and panel titles, a diagram's labels and a composite's panel
+letters at their ink boxes, an equation as one line of plain text. Uses matplotlib's object API
+(no pyplot state), so pages can render in worker processes."""
 
 import io
+import itertools
 import random
 import warnings
 from dataclasses import dataclass, field
@@ -13,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-__all__ = ["PictureText", "equation_image", "figure_image"]
+__all__ = ["FIGURE_KINDS", "PictureText", "equation_image", "figure_image"]
 
 # (mathtext, the line an OCR engine reads from it: operators unspaced, as the default engine
 # reads display equations, e.g. "E=mc²+")
@@ -42,6 +46,13 @@ EQUATIONS = (
 
 
 INK = 160  # a grey value darker than this is ink
+DIAGRAM_LABELS = (
+    "Input", "Encoder", "Decoder", "Output", "Sample", "Filter", "Model", "Cells", "Control",
+    "Treatment", "Data", "Layer", "Signal", "Detector", "Source", "Gene", "Protein", "Patients",
+    "Screening", "Excluded", "Follow-up", "Analysis", "Training", "Test", "Baseline", "Step 1",
+    "Step 2", "Step 3", "Feature map", "Classifier", "Pooling", "Receptor", "Ligand", "Nucleus",
+)  # fmt: skip
+PANEL_LETTERS = ("ABCDEF", "abcdef", ("(a)", "(b)", "(c)", "(d)", "(e)", "(f)"))
 
 
 @dataclass
@@ -78,16 +89,127 @@ def _axes_plot(axes, rng: random.Random, kind: str) -> None:
     axes.tick_params(labelsize=6)
 
 
+def _smooth_noise(generator, width: int, height: int, cell: int, channels: int) -> np.ndarray:
+    """Random values in [0, 1] on a grid of ``cell`` pixels, interpolated to ``height`` ×
+    ``width`` × ``channels``."""
+    coarse = generator.random((max(2, height // cell), max(2, width // cell), channels))
+    image = Image.fromarray((coarse * 255).astype(np.uint8).squeeze(-1 if channels == 1 else None))
+    return np.asarray(image.resize((width, height), Image.Resampling.BICUBIC), np.float32) / 255
+
+
 def _photo(width: int, height: int, rng: random.Random) -> Image.Image:
-    """A smooth random texture in colour or grey: a micrograph, a photograph of a scene."""
+    """A photo-like picture: a smooth texture in colour or grey (a photograph of a scene), a
+    fluorescence micrograph (bright blobs in one or two colours on black) or a stained section
+    (dark nuclei on pink)."""
     generator = np.random.default_rng(rng.randrange(2**32))
-    coarse = generator.random((max(2, height // 24), max(2, width // 24), 3))
-    image = Image.fromarray((coarse * 255).astype(np.uint8)).resize(
-        (width, height), Image.Resampling.BICUBIC
-    )
-    if rng.random() < 0.4:
-        image = image.convert("L").convert("RGB")
-    return image
+    kind = rng.choice(["texture", "fluorescence", "stained"])
+    if kind == "texture":
+        pixels = _smooth_noise(generator, width, height, 24, 3)
+        image = Image.fromarray((pixels * 255).astype(np.uint8))
+        return image.convert("L").convert("RGB") if rng.random() < 0.4 else image
+    spots = _smooth_noise(generator, width, height, rng.choice([5, 7, 10]), 1)
+    if kind == "fluorescence":
+        bright = np.clip((spots - 0.55) * 3.5, 0, 1) ** 1.5
+        colour = np.array(rng.choice([(0, 1, 0), (0.2, 0.4, 1), (1, 0.1, 0.1), (1, 0, 1)]))
+        pixels = bright[..., None] * colour
+    else:
+        nuclei = np.clip((spots - 0.6) * 4, 0, 1)[..., None]
+        pink, purple = np.array([0.95, 0.75, 0.85]), np.array([0.35, 0.2, 0.5])
+        pixels = pink * (1 - nuclei) + purple * nuclei
+        pixels *= 0.9 + 0.1 * _smooth_noise(generator, width, height, 40, 1)[..., None]
+    return Image.fromarray((np.clip(pixels, 0, 1) * 255).astype(np.uint8))
+
+
+def _diagram(axes, rng: random.Random, width: int, height: int) -> None:
+    """A schematic in ``axes`` of ``width`` × ``height`` pixels: 2–7 labels in boxes or circles
+    along a row, a column or a zigzag (as many as fit), each joined to the next by an arrow."""
+    axes.set_xlim(0, 10)
+    axes.set_ylim(0, 10)
+    axes.set_axis_off()
+    path = rng.choice(["row", "column", "zigzag"] if height >= 90 else ["row"])
+    room = {"row": width // 75, "column": height // 40, "zigzag": width // 50}[path]
+    count = rng.randint(2, max(2, min(7, room)))
+    edge = rng.choice(["black", "tab:blue", "tab:red", "dimgrey"])
+    face = rng.choice(["white", "#dde8f5", "#f5e6d0", "#e3f1e0"])
+    shape = rng.choice(["round", "square", "circle"])
+    size = rng.choice([6, 7, 8])
+    nodes = []
+    for k in range(count):
+        t = 1.5 + 7 * k / (count - 1)
+        if path == "row":
+            x, y = t, 5 + rng.uniform(-1.5, 1.5)
+        elif path == "column":
+            x, y = 5 + rng.uniform(-2, 2), 10 - t
+        else:
+            x, y = t, 8 if k % 2 == 0 else 2
+        label = axes.text(
+            x, y, rng.choice(DIAGRAM_LABELS), ha="center", va="center", fontsize=size,
+            bbox={"boxstyle": f"{shape},pad=0.4", "facecolor": face, "edgecolor": edge},
+        )  # fmt: skip
+        nodes.append(label)
+    for start, end in itertools.pairwise(nodes):
+        axes.annotate(
+            "", xy=end.get_position(), xytext=start.get_position(),
+            arrowprops={
+                "arrowstyle": "-|>", "color": edge,
+                "patchA": start.get_bbox_patch(), "patchB": end.get_bbox_patch(),
+            },
+        )  # fmt: skip
+
+
+def _composite(figure, rng: random.Random, width: int, height: int) -> None:
+    """Panels of mixed kinds (plots, photos, diagrams) in up to three rows of uneven widths with
+    white gaps between them, and each panel's letter ("A", "a" or "(a)", bold) at its top left:
+    the multi-panel figures of papers. ``width`` × ``height``: the figure's pixels."""
+    rows = rng.randint(1, max(1, min(3, height // 110)))
+    counts = [rng.randint(1, max(1, min(3, width // 130))) for _ in range(rows)]
+    if sum(counts) < 2:
+        counts[0] = 2
+    letters = rng.choice(PANEL_LETTERS)
+    letter_size = rng.choice([8, 9, 10, 12])
+    gap = rng.uniform(0.02, 0.05)
+    row_height = (1 - gap * (rows - 1)) / rows
+    letter_w, letter_h = 2.2 * letter_size / width, 1.6 * letter_size / height
+    index = 0
+    for row, count in enumerate(counts):
+        shares = [rng.uniform(0.7, 1.3) for _ in range(count)]
+        top, x = 1 - row * (row_height + gap), 0.0
+        for share in shares:
+            cell_width = (1 - gap * (count - 1)) * share / sum(shares)
+            figure.text(
+                x, top, letters[index % len(letters)], ha="left", va="top",
+                fontsize=letter_size, fontweight="bold",
+            )  # fmt: skip
+            kind = rng.choices(["plot", "photo", "diagram"], [4, 4, 2])[0]
+            if kind == "plot" and (cell_width * width < 110 or row_height * height < 80):
+                kind = "photo"
+            if kind == "plot":  # room for tick and axis labels left and below
+                left, bottom = 42 / width, 32 / height
+                axes = figure.add_axes(
+                    (x + left, top - row_height + bottom, cell_width - left - 4 / width,
+                     row_height - bottom - letter_h)
+                )  # fmt: skip
+                _axes_plot(axes, rng, rng.choice(["line", "bar", "scatter", "histogram"]))
+            else:
+                axes = figure.add_axes(
+                    (x + letter_w, top - row_height, cell_width - letter_w, row_height - letter_h)
+                )
+                if kind == "photo":
+                    pixels_w = max(8, int((cell_width - letter_w) * width))
+                    pixels_h = max(8, int((row_height - letter_h) * height))
+                    axes.imshow(np.asarray(_photo(pixels_w, pixels_h, rng)), aspect="auto")
+                    axes.set_xticks([])
+                    axes.set_yticks([])
+                    axes.set_axis_off()
+                else:
+                    _diagram(
+                        axes,
+                        rng,
+                        int((cell_width - letter_w) * width),
+                        int((row_height - letter_h) * height),
+                    )
+            x += cell_width + gap
+            index += 1
 
 
 def _drawn_text(figure, image: Image.Image) -> PictureText:
@@ -117,28 +239,42 @@ def _drawn_text(figure, image: Image.Image) -> PictureText:
     return text
 
 
-def figure_image(width: int, height: int, rng: random.Random) -> tuple[Image.Image, PictureText]:
-    """A figure of ``width`` × ``height`` pixels (one plot, a grid of panels, or a photo) and the
-    text drawn in it (none in a photo)."""
+FIGURE_KINDS = {"plot": 4, "panels": 2, "composite": 3, "diagram": 1, "photo": 2}  # how often
+
+
+def figure_image(
+    width: int, height: int, rng: random.Random, kind: str | None = None
+) -> tuple[Image.Image, PictureText]:
+    """A figure of ``width`` × ``height`` pixels and the text drawn in it (none in a photo):
+    ``kind`` one of :data:`FIGURE_KINDS` (one plot, a grid of plots, a composite of panels of
+    mixed kinds, a diagram, a photo), by default drawn at their rates."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    kind = rng.choices(["plot", "panels", "photo"], [5, 3, 2])[0]
+    if kind is None:
+        kind = rng.choices(list(FIGURE_KINDS), list(FIGURE_KINDS.values()))[0]
+    elif kind not in FIGURE_KINDS:
+        raise ValueError(f"figure kind {kind!r}: not one of {', '.join(FIGURE_KINDS)}")
     if kind == "photo":
         return _photo(width, height, rng), PictureText()
     dpi = 100
     figure = Figure(figsize=(width / dpi, height / dpi), dpi=dpi)
     FigureCanvasAgg(figure)
-    rows, cols = (1, 1) if kind == "plot" else rng.choice([(1, 2), (2, 2), (1, 3), (2, 1)])
-    kinds = ["line", "bar", "scatter", "histogram", "heatmap"]
-    for index in range(rows * cols):
-        axes = figure.add_subplot(rows, cols, index + 1)
-        _axes_plot(axes, rng, rng.choice(kinds))
-        if rows * cols > 1:
-            axes.set_title(f"({'abcdef'[index]})", fontsize=7)
-    with warnings.catch_warnings():  # a crowded grid of panels keeps its default spacing
-        warnings.simplefilter("ignore", UserWarning)
-        figure.tight_layout(pad=0.3)
+    if kind == "composite":
+        _composite(figure, rng, width, height)
+    elif kind == "diagram":
+        _diagram(figure.add_axes((0, 0, 1, 1)), rng, width, height)
+    else:
+        rows, cols = (1, 1) if kind == "plot" else rng.choice([(1, 2), (2, 2), (1, 3), (2, 1)])
+        kinds = ["line", "bar", "scatter", "histogram", "heatmap"]
+        for index in range(rows * cols):
+            axes = figure.add_subplot(rows, cols, index + 1)
+            _axes_plot(axes, rng, rng.choice(kinds))
+            if rows * cols > 1:
+                axes.set_title(f"({'abcdef'[index]})", fontsize=7)
+        with warnings.catch_warnings():  # a crowded grid of panels keeps its default spacing
+            warnings.simplefilter("ignore", UserWarning)
+            figure.tight_layout(pad=0.3)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi)
     image = Image.open(buffer).convert("RGB")
