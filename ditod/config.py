@@ -153,6 +153,10 @@ def add_layoutlmv3_config(cfg: CN) -> None:
     # segment's height (uniform), so that a model trained on one source of boxes (PDF text, the
     # generator's ink boxes, one OCR engine) is not thrown by another's at inference. 0: off.
     _C.MODEL.LAYOUTLMV3.TEXT.BOX_JITTER = 0.0
+    # Training only: about this share of the OCR's words get an OCR engine's errors (split,
+    # run together, characters misread or dropped: ditod.data.ocr_noise), for a model trained
+    # on exact text (a generator's, a PDF's) that meets an engine's at inference. 0: off.
+    _C.MODEL.LAYOUTLMV3.TEXT.OCR_NOISE = 0.0
     # A page without OCR JSON: "error", or "image_only" (no text for it, counted and logged).
     _C.MODEL.LAYOUTLMV3.TEXT.MISSING_OCR = "error"
 

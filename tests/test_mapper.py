@@ -165,3 +165,61 @@ def test_box_jitter_only_in_training(tmp_path, bpe_folder):
     assert torch.equal(evaluation(record)["bbox"], plain["bbox"])
     with pytest.raises(ValueError, match="BOX_JITTER must be in"):
         mapper(tokenizer, [], box_jitter=1.5)
+
+
+def test_ocr_noise_errs_on_about_the_share_of_words_asked_as_an_engine_does():
+    """At rate 0.15, about 15% of the words change, in each of the engine's ways (split by a
+    space, run into the next, a character misread or dropped), a misread word within two
+    characters of the word; the others stay exact."""
+    import difflib
+
+    from ditod.data.ocr_noise import ocr_noise
+
+    rng = np.random.RandomState(0)
+    line = "instances to be used as dict keys and stored in the set of models"
+    words = line.split()
+    kinds = {"split": 0, "run together": 0, "misread": 0}
+    changed = 0
+    for _ in range(400):
+        got = ocr_noise(line, 0.15, rng).split()
+        blocks = difflib.SequenceMatcher(None, words, got, autojunk=False).get_opcodes()
+        for op, i1, i2, j1, j2 in blocks:
+            if op == "equal":
+                continue
+            changed += i2 - i1
+            before, after = "".join(words[i1:i2]), "".join(got[j1:j2])
+            if before == after:
+                kinds["split" if j2 - j1 > i2 - i1 else "run together"] += 1
+            else:
+                kinds["misread"] += 1
+                assert len(before) - len(after) <= 2 * (i2 - i1), (words[i1:i2], got[j1:j2])
+    assert 0.1 < changed / (400 * len(words)) < 0.2, changed / (400 * len(words))
+    assert kinds["misread"] > kinds["split"] > kinds["run together"] > 0, kinds
+    assert ocr_noise(line, 0.0, rng) == line
+
+
+def test_ocr_noise_only_in_training_and_new_every_read(tmp_path, bpe_folder):
+    """TEXT.OCR_NOISE changes the tokens a training page is read with, anew each read, and never
+    the boxes' count or an evaluation page's tokens."""
+    record, _ = write_page(tmp_path, rows=12, cols=2)
+    tokenizer = OCRPageTokenizer(bpe_folder, max_tokens=500)
+    plain = mapper(tokenizer, [])(record)
+    np.random.seed(0)
+    noisy_mapper = mapper(tokenizer, [], ocr_noise=0.5)
+    reads = [noisy_mapper(record)["input_ids"] for _ in range(4)]
+    assert any(not torch.equal(read, plain["input_ids"]) for read in reads)
+    assert len({tuple(read.tolist()) for read in reads}) > 1  # new noise every read
+    evaluation = LayoutDatasetMapper(
+        is_train=False,
+        augmentations=[],
+        image_format="RGB",
+        use_instance_mask=False,
+        instance_mask_format="polygon",
+        use_keypoint=False,
+        recompute_boxes=False,
+        tokenizer=tokenizer,
+        ocr_noise=0.5,
+    )
+    assert torch.equal(evaluation(record)["input_ids"], plain["input_ids"])
+    with pytest.raises(ValueError, match="OCR_NOISE must be in"):
+        mapper(tokenizer, [], ocr_noise=1.0)

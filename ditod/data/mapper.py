@@ -18,6 +18,7 @@ from layoutlmv3.tokenization import FirstTokensMismatch
 from ..modeling.backbone import build_layoutlmv3_config
 from ..pages.image_io import page_size, read_page_image
 from ..pages.ocr_json import ocr_json_problem, read_ocr_json
+from .ocr_noise import with_ocr_noise
 
 __all__ = ["LayoutDatasetMapper", "build_page_tokenizer", "jitter_boxes"]
 
@@ -99,6 +100,9 @@ class LayoutDatasetMapper(DatasetMapper):
             unreadable no text (counted, logged).
         box_jitter: in training, move each edge of each segment's box by uniform noise of up
             to this fraction of the segment's height (0: off; see :func:`jitter_boxes`).
+        ocr_noise: in training, about this share of the words get OCR-like errors, drawn anew
+            each time a page is read (0: off; :func:`~ditod.data.ocr_noise.ocr_noise`); the
+            page's OCR JSON is cached instead of its tokens.
         cache_size: pages whose tokens are kept per process.
         read_min_side: at test time, a page whose shorter side is over this is decoded reduced
             by an integer factor, its shorter side still >= this (the detector resizes it to
@@ -115,6 +119,7 @@ class LayoutDatasetMapper(DatasetMapper):
         tokenizer: OCRPageTokenizer | None = None,
         missing_ocr: str = "error",
         box_jitter: float = 0.0,
+        ocr_noise: float = 0.0,
         cache_size: int = 20000,
         read_min_side: int | None = None,
         **kwargs,
@@ -130,6 +135,9 @@ class LayoutDatasetMapper(DatasetMapper):
                 f"MODEL.LAYOUTLMV3.TEXT.BOX_JITTER must be in [0, 1), got {box_jitter}"
             )
         self.box_jitter = box_jitter if is_train else 0.0
+        if not 0 <= ocr_noise < 1:
+            raise ValueError(f"MODEL.LAYOUTLMV3.TEXT.OCR_NOISE must be in [0, 1), got {ocr_noise}")
+        self.ocr_noise = ocr_noise if is_train else 0.0
         self.tokenizer = tokenizer
         self.missing_ocr = missing_ocr
         self.cache_size = cache_size
@@ -148,25 +156,45 @@ class LayoutDatasetMapper(DatasetMapper):
         config["tokenizer"] = build_page_tokenizer(cfg)
         config["missing_ocr"] = cfg.MODEL.LAYOUTLMV3.TEXT.MISSING_OCR
         config["box_jitter"] = cfg.MODEL.LAYOUTLMV3.TEXT.BOX_JITTER
+        config["ocr_noise"] = cfg.MODEL.LAYOUTLMV3.TEXT.OCR_NOISE
         config["read_min_side"] = 4 * cfg.INPUT.MIN_SIZE_TEST
         return config
 
     def _page_segments(self, dataset_dict):
         """Per-segment tokens of the page (cached by OCR file), or None when it has no usable
-        OCR. The page's text is its ``ocr_file``, or an ``ocr_page`` dict given in memory."""
+        OCR. The page's text is its ``ocr_file``, or an ``ocr_page`` dict given in memory. With
+        ``ocr_noise``, the page's OCR is cached (checked by tokenizing it once) and each call
+        tokenizes a fresh noisy copy."""
         path = dataset_dict.get("ocr_file")
         if path in self._segments_cache:
             self._segments_cache.move_to_end(path)
-            return self._segments_cache[path]
+            cached = self._segments_cache[path]
+        else:
+            cached = self._read_segments(dataset_dict, path)
+            if path:
+                self._segments_cache[path] = cached
+                if len(self._segments_cache) > self.cache_size:
+                    self._segments_cache.popitem(last=False)
+        if not self.ocr_noise or cached is None:
+            return cached
+        page, source = cached  # the global numpy RNG, as the box jitter
+        return self.tokenizer.tokenize_segments(
+            with_ocr_noise(page, self.ocr_noise, np.random), source=source
+        )
+
+    def _read_segments(self, dataset_dict, path):
+        """The page's tokens (with ``ocr_noise``: its OCR dict and name, once tokenized to check
+        it), or None by the ``missing_ocr`` policy."""
         try:
             if "ocr_page" in dataset_dict:
                 page, source = dataset_dict["ocr_page"], f"OCR of {dataset_dict['file_name']}"
                 if problem := ocr_json_problem(page):
                     raise ValueError(f"{source}: OCR JSON {problem}")
-                return self.tokenizer.tokenize_segments(page, source=source)
-            if not path:
+            elif not path:
                 raise FileNotFoundError(f"{dataset_dict['file_name']}: no OCR file registered")
-            segments = self.tokenizer.tokenize_segments(read_ocr_json(path), source=str(path))
+            else:
+                page, source = read_ocr_json(path), str(path)
+            segments = self.tokenizer.tokenize_segments(page, source=source)
         except FirstTokensMismatch:
             raise  # the OCR and the config do not belong together: no page is image-only here
         except (OSError, ValueError) as error:
@@ -178,12 +206,8 @@ class LayoutDatasetMapper(DatasetMapper):
             self.pages_without_ocr += 1
             log = logger.warning if self.pages_without_ocr <= 10 else logger.debug
             log("page without text (%d so far in this process): %s", self.pages_without_ocr, error)
-            segments = None
-        if path:
-            self._segments_cache[path] = segments
-            if len(self._segments_cache) > self.cache_size:
-                self._segments_cache.popitem(last=False)
-        return segments
+            return None
+        return (page, source) if self.ocr_noise else segments
 
     def page_text(self, segments, transforms, original_hw, augmented_hw) -> EncodedPage:
         """Tokens of the page's ``segments`` with boxes moved by ``transforms`` and normalised
