@@ -223,3 +223,18 @@ def test_ocr_noise_only_in_training_and_new_every_read(tmp_path, bpe_folder):
     assert torch.equal(evaluation(record)["input_ids"], plain["input_ids"])
     with pytest.raises(ValueError, match="OCR_NOISE must be in"):
         mapper(tokenizer, [], ocr_noise=1.0)
+
+
+def test_lines_cut_for_the_noise_keep_the_first_tokens_the_model_reads(bpe_folder):
+    """The noisy read cuts each line to its first tokens_per_segment + 2 words: the first
+    tokens of every line are what the whole line gives."""
+    from ditod.data.ocr_noise import with_ocr_noise
+
+    rng = np.random.RandomState(0)
+    lines = [" ".join(rng.choice([*WORDS, "1998", "(62.23", "±", "0.3)."], 12)) for _ in range(30)]
+    page = {"words": lines, "bbox": [[10, 12 * i, 400, 10] for i in range(30)], "W": 480, "H": 400}
+    tokenizer = OCRPageTokenizer(bpe_folder, max_tokens=500, tokens_per_segment=3)
+    whole = tokenizer.tokenize_segments(page)
+    cut = tokenizer.tokenize_segments(with_ocr_noise(page, 0.0, rng, words_per_line=5))
+    assert cut.ids == whole.ids and all(len(ids) == 3 for ids in whole.ids)
+    assert all(len(line.split()) == 5 for line in with_ocr_noise(page, 0.0, rng, 5)["words"])

@@ -178,9 +178,9 @@ class LayoutDatasetMapper(DatasetMapper):
         if not self.ocr_noise or cached is None:
             return cached
         page, source = cached  # the global numpy RNG, as the box jitter
-        return self.tokenizer.tokenize_segments(
-            with_ocr_noise(page, self.ocr_noise, np.random), source=source
-        )
+        first = self.tokenizer.tokens_per_segment
+        noisy = with_ocr_noise(page, self.ocr_noise, np.random, first + 2 if first else None)
+        return self.tokenizer.tokenize_segments(noisy, source=source)
 
     def _read_segments(self, dataset_dict, path):
         """The page's tokens (with ``ocr_noise``: its OCR dict and name, once tokenized to check

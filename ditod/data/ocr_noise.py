@@ -59,11 +59,16 @@ def ocr_noise(line: str, rate: float, rng) -> str:
     return " ".join(out)
 
 
-def with_ocr_noise(page: dict, rate: float, rng) -> dict:
+def with_ocr_noise(page: dict, rate: float, rng, words_per_line: int | None = None) -> dict:
     """A copy of an OCR page dict (``words``: one string a line, ``bbox``, ``W``, ``H``) with
-    :func:`ocr_noise` applied to every line; boxes and everything else as they were."""
+    :func:`ocr_noise` applied to every line; boxes and everything else as they were.
+    ``words_per_line``: each line cut to its first this many words first (for a tokenizer that
+    keeps only a line's first tokens, the rest cannot reach the model: not worth misreading and
+    tokenizing on every read)."""
     words = [
-        ocr_noise(line, rate, rng) if isinstance(line, str) else line
+        ocr_noise(" ".join(line.split(" ")[:words_per_line]), rate, rng)
+        if isinstance(line, str)
+        else line
         for line in page.get("words", [])
     ]
     return {**page, "words": words}
