@@ -45,9 +45,9 @@ def write_page(tmp_path, seed=0, size=(480, 360), rows=6, cols=2):
     return record, boxes
 
 
-def mapper(tokenizer, augmentations, **kwargs):
+def mapper(tokenizer, augmentations, is_train=True, **kwargs):
     return LayoutDatasetMapper(
-        is_train=True,
+        is_train=is_train,
         augmentations=augmentations,
         image_format="RGB",
         use_instance_mask=False,
@@ -151,17 +151,7 @@ def test_box_jitter_only_in_training(tmp_path, bpe_folder):
     shift = (jittered[0]["bbox"] - plain["bbox"]).abs()
     assert 0 < shift.max() <= 1000 * 0.3 * 18 / 360 + 1  # ≤ 0.3 line heights (18 px of 360)
     assert not torch.equal(jittered[0]["bbox"], jittered[1]["bbox"])  # new noise every time
-    evaluation = LayoutDatasetMapper(
-        is_train=False,
-        augmentations=[],
-        image_format="RGB",
-        use_instance_mask=False,
-        instance_mask_format="polygon",
-        use_keypoint=False,
-        recompute_boxes=False,
-        tokenizer=tokenizer,
-        box_jitter=0.3,
-    )
+    evaluation = mapper(tokenizer, [], is_train=False, box_jitter=0.3)
     assert torch.equal(evaluation(record)["bbox"], plain["bbox"])
     with pytest.raises(ValueError, match="BOX_JITTER must be in"):
         mapper(tokenizer, [], box_jitter=1.5)
@@ -209,17 +199,7 @@ def test_ocr_noise_only_in_training_and_new_every_read(tmp_path, bpe_folder):
     reads = [noisy_mapper(record)["input_ids"] for _ in range(4)]
     assert any(not torch.equal(read, plain["input_ids"]) for read in reads)
     assert len({tuple(read.tolist()) for read in reads}) > 1  # new noise every read
-    evaluation = LayoutDatasetMapper(
-        is_train=False,
-        augmentations=[],
-        image_format="RGB",
-        use_instance_mask=False,
-        instance_mask_format="polygon",
-        use_keypoint=False,
-        recompute_boxes=False,
-        tokenizer=tokenizer,
-        ocr_noise=0.5,
-    )
+    evaluation = mapper(tokenizer, [], is_train=False, ocr_noise=0.5)
     assert torch.equal(evaluation(record)["input_ids"], plain["input_ids"])
     with pytest.raises(ValueError, match="OCR_NOISE must be in"):
         mapper(tokenizer, [], ocr_noise=1.0)
